@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything `make test`, `make run` and `make bench` need on a fresh Debian 12
+# machine (run as root). Idempotent and quiet when everything is already present.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # building
+  build-essential pkg-config
+  # package images (s9pk pack): squashfs from rootfs / OCI layers / Debian package lists
+  squashfs-tools squashfs-tools-ng mmdebstrap debian-archive-keyring
+  # benchmarks and tests
+  b3sum time curl jq wrk
+  # python venv for the official MCP client SDK used by system tests
+  python3-venv
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "deps: cargo not found; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -1,0 +1,1 @@
+//! StartOS-compatible package manifest (work in progress).

@@ -1,0 +1,1 @@
+//! Hearth service spec (work in progress).

@@ -1,0 +1,1 @@
+//! Exver: versions, extended versions and ranges (work in progress).
