@@ -3,4 +3,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/env.sh
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings

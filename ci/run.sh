@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/deps.sh
 . ci/env.sh
-cargo build --locked -p hearth-cli
+cargo build -p hearth-cli
 "$CARGO_TARGET_DIR/debug/hearth" --help

@@ -8,11 +8,11 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo build (binaries used by system tests)"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace
 for t in ci/systest/*.sh; do
   [ -e "$t" ] || continue
   echo "== system test $t"
