@@ -15,9 +15,20 @@
 //! * [`ExtendedVersion`]: `[#flavor:]upstream:downstream`, e.g. `#bitcoin:21.0:1`.
 //!   Partially ordered: different [`Flavor`]s are incomparable.
 //! * [`VersionRange`]: `>=1.0.0:0 <2.0.0:0`, `#knots`, `!(=1.0:0)`… with
-//!   [`VersionRange::satisfies`]. The grammar and its left-to-right folding are
-//!   described on [`VersionRange`]'s `FromStr` (module `range_parse`), the matching
-//!   semantics (flavors, `^`, `~`) in the `range` module docs.
+//!   [`VersionRange::satisfies`]. The grammar (no precedence, left-to-right folding)
+//!   and the matching semantics (flavors, `^`, `~`) are documented on [`VersionRange`].
+//!
+//! # Example
+//! ```
+//! use hearth_version::{ExtendedVersion, VersionRange};
+//!
+//! let range: VersionRange = ">=1.0.0 <2".parse()?;
+//! let installed: ExtendedVersion = "1.4.2:3".parse()?;
+//! assert!(range.satisfies(&installed));
+//! assert!(!range.satisfies(&"#knots:1.4.2:3".parse()?)); // other flavor
+//! assert_eq!(range.to_string(), ">=1.0.0:0 && <2:0");
+//! # Ok::<(), hearth_version::ParseError>(())
+//! ```
 //!
 //! # Invariants
 //! * `s.parse::<T>()?.to_string().parse::<T>()? == s.parse::<T>()?` for every type, and

@@ -1,23 +1,6 @@
 //! [`VersionRange`]: a boolean expression over anchors, flavors, `*` and `!`.
 //!
-//! # Semantics of [`VersionRange::satisfies`]
-//! * `*` matches everything, `!` nothing, `!r` the complement of `r`, `a && b` and
-//!   `a || b` the intersection and union.
-//! * `#flavor` matches exactly the versions of that flavor; [`VersionRange::Flavor`]
-//!   with `None` (written `#`, a Hearth extension) matches unflavored versions.
-//! * An anchor `op v` only compares with versions of `v`'s flavor (upstream first,
-//!   then downstream). Against a different flavor every anchor is false except `!=`,
-//!   which is true.
-//! * `^v` is `>=v && <u` and `~v` is `>=v && <t` where, with `m` the index of the first
-//!   non-zero upstream segment after dropping trailing zeros (`m = 0` when every
-//!   segment is zero), `u` bumps segment `m` and `t` bumps segment `m + 1` (padding with
-//!   zeros), drops the later segments and the prerelease, and has downstream `0`:
-//!   `^1.2.3:0` → `<2:0`, `^0.3.1:0` → `<0.4:0`, `^1.0.0` → `<2`, `^0.0.0` → `<1`,
-//!   `~1.2.3:0` → `<1.3:0`, `~0.3.1` → `<0.3.2`, `~1` → `<1.1`, `~0` → `<0.1`.
-//!   Defining `m` on the segments without trailing zeros keeps ranges consistent with
-//!   version equality (`^0.0.0` and `^0` are the same range, as `0.0.0 == 0`). A bump
-//!   that would overflow `u64` leaves the range without an upper bound. Like every
-//!   `<` anchor, the upper bound admits its own prereleases (`2.0.0-rc.1:0 < 2:0`).
+//! The grammar and the `satisfies` semantics are documented on [`VersionRange`].
 //!
 //! # Design
 //! The tree keeps what was written (`^` stays `^`, nothing is simplified while
@@ -77,9 +60,50 @@ impl fmt::Display for AnchorOp {
 }
 
 /// A set of extended versions, parsed from e.g. `>=1.0.0:0 <2.0.0:0`, `#knots`,
-/// `!(=1.0:0)`. See the [module documentation](self) for the exact semantics and
-/// [`FromStr`](std::str::FromStr) for the grammar.
+/// `!(=1.0:0)`.
 ///
+/// # Grammar (`FromStr`)
+///
+/// ```text
+/// range  := atom (sep atom)*          sep := "||" | "&&" | juxtaposition
+/// atom   := "(" range ")" | "*" | "!" | "!" atom | "#" [flavor] | [op] spec
+/// op     := "=" | "!=" | ">" | ">=" | "<" | "<=" | "^" | "~"      (none means "^")
+/// spec   := ["#" flavor ":"] version [":" version]                (downstream = 0)
+/// ```
+///
+/// Whitespace is allowed between tokens (also between an operator and its version, and
+/// between `!` and its operand). There is no precedence: operands are folded strictly
+/// left to right (`a || b && c` is `(a || b) && c`). Juxtaposition means `&&` until an
+/// explicit operator has been seen; afterwards it repeats the last explicit operator
+/// (`a || b c` is `(a || b) || c`), mirroring StartOS.
+///
+/// `!` followed by something that cannot start an atom is the empty range (`! && *`).
+/// A bare `#` is `#` with no flavor, i.e. the unflavored versions (a Hearth extension:
+/// StartOS has the value but no text for it).
+///
+/// Ranges nested (or chained) deeper than [`MAX_RANGE_DEPTH`](crate::MAX_RANGE_DEPTH)
+/// are rejected, so hostile input cannot overflow the stack.
+///
+/// # Semantics of [`satisfies`](VersionRange::satisfies)
+/// * `*` matches everything, `!` nothing, `!r` the complement of `r`, `a && b` and
+///   `a || b` the intersection and union.
+/// * `#flavor` matches exactly the versions of that flavor; [`VersionRange::Flavor`]
+///   with `None` (written `#`, a Hearth extension) matches unflavored versions.
+/// * An anchor `op v` only compares with versions of `v`'s flavor (upstream first,
+///   then downstream). Against a different flavor every anchor is false except `!=`,
+///   which is true.
+/// * `^v` is `>=v && <u` and `~v` is `>=v && <t` where, with `m` the index of the first
+///   non-zero upstream segment after dropping trailing zeros (`m = 0` when every
+///   segment is zero), `u` bumps segment `m` and `t` bumps segment `m + 1` (padding with
+///   zeros), drops the later segments and the prerelease, and has downstream `0`:
+///   `^1.2.3:0` → `<2:0`, `^0.3.1:0` → `<0.4:0`, `^1.0.0` → `<2`, `^0.0.0` → `<1`,
+///   `~1.2.3:0` → `<1.3:0`, `~0.3.1` → `<0.3.2`, `~1` → `<1.1`, `~0` → `<0.1`.
+///   Defining `m` on the segments without trailing zeros keeps ranges consistent with
+///   version equality (`^0.0.0` and `^0` are the same range, as `0.0.0 == 0`). A bump
+///   that would overflow `u64` leaves the range without an upper bound. Like every
+///   `<` anchor, the upper bound admits its own prereleases (`2.0.0-rc.1:0 < 2:0`).
+///
+/// # Equality
 /// Equality is structural (`a && b` differs from `b && a`), with versions compared
 /// semantically.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -225,8 +249,8 @@ pub(crate) fn upper_bound(op: AnchorOp, upstream: &Version) -> Option<ExtendedVe
 
 impl fmt::Display for VersionRange {
     /// Canonical text: explicit operators (`&&`, `||`, never juxtaposition), explicit
-    /// downstream versions, and parentheses only where the left-to-right reading needs
-    /// them, so the output parses back to an equal range.
+    /// downstream versions, and parentheses around every operand that mixes operators,
+    /// so the output parses back to an equal range and reads the same to humans.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Any => f.write_str("*"),
@@ -244,17 +268,28 @@ impl fmt::Display for VersionRange {
     }
 }
 
-/// The parser folds left-to-right, so only a compound right operand needs parentheses.
+/// The parser folds left-to-right, so a compound right operand needs parentheses.
+/// A left operand with the *other* operator gets them too, only for human readers
+/// (`(a || b) && c` instead of the equivalent but misleading `a || b && c`).
 fn write_binary(
     f: &mut fmt::Formatter<'_>,
     left: &VersionRange,
     op: &str,
     right: &VersionRange,
 ) -> fmt::Result {
-    if right.is_atomic_for_display() {
-        write!(f, "{left} {op} {right}")
+    let same_op = matches!(
+        (left, op),
+        (VersionRange::And(..), "&&") | (VersionRange::Or(..), "||")
+    );
+    if left.is_atomic_for_display() || same_op {
+        write!(f, "{left} {op} ")?;
     } else {
-        write!(f, "{left} {op} ({right})")
+        write!(f, "({left}) {op} ")?;
+    }
+    if right.is_atomic_for_display() {
+        write!(f, "{right}")
+    } else {
+        write!(f, "({right})")
     }
 }
 

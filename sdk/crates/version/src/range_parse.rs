@@ -1,21 +1,6 @@
 //! Parser for [`VersionRange`], compatible with StartOS's range grammar.
 //!
-//! ```text
-//! range  := atom (sep atom)*          sep := "||" | "&&" | juxtaposition
-//! atom   := "(" range ")" | "*" | "!" | "!" atom | "#" [flavor] | [op] spec
-//! op     := "=" | "!=" | ">" | ">=" | "<" | "<=" | "^" | "~"      (none means "^")
-//! spec   := ["#" flavor ":"] version [":" version]                (downstream = 0)
-//! ```
-//!
-//! Whitespace is allowed between tokens (also between an operator and its version, and
-//! between `!` and its operand). There is no precedence: operands are folded strictly
-//! left to right (`a || b && c` is `(a || b) && c`). Juxtaposition means `&&` until an
-//! explicit operator has been seen; afterwards it repeats the last explicit operator
-//! (`a || b c` is `(a || b) || c`), mirroring StartOS.
-//!
-//! `!` followed by something that cannot start an atom is the empty range (`! && *`).
-//! A bare `#` is `#` with no flavor, i.e. the unflavored versions (a Hearth extension:
-//! StartOS has the value but no text for it).
+//! The grammar is documented on [`VersionRange`].
 //!
 //! Depth is bounded by [`MAX_RANGE_DEPTH`] (parentheses, `!` and the left-folded chain
 //! all count), so hostile input cannot overflow the stack in the parser, in `Drop`, in
