@@ -9,6 +9,7 @@ const MAX_ECHOED_INPUT: usize = 96;
 
 /// The kind of value a parse was attempting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ParseTarget {
     /// A plain [`Version`](crate::Version) such as `1.2.3-rc.1`.
     Version,
@@ -18,6 +19,9 @@ pub enum ParseTarget {
     VersionRange,
     /// A [`Flavor`](crate::Flavor) such as `knots`.
     Flavor,
+    /// A legacy emver version such as `1.2.3.4`
+    /// ([`ExtendedVersion::from_legacy_emver`](crate::ExtendedVersion::from_legacy_emver)).
+    LegacyEmver,
 }
 
 impl fmt::Display for ParseTarget {
@@ -27,6 +31,7 @@ impl fmt::Display for ParseTarget {
             Self::ExtendedVersion => "extended version",
             Self::VersionRange => "version range",
             Self::Flavor => "flavor",
+            Self::LegacyEmver => "legacy emver version",
         })
     }
 }
@@ -65,6 +70,9 @@ pub enum ParseErrorKind {
         /// Byte offset of the `(`.
         open: usize,
     },
+    /// A legacy emver version that is not `major.minor.patch[.revision]`.
+    #[error("legacy emver needs 3 or 4 numeric segments and no prerelease")]
+    NotEmver,
     /// A range nested (or chained) deeper than the parser accepts.
     #[error("range nests deeper than {max} levels")]
     TooDeep {

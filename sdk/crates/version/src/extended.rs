@@ -10,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::cursor::{Cursor, Downstream};
-use crate::error::{ParseError, ParseTarget};
+use crate::error::{ParseError, ParseErrorKind, ParseTarget};
 use crate::version::Version;
 
 /// A flavor name: one or more lowercase ASCII letters (`bitcoin`, `knots`).
@@ -89,6 +89,29 @@ impl ExtendedVersion {
         &self.downstream
     }
 
+    /// Converts a legacy (StartOS 0.3) emver version `major.minor.patch[.revision]` to
+    /// `major.minor.patch:revision` (revision `0` when absent): `1.2.3.4` → `1.2.3:4`.
+    ///
+    /// # Errors
+    /// [`ParseErrorKind::NotEmver`] when the text is a version with another number of
+    /// segments or a prerelease, and the usual version errors otherwise.
+    pub fn from_legacy_emver(s: &str) -> Result<Self, ParseError> {
+        let mut cursor = Cursor::new(s, ParseTarget::LegacyEmver);
+        let version = cursor.version()?;
+        cursor.expect_end()?;
+        match (version.number(), version.is_prerelease()) {
+            ([major, minor, patch], false) => Ok(Self::new(
+                Version::release([*major, *minor, *patch]),
+                Version::default(),
+            )),
+            ([major, minor, patch, revision], false) => Ok(Self::new(
+                Version::release([*major, *minor, *patch]),
+                Version::release([*revision]),
+            )),
+            _ => Err(cursor.error_at(0, ParseErrorKind::NotEmver)),
+        }
+    }
+
     /// Compares upstream then downstream, ignoring flavors (the total order used by
     /// range anchors once flavors are known to match).
     pub(crate) fn cmp_ignoring_flavor(&self, other: &Self) -> Ordering {
@@ -130,7 +153,6 @@ impl FromStr for ExtendedVersion {
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
-    use crate::ParseErrorKind;
 
     #[test]
     fn flavor_accepts_only_lowercase_letters() {
@@ -145,6 +167,19 @@ mod tests {
         let err = "1.2.3".parse::<ExtendedVersion>().unwrap_err();
         assert_eq!(err.kind(), &ParseErrorKind::MissingDownstream);
         assert_eq!(err.position(), 5);
+    }
+
+    #[test]
+    fn legacy_emver_converts_revision_to_downstream() {
+        let convert = |s| ExtendedVersion::from_legacy_emver(s).map(|v| v.to_string());
+        assert_eq!(convert("1.2.3.4").unwrap(), "1.2.3:4");
+        assert_eq!(convert("0.3.5").unwrap(), "0.3.5:0");
+        for bad in ["1.2", "1.2.3.4.5", "1.2.3-rc", "1.2.3:0"] {
+            assert!(convert(bad).is_err(), "{bad}");
+        }
+        let err = ExtendedVersion::from_legacy_emver("1.2").unwrap_err();
+        assert_eq!(err.kind(), &ParseErrorKind::NotEmver);
+        assert_eq!(err.target(), ParseTarget::LegacyEmver);
     }
 
     #[test]

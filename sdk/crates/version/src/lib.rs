@@ -43,7 +43,8 @@
 //! # Limitations
 //! * No range normalisation/satisfiability analysis (StartOS's TS has one); the smart
 //!   constructors only remove identities and double negations.
-//! * Legacy emver (`1.2.3.4` → `1.2.3:4`) conversion is not provided.
+//! * No cargo-fuzz target yet: the property tests feed arbitrary strings and grammar
+//!   soup to every parser instead.
 //!
 //! # Rejected alternatives
 //! * Arbitrary-precision segments: no real version needs more than 64 bits, and a

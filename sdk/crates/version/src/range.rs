@@ -75,7 +75,8 @@ impl fmt::Display for AnchorOp {
 /// between `!` and its operand). There is no precedence: operands are folded strictly
 /// left to right (`a || b && c` is `(a || b) && c`). Juxtaposition means `&&` until an
 /// explicit operator has been seen; afterwards it repeats the last explicit operator
-/// (`a || b c` is `(a || b) || c`), mirroring StartOS.
+/// (`a || b c` is `(a || b) || c`), mirroring StartOS. Each parenthesised group
+/// starts afresh: `(a || b) c` is `(a || b) && c`.
 ///
 /// `!` followed by something that cannot start an atom is the empty range (`! && *`).
 /// A bare `#` is `#` with no flavor, i.e. the unflavored versions (a Hearth extension:
