@@ -296,3 +296,96 @@ fn encode<T: serde::Serialize>(
         source,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store_with_revisions(n: u64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let seed = json!({"public": {"n": 0}, "private": {}});
+        let loaded = Disk::open(&path, &seed).unwrap();
+        let mut doc = seed;
+        for rev in 1..=n {
+            let mut next = doc.clone();
+            next["public"]["n"] = json!(rev);
+            let patch = json_patch::diff(&doc, &next);
+            loaded
+                .disk
+                .commit(&Commit {
+                    rev,
+                    patch: &patch,
+                    snapshot: None,
+                })
+                .unwrap();
+            doc = next;
+        }
+        (dir, path)
+    }
+
+    fn tamper(path: &Path, f: impl FnOnce(&redb::WriteTransaction)) {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        f(&txn);
+        txn.commit().unwrap();
+    }
+
+    fn open_err(path: &Path) -> String {
+        match Disk::open(path, &json!({"public": {}, "private": {}})) {
+            Err(StoreError::Corrupted { reason, .. }) => reason,
+            Err(other) => panic!("expected Corrupted, got {other}"),
+            Ok(l) => panic!("opened a corrupted store at revision {}", l.revision),
+        }
+    }
+
+    #[test]
+    fn replays_the_patch_log_after_the_snapshot() {
+        let (_dir, path) = store_with_revisions(5);
+        let loaded = Disk::open(&path, &json!({"public": {}, "private": {}})).unwrap();
+        assert_eq!((loaded.revision, loaded.snapshot_rev), (5, 0));
+        assert_eq!(loaded.doc, json!({"public": {"n": 5}, "private": {}}));
+    }
+
+    #[test]
+    fn a_gap_in_the_patch_log_is_corruption() {
+        let (_dir, path) = store_with_revisions(5);
+        tamper(&path, |txn| {
+            txn.open_table(PATCHES).unwrap().remove(3).unwrap();
+        });
+        assert!(open_err(&path).contains("revision 4 where 3 was expected"));
+    }
+
+    #[test]
+    fn a_missing_tail_is_corruption() {
+        let (_dir, path) = store_with_revisions(5);
+        tamper(&path, |txn| {
+            txn.open_table(PATCHES).unwrap().remove(5).unwrap();
+        });
+        assert!(open_err(&path).contains("ends at revision 4"));
+    }
+
+    #[test]
+    fn an_undecodable_patch_is_an_error() {
+        let (_dir, path) = store_with_revisions(2);
+        tamper(&path, |txn| {
+            txn.open_table(PATCHES)
+                .unwrap()
+                .insert(2, b"not json".as_slice())
+                .unwrap();
+        });
+        let err = Disk::open(&path, &json!({"public": {}, "private": {}})).err();
+        assert!(matches!(err, Some(StoreError::Decode { .. })), "{err:?}");
+    }
+
+    #[test]
+    fn a_missing_snapshot_is_corruption() {
+        let (_dir, path) = store_with_revisions(1);
+        tamper(&path, |txn| {
+            txn.open_table(SNAPSHOT).unwrap().remove(0).unwrap();
+        });
+        assert_eq!(open_err(&path), "no snapshot");
+    }
+}
