@@ -1,0 +1,156 @@
+//! The fixed 155-byte prefix of an S9PK v2 file and the signature scheme.
+//!
+//! Layout: magic `3B 3B`, version `02`, signer key (32), Ed25519ph signature
+//! (64), root sighash (32), root maxsize (u64 BE), root TOC position and size
+//! (u64 BE each). The signature is Ed25519ph with context `s9pk` over
+//! SHA-512(root sighash ‖ root maxsize as u64 BE): the [`Commitment`].
+
+use ed25519_dalek::{Digest, Sha512, Signature, SigningKey, VerifyingKey};
+
+use crate::encoding::Hash;
+
+/// The S9PK magic bytes (`;;`).
+pub const MAGIC: [u8; 2] = [0x3b, 0x3b];
+/// The only supported format version.
+pub const VERSION: u8 = 2;
+/// Length of the fixed header, and the offset of the root TOC in files that
+/// Hearth writes.
+pub const HEADER_LEN: u64 = 155;
+/// Largest root TOC accepted without a registry commitment (1 MiB).
+pub const MAX_UNCOMMITTED_ROOT: u64 = 1024 * 1024;
+/// Ed25519ph context string.
+pub const SIG_CONTEXT: &[u8] = b"s9pk";
+
+/// What a signature (or a registry) commits to: the root sighash and the
+/// signed upper bound of the root TOC's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commitment {
+    /// Sighash of the root directory.
+    pub root_sighash: Hash,
+    /// Signed upper bound of the root TOC length.
+    pub root_maxsize: u64,
+}
+
+impl Commitment {
+    /// The SHA-512 pre-hash that Ed25519ph signs.
+    fn prehash(&self) -> Sha512 {
+        let mut d = Sha512::new();
+        d.update(self.root_sighash.0);
+        d.update(self.root_maxsize.to_be_bytes());
+        d
+    }
+
+    /// Signs the commitment (Ed25519ph, context `s9pk`).
+    pub(crate) fn sign(
+        &self,
+        key: &SigningKey,
+    ) -> Result<Signature, ed25519_dalek::SignatureError> {
+        key.sign_prehashed(self.prehash(), Some(SIG_CONTEXT))
+    }
+
+    /// Checks a signature over the commitment (strict verification).
+    pub fn verify(
+        &self,
+        key: &VerifyingKey,
+        sig: &Signature,
+    ) -> Result<(), ed25519_dalek::SignatureError> {
+        key.verify_prehashed_strict(self.prehash(), Some(SIG_CONTEXT), sig)
+    }
+}
+
+/// The decoded fixed header (everything but the magic and version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) pubkey: [u8; 32],
+    pub(crate) signature: [u8; 64],
+    pub(crate) commitment: Commitment,
+    pub(crate) root_pos: u64,
+    pub(crate) root_size: u64,
+}
+
+impl Header {
+    pub(crate) fn encode(&self) -> [u8; 155] {
+        let mut out = [0u8; 155];
+        out[0..2].copy_from_slice(&MAGIC);
+        out[2] = VERSION;
+        out[3..35].copy_from_slice(&self.pubkey);
+        out[35..99].copy_from_slice(&self.signature);
+        out[99..131].copy_from_slice(&self.commitment.root_sighash.0);
+        out[131..139].copy_from_slice(&self.commitment.root_maxsize.to_be_bytes());
+        out[139..147].copy_from_slice(&self.root_pos.to_be_bytes());
+        out[147..155].copy_from_slice(&self.root_size.to_be_bytes());
+        out
+    }
+
+    /// Decodes bytes 3..155 (after magic and version have been checked).
+    pub(crate) fn decode(b: &[u8; 152]) -> Self {
+        let mut pubkey = [0u8; 32];
+        pubkey.copy_from_slice(&b[0..32]);
+        let mut signature = [0u8; 64];
+        signature.copy_from_slice(&b[32..96]);
+        let mut sighash = [0u8; 32];
+        sighash.copy_from_slice(&b[96..128]);
+        let u64_at = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            u64::from_be_bytes(x)
+        };
+        Header {
+            pubkey,
+            signature,
+            commitment: Commitment {
+                root_sighash: Hash(sighash),
+                root_maxsize: u64_at(128),
+            },
+            root_pos: u64_at(136),
+            root_size: u64_at(144),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_roundtrip() {
+        let h = Header {
+            pubkey: [1; 32],
+            signature: [2; 64],
+            commitment: Commitment {
+                root_sighash: Hash([3; 32]),
+                root_maxsize: 0x0102_0304_0506_0708,
+            },
+            root_pos: 155,
+            root_size: 77,
+        };
+        let bytes = h.encode();
+        assert_eq!(&bytes[0..3], &[0x3b, 0x3b, 0x02]);
+        assert_eq!(&bytes[131..139], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut rest = [0u8; 152];
+        rest.copy_from_slice(&bytes[3..]);
+        assert_eq!(Header::decode(&rest), h);
+    }
+
+    #[test]
+    fn signature_binds_sighash_and_maxsize() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let c = Commitment {
+            root_sighash: Hash([4; 32]),
+            root_maxsize: 100,
+        };
+        let sig = c.sign(&key).unwrap();
+        assert!(c.verify(&key.verifying_key(), &sig).is_ok());
+        let bigger = Commitment {
+            root_maxsize: 101,
+            ..c
+        };
+        assert!(bigger.verify(&key.verifying_key(), &sig).is_err());
+        let other = Commitment {
+            root_sighash: Hash([5; 32]),
+            ..c
+        };
+        assert!(other.verify(&key.verifying_key(), &sig).is_err());
+    }
+}
