@@ -1,10 +1,15 @@
 //! `hearth`: the command-line tool for package authors and administrators.
 //!
 //! Package authors use `hearth key` and `hearth s9pk`; administrators use the
-//! client commands that talk to `hearthd`.
+//! client commands that talk to `hearthd`. This file only parses arguments and
+//! dispatches; each command lives in its own module. Errors are printed as one
+//! line: the error and its sources joined by `: `.
 
+mod key;
 mod pack;
+mod s9pk_cmd;
 
+use std::error::Error;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Manage package signing keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Work with S9PK packages.
     #[command(subcommand)]
     S9pk(S9pkCommand),
@@ -28,17 +36,51 @@ enum Command {
 enum S9pkCommand {
     /// Pack a package project folder into a signed .s9pk.
     Pack(pack::PackArgs),
+    /// Print a package's manifest, service spec, signer and file tree as JSON.
+    Inspect(s9pk_cmd::InspectArgs),
+    /// Verify a package's signature and every hash.
+    Verify(s9pk_cmd::VerifyArgs),
+    /// Keep only one architecture's images (the signature stays valid).
+    Filter(s9pk_cmd::FilterArgs),
+    /// Pack a plain directory tree as-is (for tests and benchmarks).
+    #[command(hide = true)]
+    PackDir(s9pk_cmd::PackDirArgs),
+}
+
+fn boxed<E: Error + 'static>(e: E) -> Box<dyn Error> {
+    Box::new(e)
+}
+
+/// The error and its sources on one line, skipping a source whose text the
+/// previous message already ends with.
+fn one_line(e: &dyn Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !text.is_empty() && !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out.replace('\n', " ")
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::S9pk(S9pkCommand::Pack(args)) => pack::run(args).map_err(|e| e.to_string()),
+        Command::Key(cmd) => key::run(cmd).map_err(boxed),
+        Command::S9pk(S9pkCommand::Pack(args)) => pack::run(args).map_err(boxed),
+        Command::S9pk(S9pkCommand::Inspect(args)) => s9pk_cmd::inspect(args).map_err(boxed),
+        Command::S9pk(S9pkCommand::Verify(args)) => s9pk_cmd::verify(args).map_err(boxed),
+        Command::S9pk(S9pkCommand::Filter(args)) => s9pk_cmd::filter(args).map_err(boxed),
+        Command::S9pk(S9pkCommand::PackDir(args)) => s9pk_cmd::pack_dir(args).map_err(boxed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            eprintln!("error: {}", one_line(e.as_ref()));
             ExitCode::FAILURE
         }
     }

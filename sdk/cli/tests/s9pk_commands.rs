@@ -1,0 +1,213 @@
+//! Runs the real `hearth` binary: `hearth key …` and `hearth s9pk
+//! inspect|verify|filter|pack-dir`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hearth(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = hearth(args);
+    assert!(
+        out.status.success(),
+        "hearth {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail; returns its stderr, which must be one line.
+fn fails(args: &[&str]) -> String {
+    let out = hearth(args);
+    assert!(!out.status.success(), "hearth {args:?} succeeded");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    err
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    public: String,
+    pkg: PathBuf,
+}
+
+/// A key and a package packed from a small tree with two arches.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let public = ok(&["key", "generate", "--out", s(&key)]);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("images/x86_64")).unwrap();
+    std::fs::create_dir_all(src.join("images/aarch64")).unwrap();
+    std::fs::write(
+        src.join("manifest.json"),
+        br#"{"id":"hello","title":"Hello"}"#,
+    )
+    .unwrap();
+    std::fs::write(src.join("hearth.json"), br#"{"daemons":{}}"#).unwrap();
+    std::fs::write(src.join("images/x86_64/main.squashfs"), vec![1u8; 70_000]).unwrap();
+    std::fs::write(src.join("images/aarch64/main.squashfs"), vec![2u8; 50_000]).unwrap();
+    let pkg = dir.path().join("hello.s9pk");
+    ok(&["s9pk", "pack-dir", s(&src), "--key", s(&key), "-o", s(&pkg)]);
+    Fixture { dir, public, pkg }
+}
+
+#[test]
+fn key_generate_writes_private_pem_0600_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let public = ok(&["key", "generate", "--out", s(&key)]);
+    assert!(
+        public.starts_with("-----BEGIN PUBLIC KEY-----\n"),
+        "{public}"
+    );
+    let private = std::fs::read_to_string(&key).unwrap();
+    assert!(private.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let err = fails(&["key", "generate", "--out", s(&key)]);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), private);
+    assert_eq!(ok(&["key", "public", s(&key)]), public);
+}
+
+#[test]
+fn key_public_rejects_a_non_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.pem");
+    std::fs::write(&bogus, "hello").unwrap();
+    let err = fails(&["key", "public", s(&bogus)]);
+    assert!(err.contains("bogus.pem"), "{err}");
+}
+
+#[test]
+fn inspect_prints_manifest_spec_signer_commitment_and_tree() {
+    let f = fixture();
+    let out = ok(&["s9pk", "inspect", s(&f.pkg)]);
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["manifest"]["id"], "hello");
+    assert_eq!(doc["serviceSpec"]["daemons"], serde_json::json!({}));
+    assert_eq!(doc["signer"].as_str().unwrap(), f.public);
+    let sighash = doc["rootSighash"].as_str().unwrap();
+    assert_eq!(sighash.len(), 43, "32 bytes unpadded base64: {sighash}");
+    assert!(!sighash.contains('='));
+    assert!(doc["rootMaxsize"].as_u64().unwrap() > 0);
+    let files = doc["files"].as_array().unwrap();
+    let x86 = files
+        .iter()
+        .find(|e| e["path"] == "images/x86_64/main.squashfs")
+        .unwrap();
+    assert_eq!(x86["type"], "file");
+    assert_eq!(x86["size"], 70_000);
+    assert_eq!(
+        x86["hash"].as_str().unwrap(),
+        blake3::hash(&[1u8; 70_000]).to_hex().as_str()
+    );
+    let images = files.iter().find(|e| e["path"] == "images").unwrap();
+    assert_eq!(images["type"], "directory");
+}
+
+#[test]
+fn verify_accepts_valid_and_trusted_packages() {
+    let f = fixture();
+    let out = ok(&["s9pk", "verify", s(&f.pkg)]);
+    assert!(out.starts_with("ok: 4 files (120044 bytes)"), "{out}");
+    let public = f.dir.path().join("pub.pem");
+    std::fs::write(&public, &f.public).unwrap();
+    ok(&["s9pk", "verify", s(&f.pkg), "--trust", s(&public)]);
+}
+
+#[test]
+fn verify_rejects_an_untrusted_signer() {
+    let f = fixture();
+    let other = f.dir.path().join("other.pem");
+    let other_public = f.dir.path().join("other.pub.pem");
+    std::fs::write(&other_public, ok(&["key", "generate", "--out", s(&other)])).unwrap();
+    let err = fails(&["s9pk", "verify", s(&f.pkg), "--trust", s(&other_public)]);
+    assert!(err.contains("not a trusted key"), "{err}");
+}
+
+#[test]
+fn verify_names_the_corrupted_file_and_offset() {
+    let f = fixture();
+    let mut bytes = std::fs::read(&f.pkg).unwrap();
+    // The last body is the last file in breadth-first order; flip its last byte.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&f.pkg, &bytes).unwrap();
+    let err = fails(&["s9pk", "verify", s(&f.pkg)]);
+    assert!(err.contains("main.squashfs"), "{err}");
+    assert!(err.contains("at offset"), "{err}");
+    assert!(err.contains("hashes to"), "{err}");
+}
+
+#[test]
+fn verify_reports_truncation_and_garbage() {
+    let f = fixture();
+    let bytes = std::fs::read(&f.pkg).unwrap();
+    std::fs::write(&f.pkg, &bytes[..bytes.len() - 10]).unwrap();
+    let err = fails(&["s9pk", "verify", s(&f.pkg)]);
+    assert!(err.contains("past the end"), "{err}");
+    std::fs::write(&f.pkg, b"PK\x03\x04 not a package").unwrap();
+    let err = fails(&["s9pk", "verify", s(&f.pkg)]);
+    assert!(err.contains("not an S9PK file"), "{err}");
+    let err = fails(&["s9pk", "verify", s(&f.dir.path().join("absent.s9pk"))]);
+    assert!(err.contains("absent.s9pk"), "{err}");
+}
+
+#[test]
+fn filter_keeps_one_arch_and_the_signature() {
+    let f = fixture();
+    let out = f.dir.path().join("x86.s9pk");
+    let printed = ok(&[
+        "s9pk",
+        "filter",
+        s(&f.pkg),
+        "--arch",
+        "x86_64",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(printed.trim(), "stripped images/aarch64");
+    let verified = ok(&["s9pk", "verify", s(&out)]);
+    assert!(
+        verified.starts_with("ok: 3 files (70044 bytes)"),
+        "{verified}"
+    );
+    assert!(verified.contains("1 missing"), "{verified}");
+    let before: serde_json::Value =
+        serde_json::from_str(&ok(&["s9pk", "inspect", s(&f.pkg)])).unwrap();
+    let after: serde_json::Value =
+        serde_json::from_str(&ok(&["s9pk", "inspect", s(&out)])).unwrap();
+    assert_eq!(before["rootSighash"], after["rootSighash"]);
+    assert_eq!(before["signer"], after["signer"]);
+    let arm = after["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "images/aarch64")
+        .unwrap();
+    assert_eq!(arm["type"], "missing");
+    assert!(std::fs::metadata(&out).unwrap().len() < std::fs::metadata(&f.pkg).unwrap().len());
+    let orig = std::fs::read(&f.pkg).unwrap();
+    let filtered = std::fs::read(&out).unwrap();
+    assert_eq!(
+        orig[..139],
+        filtered[..139],
+        "signer, signature, sighash, maxsize kept"
+    );
+}
