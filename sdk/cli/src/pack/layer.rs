@@ -1,0 +1,278 @@
+//! Applies an image layer (a tar stream, uncompressed, gzip or zstd) to a root
+//! directory with OCI whiteout semantics.
+//!
+//! # Design
+//! Two passes over the layer: the first collects whiteouts (`.wh.NAME` removes
+//! `NAME`, `.wh..wh..opq` empties its directory) and applies them to what lower
+//! layers left; the second writes the layer's entries. Whiteouts therefore only
+//! ever hide lower layers, whatever their order inside the tar. Compression is
+//! recognised by magic bytes, not by media type (Docker labels are unreliable).
+//!
+//! # Invariants
+//! Entry paths and hard-link targets are relative and free of `..`; nothing is
+//! written through a symlink (see `fsops`). Ownership and modes come from the
+//! tar headers; mtimes are not kept (squashfs gets one fixed time). Device
+//! nodes and FIFOs are skipped with a warning (containers get `/dev` from LXC).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use tar::EntryType;
+
+use super::fsops::{
+    self, FsError, clear_dir, ensure_dir, existing_parents, prepare_parents, remove_any,
+    safe_relative, set_owner_mode,
+};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_MARKER: &str = ".wh..wh..opq";
+
+/// A layer could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LayerError {
+    /// The layer file could not be read or decompressed, or is not a tar.
+    #[error("reading layer {layer}: {source}")]
+    Read {
+        /// The layer file.
+        layer: PathBuf,
+        /// The I/O or format error.
+        source: io::Error,
+    },
+    /// An entry is unsafe or could not be written.
+    #[error("layer {layer}, entry {entry:?}: {source}")]
+    Entry {
+        /// The layer file.
+        layer: PathBuf,
+        /// The entry's path in the tar.
+        entry: String,
+        /// What went wrong.
+        source: FsError,
+    },
+    /// An entry's header is unusable (e.g. a uid beyond 32 bits).
+    #[error("layer {layer}, entry {entry:?}: {reason}")]
+    BadEntry {
+        /// The layer file.
+        layer: PathBuf,
+        /// The entry's path in the tar.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Opens `path`, transparently decompressing gzip or zstd.
+fn open_layer(path: &Path) -> io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 4];
+    let mut probe = File::open(path)?;
+    let n = probe.read(&mut magic)?;
+    let file = BufReader::new(File::open(path)?);
+    Ok(match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(file)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?,
+        ),
+        _ => Box::new(file),
+    })
+}
+
+/// One whiteout found in the first pass.
+enum Whiteout {
+    /// Remove this path.
+    Remove(PathBuf),
+    /// Empty this directory.
+    Opaque(PathBuf),
+}
+
+/// Applies the layer at `layer` to `root`.
+pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
+    let read_err = |source| LayerError::Read {
+        layer: layer.to_path_buf(),
+        source,
+    };
+    // Pass 1: whiteouts.
+    let mut whiteouts = Vec::new();
+    let mut archive = tar::Archive::new(open_layer(layer).map_err(read_err)?);
+    for entry in archive.entries().map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let raw = entry.path().map_err(read_err)?.into_owned();
+        let entry_err = |source| LayerError::Entry {
+            layer: layer.to_path_buf(),
+            entry: raw.display().to_string(),
+            source,
+        };
+        let rel = safe_relative(&raw).map_err(entry_err)?;
+        if let Some(whiteout) = whiteout_of(&rel) {
+            whiteouts.push((raw.clone(), whiteout));
+        }
+    }
+    for (raw, whiteout) in whiteouts {
+        let entry_err = |source| LayerError::Entry {
+            layer: layer.to_path_buf(),
+            entry: raw.display().to_string(),
+            source,
+        };
+        match whiteout {
+            Whiteout::Remove(rel) => {
+                if let Some(full) = existing_parents(root, &rel).map_err(entry_err)? {
+                    remove_any(&full).map_err(entry_err)?;
+                }
+            }
+            Whiteout::Opaque(rel) => {
+                // The marker's own parent chain is checked like a file in that dir.
+                let marker = rel.join(OPAQUE_MARKER);
+                if existing_parents(root, &marker)
+                    .map_err(entry_err)?
+                    .is_some()
+                {
+                    clear_dir(&root.join(&rel)).map_err(entry_err)?;
+                }
+            }
+        }
+    }
+    // Pass 2: contents.
+    let mut archive = tar::Archive::new(open_layer(layer).map_err(read_err)?);
+    for entry in archive.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let raw = entry.path().map_err(read_err)?.into_owned();
+        let rel = safe_relative(&raw).map_err(|source| LayerError::Entry {
+            layer: layer.to_path_buf(),
+            entry: raw.display().to_string(),
+            source,
+        })?;
+        if whiteout_of(&rel).is_some() || is_aufs_meta(&rel) {
+            continue;
+        }
+        write_entry(root, &rel, &mut entry).map_err(|e| match e {
+            EntryFailure::Fs(source) => LayerError::Entry {
+                layer: layer.to_path_buf(),
+                entry: raw.display().to_string(),
+                source,
+            },
+            EntryFailure::Header(reason) => LayerError::BadEntry {
+                layer: layer.to_path_buf(),
+                entry: raw.display().to_string(),
+                reason,
+            },
+        })?;
+    }
+    Ok(())
+}
+
+fn whiteout_of(rel: &Path) -> Option<Whiteout> {
+    let name = rel.file_name()?.to_str()?;
+    let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    if name == OPAQUE_MARKER {
+        Some(Whiteout::Opaque(parent))
+    } else if name.starts_with(".wh..wh.") {
+        None
+    } else {
+        name.strip_prefix(WHITEOUT_PREFIX)
+            .filter(|hidden| !hidden.is_empty())
+            .map(|hidden| Whiteout::Remove(parent.join(hidden)))
+    }
+}
+
+/// AUFS bookkeeping entries (`.wh..wh.plnk`, …) that are not part of the image.
+fn is_aufs_meta(rel: &Path) -> bool {
+    rel.components().any(|c| {
+        c.as_os_str()
+            .to_str()
+            .is_some_and(|s| s.starts_with(".wh..wh."))
+    })
+}
+
+enum EntryFailure {
+    Fs(FsError),
+    Header(String),
+}
+
+impl From<FsError> for EntryFailure {
+    fn from(e: FsError) -> Self {
+        Self::Fs(e)
+    }
+}
+
+fn header_err(e: io::Error) -> EntryFailure {
+    EntryFailure::Header(e.to_string())
+}
+
+fn write_entry<R: Read>(
+    root: &Path,
+    rel: &Path,
+    entry: &mut tar::Entry<'_, R>,
+) -> Result<(), EntryFailure> {
+    let header = entry.header();
+    let kind = header.entry_type();
+    let mode = header.mode().map_err(header_err)?;
+    let uid = u32::try_from(header.uid().map_err(header_err)?)
+        .map_err(|_| EntryFailure::Header("uid does not fit in 32 bits".into()))?;
+    let gid = u32::try_from(header.gid().map_err(header_err)?)
+        .map_err(|_| EntryFailure::Header("gid does not fit in 32 bits".into()))?;
+    let full = if rel.as_os_str().is_empty() {
+        root.to_path_buf()
+    } else {
+        prepare_parents(root, rel)?
+    };
+    match kind {
+        EntryType::Directory => {
+            ensure_dir(&full)?;
+            set_owner_mode(&full, uid, gid, Some(mode))?;
+        }
+        EntryType::Regular | EntryType::Continuous => {
+            remove_any(&full)?;
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&full)
+                .map_err(fsops::io_err("creating", &full))?;
+            io::copy(entry, &mut out).map_err(fsops::io_err("writing", &full))?;
+            set_owner_mode(&full, uid, gid, Some(mode))?;
+        }
+        EntryType::Symlink => {
+            let target = entry
+                .link_name()
+                .map_err(header_err)?
+                .ok_or_else(|| EntryFailure::Header("symlink without a target".into()))?
+                .into_owned();
+            remove_any(&full)?;
+            symlink(&target, &full).map_err(fsops::io_err("creating symlink", &full))?;
+            set_owner_mode(&full, uid, gid, None)?;
+        }
+        EntryType::Link => {
+            let raw_target = entry
+                .link_name()
+                .map_err(header_err)?
+                .ok_or_else(|| EntryFailure::Header("hard link without a target".into()))?
+                .into_owned();
+            let target_rel = safe_relative(&raw_target)?;
+            let target = existing_parents(root, &target_rel)?
+                .filter(|t| fs::symlink_metadata(t).is_ok_and(|m| !m.is_dir()))
+                .ok_or_else(|| {
+                    EntryFailure::Header(format!(
+                        "hard link target {} does not exist (or is a directory)",
+                        raw_target.display()
+                    ))
+                })?;
+            if target != full {
+                remove_any(&full)?;
+                fs::hard_link(&target, &full)
+                    .map_err(fsops::io_err("creating hard link", &full))?;
+            }
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            tracing::warn!(path = %rel.display(), "skipping device node or FIFO in layer");
+        }
+        other => {
+            tracing::warn!(path = %rel.display(), kind = ?other, "skipping unsupported tar entry");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "layer_tests.rs"]
+#[allow(clippy::unwrap_used)]
+mod tests;

@@ -1,0 +1,222 @@
+//! Tests for layer application: whiteouts, compression, and refused escapes.
+
+use std::os::unix::fs::MetadataExt;
+
+use super::*;
+
+/// Builds a tar in memory, writing names raw so that malicious paths can be made.
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Self {
+        Self(tar::Builder::new(Vec::new()))
+    }
+
+    fn raw(&mut self, kind: EntryType, name: &str, link: Option<&str>, data: &[u8], mode: u32) {
+        let mut header = tar::Header::new_gnu();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(link) = link {
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_uid(1000);
+        header.set_gid(1000);
+        header.set_cksum();
+        self.0.append(&header, data).unwrap();
+    }
+
+    fn file(&mut self, name: &str, data: &str) -> &mut Self {
+        self.raw(EntryType::Regular, name, None, data.as_bytes(), 0o640);
+        self
+    }
+
+    fn dir(&mut self, name: &str) -> &mut Self {
+        self.raw(EntryType::Directory, name, None, b"", 0o750);
+        self
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(EntryType::Symlink, name, Some(target), b"", 0o777);
+        self
+    }
+
+    fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(EntryType::Link, name, Some(target), b"", 0o640);
+        self
+    }
+
+    fn write(&mut self, path: &Path) -> PathBuf {
+        let builder = std::mem::replace(&mut self.0, tar::Builder::new(Vec::new()));
+        fs::write(path, builder.into_inner().unwrap()).unwrap();
+        path.to_path_buf()
+    }
+}
+
+fn read(root: &Path, rel: &str) -> String {
+    fs::read_to_string(root.join(rel)).unwrap()
+}
+
+#[test]
+fn later_layers_override_and_whiteouts_hide_lower_layers() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let lower = Layer::new()
+        .dir("etc/")
+        .file("etc/keep", "lower")
+        .file("etc/gone", "lower")
+        .dir("opt/")
+        .file("opt/old", "lower")
+        .write(&work.path().join("1.tar"));
+    // The opaque marker comes after the new file: it must still only hide lower content.
+    let upper = Layer::new()
+        .file("etc/keep", "upper")
+        .file("etc/.wh.gone", "")
+        .file("opt/new", "upper")
+        .file("opt/.wh..wh..opq", "")
+        .write(&work.path().join("2.tar"));
+    apply_layer(&root, &lower).unwrap();
+    apply_layer(&root, &upper).unwrap();
+    assert_eq!(read(&root, "etc/keep"), "upper");
+    assert!(!root.join("etc/gone").exists());
+    assert!(!root.join("etc/.wh.gone").exists());
+    assert!(!root.join("opt/old").exists());
+    assert_eq!(read(&root, "opt/new"), "upper");
+    assert!(!root.join("opt/.wh..wh..opq").exists());
+}
+
+#[test]
+fn owners_modes_symlinks_and_hardlinks_are_kept() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let layer = Layer::new()
+        .dir("srv/")
+        .file("srv/a", "data")
+        .hardlink("srv/b", "srv/a")
+        .symlink("srv/c", "/srv/a")
+        .write(&work.path().join("l.tar"));
+    apply_layer(&root, &layer).unwrap();
+    let a = fs::metadata(root.join("srv/a")).unwrap();
+    let b = fs::metadata(root.join("srv/b")).unwrap();
+    assert_eq!((a.uid(), a.gid(), a.mode() & 0o7777), (1000, 1000, 0o640));
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(
+        fs::metadata(root.join("srv")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    assert_eq!(
+        fs::read_link(root.join("srv/c")).unwrap(),
+        Path::new("/srv/a")
+    );
+}
+
+#[test]
+fn gzip_and_zstd_layers_are_decompressed() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let plain = Layer::new()
+        .file("gz", "g")
+        .write(&work.path().join("g.tar"));
+    let bytes = fs::read(&plain).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    io::Write::write_all(&mut gz, &bytes).unwrap();
+    fs::write(work.path().join("g.tar.gz"), gz.finish().unwrap()).unwrap();
+    apply_layer(&root, &work.path().join("g.tar.gz")).unwrap();
+    assert_eq!(read(&root, "gz"), "g");
+
+    let plain = Layer::new()
+        .file("zst", "z")
+        .write(&work.path().join("z.tar"));
+    let bytes = fs::read(&plain).unwrap();
+    let compressed =
+        ruzstd::encoding::compress_to_vec(&bytes[..], ruzstd::encoding::CompressionLevel::Fastest);
+    fs::write(work.path().join("z.tar.zst"), compressed).unwrap();
+    apply_layer(&root, &work.path().join("z.tar.zst")).unwrap();
+    assert_eq!(read(&root, "zst"), "z");
+}
+
+#[test]
+fn parent_traversal_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let layer = Layer::new()
+        .file("../escaped", "x")
+        .write(&work.path().join("l.tar"));
+    let err = apply_layer(&root, &layer).unwrap_err().to_string();
+    assert!(err.contains("contains `..`"), "{err}");
+    assert!(!work.path().join("escaped").exists());
+}
+
+#[test]
+fn absolute_paths_are_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let target = work.path().join("abs-target");
+    let layer = Layer::new()
+        .file(target.to_str().unwrap(), "x")
+        .write(&work.path().join("l.tar"));
+    let err = apply_layer(&root, &layer).unwrap_err().to_string();
+    assert!(err.contains("is absolute"), "{err}");
+    assert!(!target.exists());
+}
+
+#[test]
+fn writing_through_a_symlink_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let outside = work.path().join("outside");
+    fs::create_dir(&root).unwrap();
+    fs::create_dir(&outside).unwrap();
+    let layer = Layer::new()
+        .symlink("evil", outside.to_str().unwrap())
+        .file("evil/planted", "x")
+        .write(&work.path().join("l.tar"));
+    let err = apply_layer(&root, &layer).unwrap_err().to_string();
+    assert!(err.contains("symlink"), "{err}");
+    assert!(!outside.join("planted").exists());
+
+    // A relative symlink climbing out and a hard link to a path outside are refused too.
+    let layer = Layer::new()
+        .symlink("up", "../../..")
+        .file("up/planted", "x")
+        .write(&work.path().join("l2.tar"));
+    assert!(apply_layer(&root, &layer).is_err());
+    let layer = Layer::new()
+        .hardlink("passwd", "../../etc/passwd")
+        .write(&work.path().join("l3.tar"));
+    let err = apply_layer(&root, &layer).unwrap_err().to_string();
+    assert!(err.contains("contains `..`"), "{err}");
+}
+
+#[test]
+fn a_whiteout_through_a_symlink_is_refused() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    let outside = work.path().join("outside");
+    fs::create_dir(&root).unwrap();
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("victim"), "keep").unwrap();
+    symlink(&outside, root.join("evil")).unwrap();
+    let layer = Layer::new()
+        .file("evil/.wh.victim", "")
+        .write(&work.path().join("l.tar"));
+    assert!(apply_layer(&root, &layer).is_err());
+    assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "keep");
+}
+
+#[test]
+fn garbage_is_a_read_error() {
+    let work = tempfile::tempdir().unwrap();
+    let path = work.path().join("junk");
+    fs::write(&path, [0x1f, 0x8b, 0, 1, 2, 3]).unwrap();
+    assert!(matches!(
+        apply_layer(work.path(), &path),
+        Err(LayerError::Read { .. })
+    ));
+}
