@@ -105,15 +105,20 @@ pub enum TocError {
     },
 }
 
+/// Reads one primitive, reporting the offset where it starts.
+fn field<'a, T>(
+    c: &mut Cursor<'a>,
+    read: impl FnOnce(&mut Cursor<'a>) -> Result<T, DecodeError>,
+) -> Result<T, TocError> {
+    let offset = c.offset();
+    read(c).map_err(|source| TocError::Field { offset, source })
+}
+
 /// Decodes a whole TOC that starts at absolute offset `base`.
 pub(crate) fn decode(data: &[u8], base: u64) -> Result<Vec<RawEntry>, TocError> {
     let mut c = Cursor::new(data, base);
-    let field = |c: &Cursor<'_>| {
-        let offset = c.offset();
-        move |source| TocError::Field { offset, source }
-    };
     let count_at = c.offset();
-    let count = c.varint("entry count").map_err(field(&c))?;
+    let count = field(&mut c, |c| c.varint("entry count"))?;
     if count > (c.remaining() / MIN_ENTRY) as u64 {
         return Err(TocError::Count {
             offset: count_at,
@@ -125,7 +130,7 @@ pub(crate) fn decode(data: &[u8], base: u64) -> Result<Vec<RawEntry>, TocError> 
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..count {
         let name_at = c.offset();
-        let name = c.varstring("entry name").map_err(field(&c))?;
+        let name = field(&mut c, |c| c.varstring("entry name"))?;
         validate_name(name).map_err(|source| TocError::Name {
             offset: name_at,
             name: name.to_owned(),
@@ -137,17 +142,17 @@ pub(crate) fn decode(data: &[u8], base: u64) -> Result<Vec<RawEntry>, TocError> 
                 name: name.to_owned(),
             });
         }
-        let hash = c.hash("entry hash").map_err(field(&c))?;
-        let size = c.u64_be("entry size").map_err(field(&c))?;
+        let hash = field(&mut c, |c| c.hash("entry hash"))?;
+        let size = field(&mut c, |c| c.u64_be("entry size"))?;
         let type_at = c.offset();
-        let body = match c.u8("entry type").map_err(field(&c))? {
+        let body = match field(&mut c, |c| c.u8("entry type"))? {
             TYPE_MISSING => Body::Missing,
             TYPE_FILE => Body::File {
-                pos: c.u64_be("file position").map_err(field(&c))?,
+                pos: field(&mut c, |c| c.u64_be("file position"))?,
             },
             TYPE_DIR => Body::Dir {
-                pos: c.u64_be("directory position").map_err(field(&c))?,
-                toc_size: c.u64_be("directory TOC size").map_err(field(&c))?,
+                pos: field(&mut c, |c| c.u64_be("directory position"))?,
+                toc_size: field(&mut c, |c| c.u64_be("directory TOC size"))?,
             },
             byte => {
                 return Err(TocError::Type {
@@ -285,6 +290,24 @@ mod tests {
         assert_eq!(sighash_of(&e), sighash_of(&other));
         other[0].size += 1;
         assert_ne!(sighash_of(&e), sighash_of(&other));
+    }
+
+    #[test]
+    fn field_errors_point_at_the_field_start() {
+        let mut bytes = encode(&sample()[..1]);
+        bytes[0] = 1;
+        bytes.truncate(50);
+        assert_eq!(
+            decode(&bytes, 1000),
+            Err(TocError::Field {
+                offset: 1044,
+                source: DecodeError::Truncated {
+                    field: "directory position",
+                    needed: 8,
+                    available: 6
+                }
+            })
+        );
     }
 
     #[test]

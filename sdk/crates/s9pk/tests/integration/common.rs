@@ -10,7 +10,6 @@ pub(crate) fn key() -> SigningKey {
 }
 
 /// Another fixed key.
-#[allow(dead_code)]
 pub(crate) fn other_key() -> SigningKey {
     SigningKey::from_bytes(blake3::hash(b"hearth-s9pk other key").as_bytes())
 }
