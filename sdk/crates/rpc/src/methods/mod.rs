@@ -1,0 +1,269 @@
+//! The method table: every method's marker type, name, description, auth and payloads.
+//!
+//! Params and result types live in one module per noun ([`server`], [`auth`], …); the
+//! [`declare_methods!`] invocation at the bottom of this file is the table itself.
+
+pub mod auth;
+pub mod db;
+pub mod notification;
+pub mod server;
+pub mod setup;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{Auth, Method, MethodInfo};
+
+/// Params of methods that take none: `{}` (or absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// Result of `rpc.discover`: an OpenRPC 1.3 document describing every method.
+pub type OpenRpcDocument = serde_json::Value;
+
+macro_rules! declare_methods {
+    ($(
+        $(#[$meta:meta])*
+        $ty:ident {
+            name: $name:literal,
+            auth: $auth:ident,
+            mutates: $mutates:literal,
+            params: $params:ty,
+            result: $result:ty,
+            description: $desc:expr $(,)?
+        }
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(Clone, Copy, Debug, Default)]
+            pub struct $ty;
+
+            impl Method for $ty {
+                const NAME: &'static str = $name;
+                const DESCRIPTION: &'static str = $desc;
+                const AUTH: Auth = Auth::$auth;
+                const MUTATES: bool = $mutates;
+                type Params = $params;
+                type Result = $result;
+            }
+        )*
+
+        /// Every method's description, in declaration order.
+        pub(crate) fn all() -> Vec<MethodInfo> {
+            vec![$(MethodInfo::of::<$ty>()),*]
+        }
+    };
+}
+
+declare_methods! {
+    /// `rpc.discover`
+    RpcDiscover {
+        name: "rpc.discover",
+        auth: Public,
+        mutates: false,
+        params: NoParams,
+        result: OpenRpcDocument,
+        description: "Describe every method this server offers as an OpenRPC 1.3 document: \
+            name, description, who may call it, params and result JSON Schemas. \
+            Start here to learn the API.",
+    }
+    /// `server.echo`
+    ServerEcho {
+        name: "server.echo",
+        auth: Public,
+        mutates: false,
+        params: server::EchoParams,
+        result: String,
+        description: "Return `message` unchanged. Use it to check that the server is \
+            reachable and answering; it needs no login and changes nothing.",
+    }
+    /// `server.info`
+    ServerInfo {
+        name: "server.info",
+        auth: Authenticated,
+        mutates: false,
+        params: NoParams,
+        result: server::ServerInfo,
+        description: "Describe this server: Hearth version, hostname, CPU architecture, \
+            seconds since hearthd started, the data directory and how many bytes it uses.",
+    }
+    /// `server.metrics`
+    ServerMetrics {
+        name: "server.metrics",
+        auth: Authenticated,
+        mutates: false,
+        params: NoParams,
+        result: server::Metrics,
+        description: "Current resource use of the machine: CPU busy percentage since the \
+            previous sample, memory and data-disk totals and free bytes, and the 1/5/15 \
+            minute load averages (from /proc and statvfs).",
+    }
+    /// `server.logs`
+    ServerLogs {
+        name: "server.logs",
+        auth: Authenticated,
+        mutates: false,
+        params: server::LogsParams,
+        result: server::LogsResult,
+        description: "Recent log lines of hearthd itself, oldest first, from an in-memory \
+            ring buffer. Pass `after` = the previous result's `endCursor` to get only newer \
+            lines (follow by polling); `limit` caps the count (default 100, max 1000).",
+    }
+    /// `setup.status`
+    SetupStatus {
+        name: "setup.status",
+        auth: Public,
+        mutates: false,
+        params: NoParams,
+        result: setup::SetupStatus,
+        description: "Whether first-boot setup is done. While `setupComplete` is false, \
+            the server has no password and waits for `setup.complete`.",
+    }
+    /// `setup.complete`
+    SetupComplete {
+        name: "setup.complete",
+        auth: Public,
+        mutates: true,
+        params: setup::SetupCompleteParams,
+        result: (),
+        description: "Finish first-boot setup: set the master password (at least 8 \
+            characters) and the hostname (lowercase letters, digits and dashes). Works \
+            exactly once; afterwards it fails with code 53 and login is required.",
+    }
+    /// `auth.login`
+    AuthLogin {
+        name: "auth.login",
+        auth: Public,
+        mutates: true,
+        params: auth::LoginParams,
+        result: auth::LoginResult,
+        description: "Log in with the master password. On success the HTTP response sets \
+            an HttpOnly `session` cookie used by later calls. Repeated failures from one \
+            address are delayed: the error (code 37) says how many seconds to wait in \
+            `data.retryAfter`.",
+    }
+    /// `auth.logout`
+    AuthLogout {
+        name: "auth.logout",
+        auth: Authenticated,
+        mutates: true,
+        params: NoParams,
+        result: (),
+        description: "End the current browser session: the server forgets it and the \
+            `session` cookie is cleared. Does nothing for API-token or local callers.",
+    }
+    /// `auth.session.list`
+    AuthSessionList {
+        name: "auth.session.list",
+        auth: Authenticated,
+        mutates: false,
+        params: NoParams,
+        result: auth::SessionList,
+        description: "List logged-in sessions (by id, which is a hash of the secret \
+            token, never the token) with login time, last activity, expiry and user agent; \
+            `current` is the caller's own session if it is one.",
+    }
+    /// `auth.session.kill`
+    AuthSessionKill {
+        name: "auth.session.kill",
+        auth: Authenticated,
+        mutates: true,
+        params: auth::SessionKillParams,
+        result: (),
+        description: "Log out the sessions with the given ids (from `auth.session.list`). \
+            Unknown ids are ignored.",
+    }
+    /// `auth.password.change`
+    AuthPasswordChange {
+        name: "auth.password.change",
+        auth: Authenticated,
+        mutates: true,
+        params: auth::PasswordChangeParams,
+        result: (),
+        description: "Change the master password; `oldPassword` must be the current one. \
+            All other sessions are logged out; the caller's own session stays.",
+    }
+    /// `auth.token.create`
+    AuthTokenCreate {
+        name: "auth.token.create",
+        auth: Authenticated,
+        mutates: true,
+        params: auth::TokenCreateParams,
+        result: auth::TokenCreated,
+        description: "Create an API token for a script or an agent, sent as \
+            `Authorization: Bearer <token>`. The token is shown only in this response; \
+            the server keeps a hash. Revoke it with `auth.token.revoke`.",
+    }
+    /// `auth.token.list`
+    AuthTokenList {
+        name: "auth.token.list",
+        auth: Authenticated,
+        mutates: false,
+        params: NoParams,
+        result: Vec<auth::TokenInfo>,
+        description: "List API tokens (id, name, creation and last-use time); the secret \
+            tokens themselves cannot be shown again.",
+    }
+    /// `auth.token.revoke`
+    AuthTokenRevoke {
+        name: "auth.token.revoke",
+        auth: Authenticated,
+        mutates: true,
+        params: auth::TokenRevokeParams,
+        result: (),
+        description: "Revoke the API token with this id; calls using it fail from now on. \
+            Fails with code 6 if no such token exists.",
+    }
+    /// `notification.list`
+    NotificationList {
+        name: "notification.list",
+        auth: Authenticated,
+        mutates: false,
+        params: notification::ListParams,
+        result: Vec<notification::Notification>,
+        description: "List notifications, newest first. Pass `before` (an id) to page \
+            back and `limit` to cap the count (default 50).",
+    }
+    /// `notification.mark-seen`
+    NotificationMarkSeen {
+        name: "notification.mark-seen",
+        auth: Authenticated,
+        mutates: true,
+        params: notification::IdsParams,
+        result: (),
+        description: "Mark the notifications with these ids as seen (unknown ids are \
+            ignored); the unread count in `serverInfo` drops accordingly.",
+    }
+    /// `notification.remove`
+    NotificationRemove {
+        name: "notification.remove",
+        auth: Authenticated,
+        mutates: true,
+        params: notification::IdsParams,
+        result: (),
+        description: "Delete the notifications with these ids (unknown ids are ignored).",
+    }
+    /// `db.dump`
+    DbDump {
+        name: "db.dump",
+        auth: Authenticated,
+        mutates: false,
+        params: db::DumpParams,
+        result: db::DumpResult,
+        description: "Read the public state (what the UI shows) at its current revision. \
+            `pointer` is an RFC 6901 JSON Pointer into the public state, e.g. \
+            `/serverInfo/hostname`; omit it for everything.",
+    }
+    /// `db.put.ui`
+    DbPutUi {
+        name: "db.put.ui",
+        auth: Authenticated,
+        mutates: true,
+        params: db::PutUiParams,
+        result: (),
+        description: "Store a UI preference: set `value` at `pointer` (an RFC 6901 JSON \
+            Pointer relative to `/ui` of the public state, e.g. `/theme`), creating \
+            missing parent objects. Nothing outside `/ui` can be written this way.",
+    }
+}

@@ -1,0 +1,135 @@
+//! Payloads of `server.*` methods.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Params of `server.echo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EchoParams {
+    /// Text to send back.
+    pub message: String,
+}
+
+/// Result of `server.info`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerInfo {
+    /// Stable random id of this server (created with the state database).
+    pub id: String,
+    /// Hearth version.
+    pub version: String,
+    /// Hostname chosen at setup (`null` before setup).
+    pub hostname: Option<String>,
+    /// CPU architecture, e.g. `x86_64`, `aarch64`.
+    pub arch: String,
+    /// Seconds since hearthd started.
+    pub uptime_secs: u64,
+    /// Absolute path of the data directory.
+    pub data_dir: String,
+    /// Bytes used by files under the data directory.
+    pub data_dir_bytes: u64,
+}
+
+/// Result of `server.metrics`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// CPU use.
+    pub cpu: CpuMetrics,
+    /// Memory use.
+    pub memory: MemoryMetrics,
+    /// Use of the filesystem holding the data directory.
+    pub disk: DiskMetrics,
+    /// Load averages.
+    pub load: LoadAverage,
+}
+
+/// CPU use between two samples of `/proc/stat`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CpuMetrics {
+    /// Busy share of all CPUs, 0–100.
+    pub usage_percent: f64,
+    /// Number of CPUs.
+    pub cores: u32,
+    /// Milliseconds between the two samples the percentage is computed from.
+    pub sample_ms: u64,
+}
+
+/// Memory totals from `/proc/meminfo`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryMetrics {
+    /// Total RAM in bytes.
+    pub total_bytes: u64,
+    /// Bytes available for new work (MemAvailable).
+    pub available_bytes: u64,
+    /// `total - available`.
+    pub used_bytes: u64,
+}
+
+/// Filesystem totals from `statvfs` of the data directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DiskMetrics {
+    /// Total size in bytes.
+    pub total_bytes: u64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: u64,
+    /// `total - free`.
+    pub used_bytes: u64,
+}
+
+/// Load averages from `/proc/loadavg`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadAverage {
+    /// 1-minute load average.
+    pub one: f64,
+    /// 5-minute load average.
+    pub five: f64,
+    /// 15-minute load average.
+    pub fifteen: f64,
+}
+
+/// Params of `server.logs`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogsParams {
+    /// Only lines with a cursor greater than this (a previous `endCursor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Maximum number of lines (default 100, at most 1000). Without `after`, the newest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Result of `server.logs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsResult {
+    /// Lines, oldest first.
+    pub entries: Vec<LogEntry>,
+    /// Cursor of the last returned line (or the `after` given, if none); pass it as
+    /// `after` next time.
+    pub end_cursor: u64,
+    /// True if lines after `after` were already evicted from the ring buffer.
+    pub missed: bool,
+}
+
+/// One log line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// Monotonic sequence number (the cursor).
+    pub cursor: u64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG` or `TRACE`.
+    pub level: String,
+    /// Module that logged it.
+    pub target: String,
+    /// Message and structured fields, `key=value`.
+    pub message: String,
+}

@@ -1,0 +1,53 @@
+//! [`ApiConfig`]: the validated runtime settings of the API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of the API server (built by `hearthd` from its flags).
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Data directory (for `server.info` and the local cookie file).
+    pub data_dir: PathBuf,
+    /// Version reported by `server.info` and `rpc.discover`.
+    pub version: String,
+    /// Largest accepted request body in bytes.
+    pub body_limit: usize,
+    /// Time allowed to receive the request headers; slower clients are disconnected.
+    pub header_timeout: Duration,
+    /// Time allowed to receive the request body.
+    pub body_timeout: Duration,
+    /// A session unused for this long is logged out.
+    pub session_idle: Duration,
+    /// A session ends this long after login, used or not.
+    pub session_max_age: Duration,
+    /// Served over TLS (or behind a TLS proxy): cookies get `Secure`.
+    pub tls: bool,
+    /// How long [`crate::serve`] waits for open connections after cancellation.
+    pub shutdown_grace: Duration,
+    /// Maximum number of requests in one JSON-RPC batch.
+    pub max_batch: usize,
+    /// Maximum JSON nesting depth of a request body.
+    pub max_depth: usize,
+    /// Maximum number of simultaneous connections (further ones are closed at once).
+    pub max_connections: usize,
+}
+
+impl ApiConfig {
+    /// Defaults for a server with data in `data_dir`.
+    pub fn new(data_dir: PathBuf) -> ApiConfig {
+        ApiConfig {
+            data_dir,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            body_limit: 1 << 20,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            session_idle: Duration::from_secs(7 * 24 * 3600),
+            session_max_age: Duration::from_secs(30 * 24 * 3600),
+            tls: false,
+            shutdown_grace: Duration::from_secs(5),
+            max_batch: 100,
+            max_depth: 64,
+            max_connections: 8192,
+        }
+    }
+}

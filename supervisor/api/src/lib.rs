@@ -1,0 +1,62 @@
+//! hearthd's HTTP surface: the JSON-RPC dispatcher over the method table, the live
+//! state stream, authentication and the HTTP server that carries them.
+//!
+//! # Purpose
+//! Turn the method table of `hearth-rpc` into a running API. [`Dispatcher`] binds every
+//! [`hearth_rpc::Method`] to exactly one typed handler and answers
+//! [`Dispatcher::call`] for a [`Caller`]; [`Authenticator`] turns request headers
+//! (session cookie, `Authorization: Bearer`, local cookie, `Origin`) into a
+//! [`Principal`]. [`serve`] runs the hyper server: `POST /rpc/v1` (JSON-RPC 2.0, single
+//! and batch), `GET /ws/db` (dump + patches), and a slot for `/mcp` ([`Endpoint`]). The
+//! MCP server reuses `Dispatcher` and `Authenticator` in-process.
+//!
+//! # Design
+//! * No god context: each handler module registers closures that capture only the
+//!   services they use (the store, the auth service, the log buffer, …).
+//! * Params are decoded with `serde_path_to_error`, so `-32602` names the field.
+//! * Internal errors are mapped to the wire [`hearth_rpc::RpcError`] in one place
+//!   (`error.rs`); the details go to the log, not to the client.
+//! * Every connection and WebSocket task is tracked by a `TaskTracker` and listens to the
+//!   server's `CancellationToken`; [`serve`] returns after they finished or the grace
+//!   period ran out.
+//! * Durable state lives in `hearth-store`: the public half is what the UI sees and what
+//!   `/ws/db` streams; the private half holds the password hash, sessions and token
+//!   hashes (see `doc.rs` for the layout).
+//!
+//! # Invariants
+//! * A method not marked `Auth::Public` never runs for an anonymous caller.
+//! * Secrets (session tokens, API tokens, the local cookie) are stored only as SHA-256
+//!   hashes; passwords only as argon2id PHC strings.
+//! * A request carrying cookies with a foreign `Origin` is refused before dispatch.
+//!
+//! # Limitations
+//! * HTTP/1.1 only, no TLS yet (`Secure` cookies are enabled by [`ApiConfig::tls`] for
+//!   when a TLS front end exists).
+//! * Batches run sequentially, in order.
+//!
+//! # Rejected alternatives
+//! * axum/tower: a router and middleware stack for four routes; plain hyper keeps the
+//!   dependency tree small and the per-request path obvious.
+//! * Session state only in memory (StartOS `ephemeral`): sessions must survive restarts.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod auth;
+mod config;
+mod dispatch;
+mod doc;
+mod error;
+mod handlers;
+mod http;
+mod logs;
+mod metrics;
+mod server;
+mod ws;
+
+pub use auth::{Authenticator, Principal};
+pub use config::ApiConfig;
+pub use dispatch::{CallOutput, Caller, Dispatcher, SessionCookie};
+pub use error::ApiError;
+pub use http::{Body, Endpoint, RequestContext};
+pub use logs::{LogBuffer, LogLayer};
+pub use server::{App, AppParts, serve};

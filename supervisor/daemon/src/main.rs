@@ -1,0 +1,203 @@
+//! `hearthd`: the Hearth supervisor daemon — wiring only.
+//!
+//! # Purpose
+//! Parse flags, install tracing (stderr + the in-memory ring read by `server.logs`),
+//! open the state store, build the API ([`hearth_api::App`]), bind the listener, and run
+//! until SIGINT/SIGTERM, then shut down gracefully (one path: cancel the token, the
+//! server drains, the process exits 0).
+//!
+//! # Design
+//! Blocking start-up work (store open, local cookie) runs before the runtime serves, so
+//! a failure exits with a clear message before anything listens. The first stdout line
+//! is `hearthd listening on http://ADDR` (scripts and tests read the port from it when
+//! `--listen` uses port 0).
+//!
+//! # Rejected alternatives
+//! A config file: nothing needs one yet; flags (with env fallbacks) are enough and
+//! visible in `ps`.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use hearth_api::{ApiConfig, App, AppParts, LogBuffer};
+use hearth_layout::{DEV_LISTEN, RPC_PATH, STORE_FILE};
+use hearth_store::Store;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Command-line flags.
+#[derive(Debug, Parser)]
+#[command(name = "hearthd", version, about = "The Hearth supervisor daemon")]
+struct Args {
+    /// Directory holding all persistent state (created if missing).
+    #[arg(long, env = "HEARTH_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "HEARTH_LISTEN", default_value = DEV_LISTEN)]
+    listen: SocketAddr,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `hearth_api=debug`.
+    #[arg(long, env = "HEARTH_LOG", default_value = "info")]
+    log: String,
+    /// Log out sessions idle for this many seconds.
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    session_idle_secs: u64,
+    /// End sessions this many seconds after login.
+    #[arg(long, default_value_t = 30 * 24 * 3600)]
+    session_max_age_secs: u64,
+    /// Close connections that have not sent complete headers within this many ms.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    body_limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DaemonError {
+    #[error("create data directory {path}: {source}")]
+    CreateDataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("open state store {path}: {source}")]
+    OpenStore {
+        path: PathBuf,
+        #[source]
+        source: hearth_store::StoreError,
+    },
+    #[error("start API: {0}")]
+    Api(#[from] hearth_api::ApiError),
+    #[error("listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("start async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("install signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let logs = LogBuffer::new(4096);
+    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(logs.layer())
+        .init();
+    match run(args, logs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "hearthd failed");
+            eprintln!("hearthd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
+    let data_dir = args.data_dir.clone();
+    std::fs::create_dir_all(data_dir.join("db")).map_err(|source| DaemonError::CreateDataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let mut config = ApiConfig::new(data_dir.clone());
+    config.session_idle = Duration::from_secs(args.session_idle_secs);
+    config.session_max_age = Duration::from_secs(args.session_max_age_secs);
+    config.header_timeout = Duration::from_millis(args.header_timeout_ms);
+    config.body_limit = args.body_limit;
+
+    let store_path = data_dir.join(STORE_FILE);
+    let seed = App::initial_document(&config.version)?;
+    let store = Store::open(&store_path, seed).map_err(|source| DaemonError::OpenStore {
+        path: store_path.clone(),
+        source,
+    })?;
+    tracing::info!(path = %store_path.display(), revision = store.revision(), "state store open");
+    let app = App::new(AppParts {
+        store,
+        logs,
+        config,
+    })?;
+    let setup_done = app.setup_complete();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("hearthd")
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| DaemonError::Bind {
+                addr: args.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| DaemonError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+        announce(addr, setup_done, &data_dir);
+        let cancel = CancellationToken::new();
+        let signals = wait_for_signal(cancel.clone())?;
+        let served = hearth_api::serve(listener, app, cancel.clone()).await;
+        signals.abort();
+        tracing::info!("hearthd stopped");
+        served.map_err(DaemonError::from)
+    })
+}
+
+/// Prints where hearthd listens and, in setup mode, how to finish setup.
+fn announce(addr: SocketAddr, setup_done: bool, data_dir: &std::path::Path) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "hearthd listening on http://{addr}");
+    if setup_done {
+        let _ = writeln!(out, "setup is complete; log in with auth.login");
+    } else {
+        let _ = writeln!(
+            out,
+            "setup mode: no password yet. Finish setup with:\n  curl -s http://{addr}{RPC_PATH} \
+             -H 'content-type: application/json' \
+             -d '{{\"method\":\"setup.complete\",\"params\":{{\"password\":\"<at least 8 chars>\",\"hostname\":\"hearth\"}}}}'"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "data: {} (local CLI auth cookie: {}/{})",
+        data_dir.display(),
+        data_dir.display(),
+        hearth_layout::LOCAL_COOKIE_FILE
+    );
+    let _ = out.flush();
+    tracing::info!(%addr, setup_done, "listening");
+}
+
+/// Cancels `cancel` on the first SIGINT or SIGTERM.
+fn wait_for_signal(cancel: CancellationToken) -> Result<tokio::task::JoinHandle<()>, DaemonError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    Ok(tokio::spawn(async move {
+        let which = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            () = cancel.cancelled() => return,
+        };
+        tracing::info!(signal = which, "shutting down");
+        cancel.cancel();
+    }))
+}
