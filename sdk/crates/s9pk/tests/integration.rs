@@ -11,6 +11,8 @@
 mod integration {
     mod bad_input;
     pub(crate) mod common;
+    mod filter;
+    mod fuzz;
     mod golden;
     pub(crate) mod mini;
     mod roundtrip;
