@@ -5,6 +5,7 @@
 //! dispatches; each command lives in its own module. Errors are printed as one
 //! line: the error and its sources joined by `: `.
 
+mod client;
 mod key;
 mod pack;
 mod s9pk_cmd;
@@ -18,6 +19,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "hearth", version, about)]
 struct Cli {
+    #[command(flatten)]
+    client: client::ClientOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,6 +33,11 @@ enum Command {
     /// Work with S9PK packages.
     #[command(subcommand)]
     S9pk(S9pkCommand),
+    /// Call any hearthd method: `hearth rpc server.echo '{"message":"hi"}'`.
+    Rpc(client::RpcArgs),
+    /// Methods of hearthd, generated from its method catalogue.
+    #[command(flatten)]
+    Method(client::MethodCommand),
 }
 
 #[derive(Subcommand)]
@@ -76,6 +84,8 @@ fn main() -> ExitCode {
         Command::S9pk(S9pkCommand::Verify(args)) => s9pk_cmd::verify(args).map_err(boxed),
         Command::S9pk(S9pkCommand::Filter(args)) => s9pk_cmd::filter(args).map_err(boxed),
         Command::S9pk(S9pkCommand::PackDir(args)) => s9pk_cmd::pack_dir(args).map_err(boxed),
+        Command::Rpc(args) => client::run_rpc(&cli.client, args).map_err(boxed),
+        Command::Method(cmd) => client::run_method(&cli.client, cmd).map_err(boxed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# System test: the `hearth` CLI as a client of a real `hearthd`.
+#
+# Starts hearthd on a free loopback port with a temp data dir, then drives it only
+# through `hearth`: setup, login with --password-stdin, generated commands with human
+# and --json output, `hearth rpc`, wrong password, logout, a session killed on the
+# server, the local auth cookie, and an API token. Needs the binaries built by
+# `cargo build --workspace --bins` (make test does that first).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. ci/env.sh
+
+BIN="$CARGO_TARGET_DIR/debug"
+for b in hearth hearthd; do
+  [ -x "$BIN/$b" ] || { echo "cli-client: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
+done
+
+WORK="$(mktemp -d)"
+HEARTHD_PID=""
+cleanup() {
+  if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
+    kill -TERM "$HEARTHD_PID" 2>/dev/null || true
+    wait "$HEARTHD_PID" 2>/dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  if [ -f "$WORK/hearthd.err" ]; then
+    echo "--- hearthd stderr (last 20 lines)" >&2
+    tail -n 20 "$WORK/hearthd.err" >&2
+  fi
+  exit 1
+}
+
+# Isolated client state: sessions go to $WORK/config, no local cookie unless asked for.
+export XDG_CONFIG_HOME="$WORK/config"
+export HEARTH_DATA_DIR="$WORK/no-such-data-dir"
+unset HEARTH_TOKEN HEARTH_URL
+
+"$BIN/hearthd" --data-dir "$WORK/data" --listen 127.0.0.1:0 --log warn \
+  >"$WORK/hearthd.out" 2>"$WORK/hearthd.err" &
+HEARTHD_PID=$!
+URL=""
+for _ in $(seq 1 100); do
+  URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
+  [ -n "$URL" ] && break
+  kill -0 "$HEARTHD_PID" 2>/dev/null || fail "hearthd exited before listening"
+  sleep 0.1
+done
+[ -n "$URL" ] || fail "hearthd did not print its address within 10 s"
+echo "cli-client: hearthd at $URL (pid $HEARTHD_PID)"
+
+# hearth ARGS... : runs the CLI against this hearthd; output in $OUT, status in $RC.
+hearth() {
+  set +e
+  OUT="$(timeout 60 "$BIN/hearth" --url "$URL" "$@" 2>&1)"
+  RC=$?
+  set -e
+}
+expect_ok() {
+  hearth "$@"
+  [ "$RC" -eq 0 ] || fail "hearth $* exited $RC: $OUT"
+}
+expect_err() {
+  hearth "$@"
+  [ "$RC" -ne 0 ] || fail "hearth $* succeeded but should fail: $OUT"
+  [ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "hearth $*: error is not one line: $OUT"
+}
+expect_usage_err() {
+  hearth "$@"
+  [ "$RC" -eq 2 ] || fail "hearth $* exited $RC, want 2 (usage error): $OUT"
+}
+contains() {
+  case "$OUT" in
+    *"$1"*) ;;
+    *) fail "expected output to contain '$1', got: $OUT" ;;
+  esac
+}
+
+PASSWORD='correct horse battery'
+
+echo "== setup through hearth rpc"
+expect_ok setup status
+contains "setupComplete: false"
+expect_err server info
+contains "code 34"
+contains "auth login"
+expect_ok rpc setup.complete "{\"password\": \"$PASSWORD\", \"hostname\": \"clibox\"}"
+expect_ok setup status --json
+contains '"setupComplete": true'
+
+echo "== login with --password-stdin"
+hearth auth login --password-stdin <<<"$PASSWORD"
+[ "$RC" -eq 0 ] || fail "login failed: $OUT"
+contains "Logged in to $URL"
+SESSIONS="$XDG_CONFIG_HOME/hearth/sessions.json"
+[ -f "$SESSIONS" ] || fail "no sessions file at $SESSIONS"
+[ "$(stat -c %a "$SESSIONS")" = 600 ] || fail "sessions file mode is $(stat -c %a "$SESSIONS"), not 600"
+
+echo "== generated commands, human and --json"
+expect_ok server info
+contains "hostname:"
+contains "clibox"
+printf '%s\n' "$OUT" | grep -Eq '^uptimeSecs: +[0-9]+$' || fail "server info: no aligned uptimeSecs line: $OUT"
+expect_ok server info --json
+contains '"hostname": "clibox"'
+expect_ok server echo --message hi
+[ "$OUT" = "hi" ] || fail "server echo printed '$OUT', want 'hi'"
+expect_ok rpc server.echo '{"message":"x"}' --json
+[ "$OUT" = '"x"' ] || fail "rpc server.echo printed '$OUT', want '\"x\"'"
+OUT="$(printf '{"message":"piped"}' | timeout 60 "$BIN/hearth" --url "$URL" rpc server.echo -)"
+[ "$OUT" = '"piped"' ] || fail "rpc with params from stdin printed '$OUT'"
+expect_usage_err server echo
+contains "--message"
+expect_err rpc server.echo '{"mesage":"typo"}'
+contains "code -32602"
+expect_err rpc no.such.method
+contains "code -32601"
+
+echo "== API token: create, list as a table, use"
+expect_ok auth token create --name ci-script --json
+TOKEN="$(printf '%s\n' "$OUT" | sed -n 's/^ *"token": "\(.*\)".*/\1/p')"
+[ -n "$TOKEN" ] || fail "no token in: $OUT"
+expect_ok auth token list
+printf '%s\n' "$OUT" | head -n 1 | grep -Eq '^createdMs +id +lastUsedMs +name$' \
+  || fail "token list has no table header: $OUT"
+contains "ci-script"
+# A wrong token is refused even though a valid session is saved: the token is exclusive.
+HEARTH_TOKEN="hth_wrong" expect_err server info
+contains "code 34"
+contains "API token"
+
+echo "== wrong password fails clearly"
+hearth auth login --password-stdin <<<"not the password"
+[ "$RC" -ne 0 ] || fail "login with a wrong password succeeded"
+contains "incorrect password"
+contains "code 7"
+
+echo "== logout"
+expect_ok auth logout
+contains "Logged out of $URL"
+expect_err server info
+contains "code 34"
+expect_ok auth logout
+contains "Not logged in"
+# Without session or local cookie, the API token alone authenticates.
+HEARTH_TOKEN="$TOKEN" hearth server info
+[ "$RC" -eq 0 ] || fail "server info with the API token failed: $OUT"
+contains "clibox"
+
+echo "== local auth cookie: root on the box needs no password"
+COOKIE="$WORK/data/run/local.cookie"
+[ "$(stat -c %a "$COOKIE")" = 600 ] || fail "local cookie mode is $(stat -c %a "$COOKIE")"
+expect_ok --data-dir "$WORK/data" server info
+contains "clibox"
+HEARTH_DATA_DIR="$WORK/data" hearth server info --json
+[ "$RC" -eq 0 ] || fail "local cookie via HEARTH_DATA_DIR failed: $OUT"
+
+echo "== a session ended on the server is forgotten, the local cookie takes over"
+hearth auth login --password-stdin <<<"$PASSWORD"
+if [ "$RC" -ne 0 ]; then
+  # The failed attempt above may still be inside the server's login back-off.
+  sleep 3
+  hearth auth login --password-stdin <<<"$PASSWORD"
+fi
+[ "$RC" -eq 0 ] || fail "second login failed: $OUT"
+expect_ok auth session list --json
+SID="$(printf '%s\n' "$OUT" | sed -n 's/^ *"current": "\(.*\)".*/\1/p')"
+[ -n "$SID" ] || fail "no current session in: $OUT"
+expect_ok auth session kill --ids "$SID"
+expect_ok --data-dir "$WORK/data" server echo --message still-here
+expect_ok --data-dir "$WORK/data" server info
+contains "clibox"
+grep -q "$URL" "$SESSIONS" && fail "killed session still saved: $(cat "$SESSIONS")"
+expect_err server info
+contains "auth login"
+
+echo "== stop hearthd"
+kill -TERM "$HEARTHD_PID"
+wait "$HEARTHD_PID" || fail "hearthd exited with status $? on SIGTERM"
+HEARTHD_PID=""
+expect_err server echo --message gone
+contains "server.echo"
+
+echo "cli-client: all checks passed"

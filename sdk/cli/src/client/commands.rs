@@ -1,0 +1,325 @@
+//! The friendly subcommands, generated from `hearth_rpc`'s method catalogue.
+//!
+//! # Mapping
+//! A method `noun.verb` becomes `hearth noun verb`; deeper names nest
+//! (`auth.session.list` → `hearth auth session list`). Params become flags as described
+//! in [`super::params`]. The method's description is the command's help; its first
+//! sentence is the one-line summary. Two methods are replaced by client-side commands
+//! because they manage the CLI's own state: `auth.login` (prompts for the password and
+//! saves the session) and `auth.logout` (also forgets the saved session).
+//!
+//! The `rpc` noun (`rpc.discover`) is not generated: `hearth rpc METHOD` is the generic
+//! caller and `hearth rpc rpc.discover` reaches it.
+//!
+//! # Design
+//! [`MethodCommand`] implements clap's `Subcommand` and `FromArgMatches` by hand, so
+//! `main.rs` flattens it into its derived command enum with one line and `hearth --help`
+//! lists the generated groups beside the hand-written commands.
+//!
+//! # Rejected alternatives
+//! * `external_subcommand` with a second parse: `hearth --help` would not list the groups
+//!   and errors would show the wrong usage line.
+//! * A hand-written enum of methods: it would drift from the catalogue.
+
+use std::sync::OnceLock;
+
+use clap::{Arg, ArgAction, ArgMatches, Command, FromArgMatches, Subcommand};
+use hearth_rpc::MethodInfo;
+use serde_json::{Map, Value};
+
+use super::params::{self, ParamSpec};
+
+/// Top-level names never generated (they belong to hand-written commands).
+const RESERVED_NOUNS: &[&str] = &["rpc", "help"];
+/// `auth.login`, replaced by a client-side command.
+const LOGIN: &str = "auth.login";
+/// `auth.logout`, replaced by a client-side command.
+const LOGOUT: &str = "auth.logout";
+
+/// One parsed generated command.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MethodCommand {
+    /// Call `method` with `params`.
+    Call {
+        /// The method.
+        method: &'static str,
+        /// Its params object.
+        params: Map<String, Value>,
+    },
+    /// `hearth auth login`.
+    Login {
+        /// Read the password from stdin instead of prompting.
+        password_stdin: bool,
+    },
+    /// `hearth auth logout`.
+    Logout,
+}
+
+/// The catalogue, computed once (schema generation is not free).
+fn methods() -> &'static [MethodInfo] {
+    static METHODS: OnceLock<Vec<MethodInfo>> = OnceLock::new();
+    METHODS.get_or_init(|| {
+        hearth_rpc::catalogue()
+            .into_iter()
+            .filter(|m| !RESERVED_NOUNS.contains(&noun(m.name)))
+            .collect()
+    })
+}
+
+fn noun(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// First sentence of a description, for the one-line summary in listings.
+fn summary(description: &str) -> String {
+    let flat = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.find(". ") {
+        Some(end) => flat[..=end].to_owned(),
+        None => flat,
+    }
+}
+
+/// The command for the node at `path` (dot segments) and everything under it.
+fn build(path: &[&str]) -> Command {
+    let name = path.join(".");
+    let seg = path.last().copied().unwrap_or_default().to_owned();
+    let method = methods().iter().find(|m| m.name == name);
+    let children: Vec<&str> = {
+        let mut seen = Vec::new();
+        for m in methods() {
+            let parts: Vec<&str> = m.name.split('.').collect();
+            if parts.len() > path.len() && parts[..path.len()] == *path {
+                let child = parts[path.len()];
+                if !seen.contains(&child) {
+                    seen.push(child);
+                }
+            }
+        }
+        seen
+    };
+    let mut cmd = Command::new(seg);
+    cmd = match method {
+        Some(m) if m.name == LOGIN => login_command(),
+        Some(m) if m.name == LOGOUT => cmd.about("Log out and forget the saved session"),
+        Some(m) => params::add_args(
+            cmd.about(summary(m.description)).long_about(
+                m.description
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            &params::param_specs(&m.params_schema),
+        ),
+        None => {
+            let prefix = format!("{name}.");
+            let verbs: Vec<&str> = methods()
+                .iter()
+                .filter_map(|m| m.name.strip_prefix(&prefix))
+                .collect();
+            cmd.about(format!("{name}.* methods: {}", verbs.join(", ")))
+                .subcommand_required(true)
+                .arg_required_else_help(true)
+        }
+    };
+    if method.is_some() && !children.is_empty() {
+        cmd = cmd.args_conflicts_with_subcommands(true);
+    }
+    for child in children {
+        let mut child_path = path.to_vec();
+        child_path.push(child);
+        cmd = cmd.subcommand(build(&child_path));
+    }
+    cmd
+}
+
+fn login_command() -> Command {
+    Command::new("login")
+        .about("Log in with the master password and save the session for this URL")
+        .long_about(
+            "Log in with the master password and save the session for this URL in \
+             $XDG_CONFIG_HOME/hearth/sessions.json (mode 0600). Later commands use it. \
+             The password is prompted for without echo unless --password-stdin is given.",
+        )
+        .arg(
+            Arg::new("password-stdin")
+                .long("password-stdin")
+                .action(ArgAction::SetTrue)
+                .help("Read the password from stdin (one line) instead of prompting"),
+        )
+}
+
+/// The top-level nouns, in catalogue order.
+fn nouns() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for m in methods() {
+        let n = noun(m.name);
+        if !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+impl FromArgMatches for MethodCommand {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut path: Vec<&str> = Vec::new();
+        let mut current = matches;
+        while let Some((name, sub)) = current.subcommand() {
+            path.push(name);
+            current = sub;
+        }
+        let name = path.join(".");
+        let Some(method) = methods().iter().find(|m| m.name == name) else {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::InvalidSubcommand,
+                format!("no method {name:?} in the catalogue\n"),
+            ));
+        };
+        match method.name {
+            LOGIN => Ok(MethodCommand::Login {
+                password_stdin: current.get_flag("password-stdin"),
+            }),
+            LOGOUT => Ok(MethodCommand::Logout),
+            _ => {
+                let specs: Vec<ParamSpec> = params::param_specs(&method.params_schema);
+                let params = params::collect(current, &specs).map_err(|e| {
+                    clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n"))
+                })?;
+                Ok(MethodCommand::Call {
+                    method: method.name,
+                    params,
+                })
+            }
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = MethodCommand::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for MethodCommand {
+    fn augment_subcommands(mut cmd: Command) -> Command {
+        for n in nouns() {
+            cmd = cmd.subcommand(build(&[n]));
+        }
+        cmd
+    }
+
+    fn augment_subcommands_for_update(cmd: Command) -> Command {
+        MethodCommand::augment_subcommands(cmd)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        nouns().contains(&name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(args: &[&str]) -> Result<MethodCommand, String> {
+        let cmd = MethodCommand::augment_subcommands(Command::new("hearth"));
+        let matches = cmd
+            .try_get_matches_from(std::iter::once("hearth").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        MethodCommand::from_arg_matches(&matches).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn methods_map_to_nested_subcommands() {
+        assert_eq!(
+            parse(&["server", "info"]).unwrap(),
+            MethodCommand::Call {
+                method: "server.info",
+                params: Map::new()
+            }
+        );
+        assert_eq!(
+            parse(&["auth", "session", "list"]).unwrap(),
+            MethodCommand::Call {
+                method: "auth.session.list",
+                params: Map::new()
+            }
+        );
+    }
+
+    #[test]
+    fn params_come_from_flags_or_a_json_object() {
+        let MethodCommand::Call { params, .. } =
+            parse(&["server", "echo", "--message", "hi"]).unwrap()
+        else {
+            panic!("not a call")
+        };
+        assert_eq!(Value::Object(params), json!({"message": "hi"}));
+        let MethodCommand::Call { params, .. } =
+            parse(&["notification", "remove", r#"{"ids": [3]}"#]).unwrap()
+        else {
+            panic!("not a call")
+        };
+        assert_eq!(Value::Object(params), json!({"ids": [3]}));
+    }
+
+    #[test]
+    fn missing_required_flag_is_a_usage_error() {
+        let e = parse(&["server", "echo"]).unwrap_err();
+        assert!(e.contains("--message"), "{e}");
+    }
+
+    #[test]
+    fn login_and_logout_are_client_commands() {
+        assert_eq!(
+            parse(&["auth", "login", "--password-stdin"]).unwrap(),
+            MethodCommand::Login {
+                password_stdin: true
+            }
+        );
+        assert_eq!(
+            parse(&["auth", "login"]).unwrap(),
+            MethodCommand::Login {
+                password_stdin: false
+            }
+        );
+        assert_eq!(parse(&["auth", "logout"]).unwrap(), MethodCommand::Logout);
+        // The password is never a flag: it would end up in shell history.
+        assert!(parse(&["auth", "login", "--password", "x"]).is_err());
+    }
+
+    #[test]
+    fn every_catalogue_method_is_reachable_except_reserved_nouns() {
+        for m in hearth_rpc::catalogue() {
+            let args: Vec<&str> = m.name.split('.').collect();
+            if RESERVED_NOUNS.contains(&args[0]) {
+                assert!(!MethodCommand::has_subcommand(args[0]));
+                continue;
+            }
+            assert!(MethodCommand::has_subcommand(args[0]), "{}", m.name);
+            let specs = params::param_specs(&m.params_schema);
+            let mut full: Vec<&str> = args.clone();
+            // Satisfy required params through the JSON argument.
+            if specs.iter().any(|s| s.required) && m.name != LOGIN {
+                full.push("{}");
+            }
+            match parse(&full) {
+                Ok(MethodCommand::Call { method, .. }) => assert_eq!(method, m.name),
+                Ok(MethodCommand::Login { .. }) => assert_eq!(m.name, LOGIN),
+                Ok(MethodCommand::Logout) => assert_eq!(m.name, LOGOUT),
+                Err(e) => panic!("{}: {e}", m.name),
+            }
+        }
+    }
+
+    #[test]
+    fn generated_tree_is_a_valid_clap_command() {
+        MethodCommand::augment_subcommands(Command::new("hearth")).debug_assert();
+    }
+
+    #[test]
+    fn summary_is_the_first_sentence() {
+        assert_eq!(summary("Return x. Use it well."), "Return x.");
+        assert_eq!(summary("No period"), "No period");
+    }
+}

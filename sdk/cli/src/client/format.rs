@@ -1,0 +1,241 @@
+//! Human-readable rendering of RPC results (the default; `--json` prints raw JSON).
+//!
+//! # Rules
+//! * `null` prints nothing (a method that returns nothing succeeded quietly).
+//! * Strings print as they are, numbers and booleans as JSON.
+//! * An object prints one `key: value` line per member, values aligned; a nested object
+//!   or array prints below its key, indented by two spaces. `null` members print `-`.
+//! * An array of objects prints as a table: one column per key (in order of first
+//!   appearance), a header line, columns padded to the widest cell.
+//! * An array of scalars prints one per line; inside an object, comma-separated.
+//! * An empty array or object prints `(none)`.
+//!
+//! Keys stay as the server spells them (`uptimeSecs`), so the output can be matched with
+//! `--json` and the method's documentation.
+//!
+//! # Rejected alternatives
+//! Rendering from the result's JSON Schema (titles, units): the schema is optional for
+//! `hearth rpc` and the value alone is always there; one renderer for both is simpler.
+
+use serde_json::{Map, Value};
+
+/// Indentation of nested values.
+const INDENT: &str = "  ";
+
+/// The human form of `value`, ending with a newline unless it is empty.
+pub(crate) fn human(value: &Value) -> String {
+    let mut out = String::new();
+    render(value, "", &mut out);
+    out
+}
+
+fn render(value: &Value, indent: &str, out: &mut String) {
+    match value {
+        Value::Null => {}
+        Value::Array(items) if items.is_empty() => line(out, indent, "(none)"),
+        Value::Object(map) if map.is_empty() => line(out, indent, "(none)"),
+        Value::Array(items) if items.iter().all(Value::is_object) => table(items, indent, out),
+        Value::Array(items) if items.iter().all(is_scalar) => {
+            for item in items {
+                line(out, indent, &scalar(item));
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                line(out, indent, "-");
+                render(item, &format!("{indent}{INDENT}"), out);
+            }
+        }
+        Value::Object(map) => object(map, indent, out),
+        Value::String(s) => {
+            for l in s.lines() {
+                line(out, indent, l);
+            }
+            if s.is_empty() {
+                line(out, indent, "");
+            }
+        }
+        other => line(out, indent, &scalar(other)),
+    }
+}
+
+fn object(map: &Map<String, Value>, indent: &str, out: &mut String) {
+    let width = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+    let nested_indent = format!("{indent}{INDENT}");
+    for (key, value) in map {
+        match inline(value) {
+            Some(text) => {
+                let pad = " ".repeat(width - key.chars().count());
+                line(out, indent, &format!("{key}:{pad} {text}"));
+            }
+            None => {
+                line(out, indent, &format!("{key}:"));
+                render(value, &nested_indent, out);
+            }
+        }
+    }
+}
+
+/// The one-line form of a member value, or `None` if it needs lines of its own.
+fn inline(value: &Value) -> Option<String> {
+    match value {
+        Value::Array(items) if items.is_empty() => Some("(none)".into()),
+        Value::Object(map) if map.is_empty() => Some("(none)".into()),
+        Value::Array(items) if items.iter().all(is_scalar) => {
+            let joined = items.iter().map(scalar).collect::<Vec<_>>().join(", ");
+            (joined.chars().count() <= 80).then_some(joined)
+        }
+        Value::String(s) if s.contains('\n') => None,
+        v if is_scalar(v) => Some(scalar(v)),
+        _ => None,
+    }
+}
+
+fn table(rows: &[Value], indent: &str, out: &mut String) {
+    let mut columns: Vec<&str> = Vec::new();
+    for row in rows {
+        if let Value::Object(map) = row {
+            for key in map.keys() {
+                if !columns.contains(&key.as_str()) {
+                    columns.push(key);
+                }
+            }
+        }
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| row.get(*c).map_or_else(|| "-".to_owned(), cell))
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let header: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+    for row in std::iter::once(&header).chain(&cells) {
+        let mut text = String::new();
+        for (i, value) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                text.push_str(value);
+            } else {
+                text.push_str(value);
+                text.push_str(&" ".repeat(widths[i] - value.chars().count() + 2));
+            }
+        }
+        line(out, indent, text.trim_end());
+    }
+}
+
+/// A table cell: scalars as in [`scalar`] with newlines escaped, anything else as
+/// compact JSON.
+fn cell(value: &Value) -> String {
+    if is_scalar(value) {
+        scalar(value).replace('\n', "\\n")
+    } else {
+        value.to_string()
+    }
+}
+
+fn is_scalar(value: &Value) -> bool {
+    !matches!(value, Value::Array(_) | Value::Object(_))
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn line(out: &mut String, indent: &str, text: &str) {
+    out.push_str(indent);
+    out.push_str(text);
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn null_prints_nothing_and_scalars_print_plainly() {
+        assert_eq!(human(&Value::Null), "");
+        assert_eq!(human(&json!("hi there")), "hi there\n");
+        assert_eq!(human(&json!(42)), "42\n");
+        assert_eq!(human(&json!(true)), "true\n");
+    }
+
+    #[test]
+    fn object_prints_aligned_key_value_lines() {
+        let v = json!({"arch": "x86_64", "uptimeSecs": 12, "hostname": null});
+        assert_eq!(
+            human(&v),
+            "arch:       x86_64\nhostname:   -\nuptimeSecs: 12\n"
+        );
+    }
+
+    #[test]
+    fn nested_object_and_lists_are_indented_or_inlined() {
+        let v = json!({
+            "cpu": {"cores": 2, "usagePercent": 3.5},
+            "ids": [1, 2, 3],
+            "empty": [],
+        });
+        assert_eq!(
+            human(&v),
+            "cpu:\n  cores:        2\n  usagePercent: 3.5\nempty: (none)\nids:   1, 2, 3\n"
+        );
+    }
+
+    #[test]
+    fn array_of_objects_prints_an_aligned_table() {
+        let v = json!([
+            {"id": "a1", "name": "backup-script", "lastUsedMs": null},
+            {"id": "b22", "name": "x", "extra": {"k": 1}},
+        ]);
+        // Columns in order of first appearance; serde_json maps iterate sorted.
+        assert_eq!(
+            human(&v),
+            "id   lastUsedMs  name           extra\n\
+             a1   -           backup-script  -\n\
+             b22  -           x              {\"k\":1}\n"
+        );
+    }
+
+    #[test]
+    fn table_cells_stay_on_one_line() {
+        let v = json!([{"message": "two\nlines", "n": 1}]);
+        assert_eq!(human(&v), "message     n\ntwo\\nlines  1\n");
+    }
+
+    #[test]
+    fn multi_line_strings_and_empty_values() {
+        assert_eq!(human(&json!({"text": "a\nb"})), "text:\n  a\n  b\n");
+        assert_eq!(human(&json!([])), "(none)\n");
+        assert_eq!(human(&json!({})), "(none)\n");
+        assert_eq!(human(&json!(["a", "b"])), "a\nb\n");
+    }
+
+    #[test]
+    fn table_inside_object_is_indented() {
+        let v = json!({"entries": [{"cursor": 1, "level": "INFO"}], "endCursor": 1});
+        assert_eq!(
+            human(&v),
+            "endCursor: 1\nentries:\n  cursor  level\n  1       INFO\n"
+        );
+    }
+}

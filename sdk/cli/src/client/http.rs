@@ -1,0 +1,372 @@
+//! Synchronous JSON-RPC 2.0 over HTTP: one `POST {url}/rpc/v1` per call.
+//!
+//! # Design
+//! * `ureq` (blocking, rustls): the CLI makes one call per invocation, so an async
+//!   runtime would only add weight.
+//! * HTTP 4xx/5xx are not transport errors here: `hearthd` answers JSON-RPC errors in
+//!   the body, so the body is read whatever the status, and only a body that is not a
+//!   JSON-RPC response becomes [`CallError::NotJsonRpc`].
+//! * Redirects are not followed: a `POST` turned into a `GET` by a redirect would fail
+//!   in a confusing way; the error names the `Location` instead.
+//! * No proxy for loopback URLs, whatever `HTTP_PROXY` says: the local cookie must never
+//!   travel through a proxy.
+//!
+//! # Rejected alternatives
+//! * `reqwest`: pulls in tokio and hyper for a single blocking request.
+//! * ureq's cookie jar: the CLI needs one cookie, read from `Set-Cookie` once at login;
+//!   a jar would add a `cookie_store` and `url` dependency for that.
+
+use std::time::Duration;
+
+use hearth_rpc::RpcError;
+use serde_json::{Value, json};
+
+/// Largest response body accepted (a `db.dump` of a big state fits comfortably).
+const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
+/// Overall time limit of one call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Time limit for establishing the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of one RPC call.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CallError {
+    /// The URL given with `--url` cannot be used.
+    #[error("invalid server URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The request could not be sent or the response not received.
+    #[error("calling {method} at {endpoint}: {source}")]
+    Transport {
+        /// Method called.
+        method: String,
+        /// Full endpoint URL.
+        endpoint: String,
+        /// The transport failure.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    /// The server answered something that is not a JSON-RPC response.
+    #[error("calling {method} at {endpoint}: HTTP {status}, not a JSON-RPC response{detail}")]
+    NotJsonRpc {
+        /// Method called.
+        method: String,
+        /// Full endpoint URL.
+        endpoint: String,
+        /// HTTP status code.
+        status: u16,
+        /// A redirect target or the start of the body, prefixed with `: `.
+        detail: String,
+    },
+    /// The server answered with a JSON-RPC error.
+    #[error("{method}: {}", one_line(&error.to_string()))]
+    Rpc {
+        /// Method called.
+        method: String,
+        /// The error object.
+        error: RpcError,
+    },
+}
+
+impl CallError {
+    /// The JSON-RPC error, if the server sent one.
+    pub(crate) fn rpc_error(&self) -> Option<&RpcError> {
+        match self {
+            CallError::Rpc { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Messages are printed on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How a request proves who sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// No credential (public methods, login).
+    None,
+    /// A browser-style session token, sent as the `session` cookie.
+    Session(String),
+    /// The local auth secret read from the data directory.
+    Local(String),
+    /// An API token, sent as `Authorization: Bearer`.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::None => "Credential::None",
+            Credential::Session(_) => "Credential::Session(<redacted>)",
+            Credential::Local(_) => "Credential::Local(<redacted>)",
+            Credential::Token(_) => "Credential::Token(<redacted>)",
+        })
+    }
+}
+
+/// A successful call.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// The `result` member.
+    pub(crate) result: Value,
+    /// Values of the `session` cookie set by the response, if any.
+    pub(crate) session_cookie: Option<String>,
+}
+
+/// A client for one server URL.
+pub(crate) struct RpcClient {
+    agent: ureq::Agent,
+    endpoint: String,
+    next_id: u64,
+}
+
+impl RpcClient {
+    /// A client for the server at `base_url` (`http://host:port`, optionally with a path
+    /// prefix); requests go to `{base_url}/rpc/v1`.
+    pub(crate) fn new(base_url: &str) -> Result<RpcClient, CallError> {
+        let base = normalize_url(base_url)?;
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(CALL_TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .user_agent(format!("hearth-cli/{}", env!("CARGO_PKG_VERSION")));
+        if is_loopback_url(&base) {
+            config = config.proxy(None);
+        }
+        Ok(RpcClient {
+            agent: config.build().into(),
+            endpoint: format!("{base}{}", hearth_layout::RPC_PATH),
+            next_id: 1,
+        })
+    }
+
+    /// Calls `method` with `params` (a JSON object) and returns its result.
+    pub(crate) fn call(
+        &mut self,
+        method: &str,
+        params: &Value,
+        credential: &Credential,
+    ) -> Result<Reply, CallError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let body = json!({
+            "jsonrpc": hearth_rpc::JSONRPC_VERSION,
+            "id": id,
+            "method": method,
+            "params": params,
+        });
+        let transport = |source: ureq::Error| CallError::Transport {
+            method: method.to_owned(),
+            endpoint: self.endpoint.clone(),
+            source: Box::new(source),
+        };
+        let mut request = self
+            .agent
+            .post(&self.endpoint)
+            .header("content-type", "application/json")
+            .header("accept", "application/json");
+        request = match credential {
+            Credential::None => request,
+            Credential::Session(token) => request.header(
+                "cookie",
+                format!("{}={token}", hearth_layout::SESSION_COOKIE),
+            ),
+            Credential::Local(secret) => {
+                request.header(hearth_layout::LOCAL_AUTH_HEADER, secret.as_str())
+            }
+            Credential::Token(token) => request.header("authorization", format!("Bearer {token}")),
+        };
+        let mut response = request.send(body.to_string()).map_err(transport)?;
+        let status = response.status().as_u16();
+        let session_cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(session_from_set_cookie);
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(transport)?;
+        let not_json_rpc = |detail: String| CallError::NotJsonRpc {
+            method: method.to_owned(),
+            endpoint: self.endpoint.clone(),
+            status,
+            detail,
+        };
+        let parsed: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(_) => {
+                let detail = match location {
+                    Some(to) => format!(": redirected to {to}; use that as --url"),
+                    None => body_snippet(&bytes),
+                };
+                return Err(not_json_rpc(detail));
+            }
+        };
+        match decode_response(parsed) {
+            Some(Ok(result)) => Ok(Reply {
+                result,
+                session_cookie,
+            }),
+            Some(Err(error)) => Err(CallError::Rpc {
+                method: method.to_owned(),
+                error,
+            }),
+            None => Err(not_json_rpc(body_snippet(&bytes))),
+        }
+    }
+}
+
+/// `result` or `error` of a JSON-RPC response object; `None` if it is neither.
+fn decode_response(mut response: Value) -> Option<Result<Value, RpcError>> {
+    let obj = response.as_object_mut()?;
+    if let Some(error) = obj.remove("error") {
+        return Some(Err(serde_json::from_value(error).ok()?));
+    }
+    obj.remove("result").map(Ok)
+}
+
+/// `: <first line of the body>` for error messages, or nothing for an empty body.
+fn body_snippet(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line = one_line(&text);
+    if line.is_empty() {
+        return String::new();
+    }
+    let short: String = line.chars().take(200).collect();
+    format!(": {short}")
+}
+
+/// The token of a `Set-Cookie: session=<token>; …` header, unless it clears the cookie.
+fn session_from_set_cookie(header: &str) -> Option<String> {
+    let first = header.split(';').next()?.trim();
+    let (name, value) = first.split_once('=')?;
+    let value = value.trim().trim_matches('"');
+    (name.trim() == hearth_layout::SESSION_COOKIE && !value.is_empty()).then(|| value.to_owned())
+}
+
+/// Checks a base URL and drops trailing slashes, so equal servers get equal keys.
+pub(crate) fn normalize_url(url: &str) -> Result<String, CallError> {
+    let invalid = |reason: &str| CallError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let trimmed = url.trim().trim_end_matches('/');
+    let uri: ureq::http::Uri = trimmed.parse().map_err(|_| invalid("not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(invalid("must start with http:// or https://")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(invalid("must not have a query"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Whether the URL's host is this machine (`localhost`, `127.0.0.0/8`, `::1`).
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookie_is_read_from_set_cookie() {
+        assert_eq!(
+            session_from_set_cookie("session=abc123; Path=/; HttpOnly; SameSite=Strict"),
+            Some("abc123".to_owned())
+        );
+        assert_eq!(session_from_set_cookie("other=x; Path=/"), None);
+        // A logout clears the cookie with an empty value: that is not a session.
+        assert_eq!(session_from_set_cookie("session=; Max-Age=0; Path=/"), None);
+    }
+
+    #[test]
+    fn urls_are_normalized_and_checked() {
+        assert_eq!(
+            normalize_url("http://127.0.0.1:8080/").ok(),
+            Some("http://127.0.0.1:8080".to_owned())
+        );
+        assert_eq!(
+            normalize_url("https://box.local/hearth//").ok(),
+            Some("https://box.local/hearth".to_owned())
+        );
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://", "http://h/?a=1", ""] {
+            assert!(normalize_url(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn loopback_detection() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1",
+            "http://localhost:80",
+            "http://[::1]:8080",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in ["http://192.168.1.2", "https://box.local", "http://[::2]"] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn responses_decode_to_result_or_error() {
+        assert_eq!(
+            decode_response(json!({"jsonrpc": "2.0", "id": 1, "result": null})),
+            Some(Ok(Value::Null))
+        );
+        let err = decode_response(json!({
+            "jsonrpc": "2.0", "id": 1,
+            "error": {"code": 7, "message": "wrong password", "data": {"kind": "incorrectPassword"}}
+        }));
+        assert!(matches!(err, Some(Err(e)) if e.code == 7 && e.message == "wrong password"));
+        assert_eq!(decode_response(json!({"hello": 1})), None);
+        assert_eq!(decode_response(json!([1, 2])), None);
+    }
+
+    #[test]
+    fn rpc_errors_print_on_one_line_with_code() {
+        let e = CallError::Rpc {
+            method: "server.echo".into(),
+            error: RpcError::invalid_params("message", "missing\nfield"),
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.starts_with("server.echo: "), "{text}");
+        assert!(text.contains("(code -32602)"), "{text}");
+    }
+}
