@@ -177,8 +177,12 @@ fn decode_params<P: serde::de::DeserializeOwned>(params: Value) -> Result<P, Rpc
             ));
         }
     };
-    serde_path_to_error::deserialize(params)
-        .map_err(|e| RpcError::invalid_params(&e.path().to_string(), e.inner()))
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        // The root is printed as "."; report it as "" (the params object itself).
+        let path = if path == "." { String::new() } else { path };
+        RpcError::invalid_params(&path, e.inner())
+    })
 }
 
 /// Calls methods of the table for a [`Caller`]. Cheap to clone.

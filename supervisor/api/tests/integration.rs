@@ -1,0 +1,14 @@
+//! Integration tests of hearth-api against a real server on 127.0.0.1:0.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+#[path = "integration/common.rs"]
+mod common;
+
+#[path = "integration/auth.rs"]
+mod auth;
+#[path = "integration/bad_input.rs"]
+mod bad_input;
+#[path = "integration/methods.rs"]
+mod methods;
+#[path = "integration/stream.rs"]
+mod stream;

@@ -1,0 +1,258 @@
+//! A server on 127.0.0.1:0 and a minimal HTTP/1.1 client speaking raw TCP, so tests can
+//! also send what well-behaved clients never would.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_api::{ApiConfig, App, AppParts, Endpoint, LogBuffer};
+use hearth_store::{Store, StoreOptions};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub type ConfigFn = Box<dyn FnOnce(&mut ApiConfig) + Send>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub store: Store,
+    pub dir: tempfile::TempDir,
+    pub cancel: CancellationToken,
+    pub join: Option<JoinHandle<Result<(), hearth_api::ApiError>>>,
+    pub local: String,
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub config: Option<ConfigFn>,
+    pub channel: Option<usize>,
+    pub mcp: Option<Arc<dyn Endpoint>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ApiConfig::new(dir.path().to_path_buf());
+        config.shutdown_grace = Duration::from_secs(2);
+        if let Some(f) = opts.config {
+            f(&mut config);
+        }
+        let mut so = StoreOptions::default();
+        if let Some(c) = opts.channel {
+            so.channel = c;
+        }
+        let store = Store::open_with(
+            &dir.path().join("store.redb"),
+            App::initial_document("test").unwrap(),
+            so,
+        )
+        .unwrap();
+        let mut app = App::new(AppParts {
+            store: store.clone(),
+            logs: LogBuffer::new(100),
+            config,
+        })
+        .unwrap();
+        if let Some(m) = opts.mcp {
+            app = app.with_mcp(m);
+        }
+        let local =
+            std::fs::read_to_string(dir.path().join(hearth_layout::LOCAL_COOKIE_FILE)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cancel = CancellationToken::new();
+        let join = tokio::spawn(hearth_api::serve(listener, app, cancel.clone()));
+        TestServer {
+            addr,
+            store,
+            dir,
+            cancel,
+            join: Some(join),
+            local,
+        }
+    }
+
+    pub fn data_path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// A server whose setup is complete with [`PASSWORD`].
+    pub async fn set_up() -> TestServer {
+        let s = TestServer::start().await;
+        s.setup().await;
+        s
+    }
+
+    pub async fn setup(&self) {
+        let r = self
+            .call(
+                "setup.complete",
+                json!({"password": PASSWORD, "hostname": "box"}),
+                &[],
+            )
+            .await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+
+    pub async fn post(&self, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        let mut h: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        h.extend_from_slice(headers);
+        http(
+            self.addr,
+            "POST",
+            hearth_layout::RPC_PATH,
+            &h,
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// One JSON-RPC call; returns the response object.
+    pub async fn call(&self, method: &str, params: Value, headers: &[(&str, &str)]) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        self.post(headers, &body.to_string()).await.json()
+    }
+
+    /// A call with the local secret (always authenticated).
+    pub async fn local_call(&self, method: &str, params: Value) -> Value {
+        let local = self.local.clone();
+        self.call(method, params, &[("x-hearth-local-auth", &local)])
+            .await
+    }
+
+    /// Logs in; returns the session token from `Set-Cookie`.
+    pub async fn login(&self) -> String {
+        let body = json!({"method": "auth.login", "params": {"password": PASSWORD}}).to_string();
+        let r = self.post(&[], &body).await;
+        assert_eq!(r.status, 200);
+        session_from(&r).unwrap_or_else(|| panic!("no session cookie: {r:?}"))
+    }
+
+    pub async fn revision(&self) -> u64 {
+        self.local_call("db.dump", json!({"pointer": "/serverInfo"}))
+            .await["result"]["rev"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.cancel.cancel();
+        if let Some(j) = self.join.take() {
+            tokio::time::timeout(Duration::from_secs(5), j)
+                .await
+                .expect("server stops within the grace period")
+                .unwrap()
+                .unwrap();
+        }
+        self.dir
+    }
+}
+
+pub fn session_from(r: &HttpResponse) -> Option<String> {
+    r.header_all("set-cookie")
+        .into_iter()
+        .find_map(|c| {
+            c.strip_prefix("session=")
+                .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        })
+        .filter(|t| !t.is_empty())
+}
+
+pub fn cookie(token: &str) -> String {
+    format!("session={token}")
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole response.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading everything; ignore write errors then.
+    let _ = s.write_all(body).await;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
+        .await
+        .expect("response within 10 s")
+        .unwrap();
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> HttpResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+pub fn error_code(r: &Value) -> i64 {
+    r["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected an error: {r}"))
+}
