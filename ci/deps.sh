@@ -8,6 +8,8 @@ APT_PACKAGES=(
   build-essential pkg-config
   # package images (s9pk pack): squashfs from rootfs / OCI layers / Debian package lists
   squashfs-tools squashfs-tools-ng mmdebstrap debian-archive-keyring
+  # static busybox for the OCI image the pack system test builds (sdk/cli/tests/pack)
+  busybox-static
   # benchmarks and tests
   b3sum time curl jq wrk
   # python venv for the official MCP client SDK used by system tests
