@@ -11,6 +11,8 @@
 //!   the text as a JSON string (`--value dark` and `--value '{"a":1}'` both work).
 //!
 //! A `null`-able type (`["integer", "null"]`, from an `Option`) maps like the plain type.
+//! A property whose flag would clash with the CLI's own (`--url`, `--json`, …) is
+//! spelled `--param-url` etc.
 //! Every command also takes an optional positional JSON object (`-` reads it from
 //! stdin); flags override its members. A required property's flag is required unless
 //! that JSON object is given.
@@ -32,6 +34,9 @@ use serde_json::{Map, Value};
 pub(crate) const JSON_ARG: &str = "__json_params";
 /// Prefix of the arg ids of property flags (kept apart from `JSON_ARG` and clap's own).
 const FLAG_ID_PREFIX: &str = "param:";
+/// Flags the CLI itself defines on every command; a property with one of these names
+/// gets the flag `--param-NAME` instead (e.g. a future `url` param → `--param-url`).
+const RESERVED_FLAGS: &[&str] = &["url", "json", "data-dir", "token", "help", "version"];
 
 /// Errors turning command-line input into a params object.
 #[derive(Debug, thiserror::Error)]
@@ -95,9 +100,14 @@ pub(crate) fn param_specs(schema: &Value) -> Vec<ParamSpec> {
         .iter()
         .map(|(name, prop)| {
             let prop = resolve(schema, prop);
+            let flag = kebab_case(name);
             ParamSpec {
                 name: name.clone(),
-                flag: kebab_case(name),
+                flag: if RESERVED_FLAGS.contains(&flag.as_str()) {
+                    format!("param-{flag}")
+                } else {
+                    flag
+                },
                 kind: kind_of(schema, prop),
                 required: required.contains(&name.as_str()),
                 help: prop
@@ -462,6 +472,38 @@ mod tests {
         ));
         assert!(matches!(parse_json_object("{"), Err(ParamsError::Parse(_))));
         assert_eq!(parse_json_object("null").unwrap(), Map::new());
+    }
+
+    #[test]
+    fn params_named_like_global_flags_get_a_prefix() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"url": {"type": "string"}, "json": {"type": "boolean"}},
+            "required": ["url"]
+        });
+        let specs = param_specs(&schema);
+        let flags: Vec<&str> = specs.iter().map(|s| s.flag.as_str()).collect();
+        assert_eq!(flags, vec!["param-json", "param-url"]);
+        // The generated command still validates next to the global `--url` / `--json`.
+        let cmd = add_args(
+            clap::Command::new("t")
+                .arg(Arg::new("url").long("url").global(true))
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .global(true),
+                ),
+            &specs,
+        );
+        cmd.clone().debug_assert();
+        let m = cmd
+            .try_get_matches_from(["t", "--param-url", "https://r", "--url", "http://h"])
+            .unwrap();
+        assert_eq!(
+            Value::Object(collect(&m, &specs).unwrap()),
+            json!({"url": "https://r"})
+        );
     }
 
     #[test]
