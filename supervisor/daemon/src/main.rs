@@ -151,9 +151,10 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             addr: args.listen,
             source,
         })?;
-        announce(addr, setup_done, &data_dir);
+        // Handlers first: a signal right after the announcement must shut down cleanly.
         let cancel = CancellationToken::new();
         let signals = wait_for_signal(cancel.clone())?;
+        announce(addr, setup_done, &data_dir);
         let served = hearth_api::serve(listener, app, cancel.clone()).await;
         signals.abort();
         tracing::info!("hearthd stopped");
