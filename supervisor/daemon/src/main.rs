@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod mcp;
+
 use clap::Parser;
 use hearth_api::{ApiConfig, App, AppParts, LogBuffer};
 use hearth_layout::{DEV_LISTEN, RPC_PATH, STORE_FILE};
@@ -129,10 +131,12 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     })?;
     tracing::info!(path = %store_path.display(), revision = store.revision(), "state store open");
     let app = App::new(AppParts {
-        store,
+        store: store.clone(),
         logs,
         config,
     })?;
+    let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
+    let app = app.with_mcp(mcp);
     let setup_done = app.setup_complete();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# System test: hearthd's MCP server at /mcp, driven by the official MCP Python SDK
+# (`mcp` from PyPI) as a real client. Starts hearthd on a free loopback port with a
+# temporary data dir, completes setup, gets an API token over JSON-RPC, checks that /mcp
+# refuses anonymous requests and accepts the session cookie, then runs
+# ci/systest/mcp_client.py (tools, server.info, subscribe, update notification).
+# Needs PyPI the first time (the venv is kept under $CARGO_TARGET_DIR/py-mcp).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. ci/env.sh
+
+venv="$CARGO_TARGET_DIR/py-mcp"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c 'import mcp' 2>/dev/null || "$venv/bin/pip" install -q mcp
+
+cargo build -q -p hearthd
+
+work="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "mcp systest: $*" >&2
+  echo "--- hearthd stderr (tail)" >&2
+  tail -n 30 "$work/stderr" >&2 || true
+  exit 1
+}
+
+: >"$work/stdout"
+"$CARGO_TARGET_DIR/debug/hearthd" --data-dir "$work/data" --listen 127.0.0.1:0 \
+  >"$work/stdout" 2>"$work/stderr" &
+pid=$!
+base=""
+for _ in $(seq 200); do
+  base="$(sed -n 's#^hearthd listening on \(http://[^ ]*\).*#\1#p' "$work/stdout" | head -n 1)"
+  [ -n "$base" ] && break
+  kill -0 "$pid" 2>/dev/null || fail "hearthd exited during start-up"
+  sleep 0.05
+done
+[ -n "$base" ] || fail "hearthd did not announce its address"
+echo "hearthd at $base (pid $pid)"
+
+# rpc METHOD PARAMS [curl args...]: prints the JSON-RPC result, fails on an error.
+rpc() {
+  local method="$1" params="$2"
+  shift 2
+  local reply
+  reply="$(curl -sS "$base/rpc/v1" -H 'content-type: application/json' "$@" \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$method\",\"params\":$params}")"
+  if [ "$(jq -r 'has("error")' <<<"$reply")" = true ]; then
+    fail "$method: $reply"
+  fi
+  jq -c '.result' <<<"$reply"
+}
+
+password="mcp-systest-password"
+rpc setup.complete "{\"password\":\"$password\",\"hostname\":\"mcp-systest\"}" >/dev/null
+curl -sS -D "$work/login.headers" -o /dev/null "$base/rpc/v1" -H 'content-type: application/json' \
+  -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"auth.login\",\"params\":{\"password\":\"$password\"}}"
+cookie="$(sed -n 's/^[Ss]et-[Cc]ookie: \(session=[^;]*\).*/\1/p' "$work/login.headers" | head -n 1)"
+[ -n "$cookie" ] || fail "auth.login set no session cookie"
+token="$(rpc auth.token.create '{"name":"mcp-systest"}' -H "Cookie: $cookie" | jq -r '.token')"
+[ -n "$token" ] && [ "$token" != null ] || fail "auth.token.create returned no token"
+
+init='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}'
+mcp_post() {
+  curl -sS -o "$work/mcp.body" -D "$work/mcp.headers" -w '%{http_code}' "$base/mcp" \
+    -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    "$@" -d "$init"
+}
+status="$(mcp_post)"
+[ "$status" = 401 ] || fail "anonymous MCP initialize gave HTTP $status, want 401"
+status="$(mcp_post -H 'Authorization: Bearer not-a-token')"
+[ "$status" = 401 ] || fail "MCP initialize with a bad token gave HTTP $status, want 401"
+status="$(mcp_post -H "Cookie: $cookie")"
+[ "$status" = 200 ] || fail "MCP initialize with the session cookie gave HTTP $status"
+grep -qi '^mcp-session-id: ' "$work/mcp.headers" || fail "initialize returned no Mcp-Session-Id"
+grep -q '"protocolVersion":"2025-03-26"' "$work/mcp.body" || fail "2025-03-26 not negotiated: $(cat "$work/mcp.body")"
+echo "auth: anonymous and bad token refused, session cookie accepted"
+
+"$venv/bin/python" ci/systest/mcp_client.py "$base" "$token" || fail "MCP Python client failed"
+
+kill "$pid"
+wait "$pid" || fail "hearthd did not exit cleanly on SIGTERM"
+pid=""
+echo "mcp systest passed"
