@@ -331,3 +331,42 @@ fn arch_flag_limits_the_images_built() {
 mod bad_input;
 #[path = "pack/examples.rs"]
 mod examples;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-C",
+            s(dir),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn git_hash_records_the_commit_and_a_dirty_tree() {
+    let ws = Workspace::new();
+    let project = minimal_project(ws.dir.path());
+    git(&project, &["init", "-q"]);
+    git(&project, &["add", "."]);
+    git(&project, &["commit", "-q", "-m", "init"]);
+    let head = git(&project, &["rev-parse", "HEAD"]);
+    let manifest = |staging: &Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(staging.join("manifest.json")).unwrap()).unwrap()
+    };
+    let (_, clean) = ws.pack_ok(&project, "clean.s9pk");
+    assert_eq!(manifest(&clean)["gitHash"], head.as_str());
+    fs::write(project.join("instructions.md"), "Changed.\n").unwrap();
+    let (_, dirty) = ws.pack_ok(&project, "dirty.s9pk");
+    assert_eq!(manifest(&dirty)["gitHash"], format!("{head}-modified"));
+}

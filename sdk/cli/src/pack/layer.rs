@@ -133,6 +133,7 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
         }
     }
     // Pass 2: contents.
+    let mut skipped = 0usize;
     let mut archive = tar::Archive::new(open_layer(layer).map_err(read_err)?);
     for entry in archive.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
@@ -145,7 +146,7 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
         if whiteout_of(&rel).is_some() || is_aufs_meta(&rel) {
             continue;
         }
-        write_entry(root, &rel, &mut entry).map_err(|e| match e {
+        let written = write_entry(root, &rel, &mut entry).map_err(|e| match e {
             EntryFailure::Fs(source) => LayerError::Entry {
                 layer: layer.to_path_buf(),
                 entry: raw.display().to_string(),
@@ -157,6 +158,16 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
                 reason,
             },
         })?;
+        if !written {
+            skipped += 1;
+        }
+    }
+    if skipped > 0 {
+        tracing::info!(
+            layer = %layer.display(),
+            count = skipped,
+            "skipped device nodes, FIFOs and unsupported entries (containers get /dev from LXC)"
+        );
     }
     Ok(())
 }
@@ -199,11 +210,12 @@ fn header_err(e: io::Error) -> EntryFailure {
     EntryFailure::Header(e.to_string())
 }
 
+/// Writes one entry; `Ok(false)` if it was skipped (device node, FIFO, other).
 fn write_entry<R: Read>(
     root: &Path,
     rel: &Path,
     entry: &mut tar::Entry<'_, R>,
-) -> Result<(), EntryFailure> {
+) -> Result<bool, EntryFailure> {
     let header = entry.header();
     let kind = header.entry_type();
     let mode = header.mode().map_err(header_err)?;
@@ -263,13 +275,15 @@ fn write_entry<R: Read>(
             }
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
-            tracing::warn!(path = %rel.display(), "skipping device node or FIFO in layer");
+            tracing::debug!(path = %rel.display(), "skipping device node or FIFO");
+            return Ok(false);
         }
         other => {
-            tracing::warn!(path = %rel.display(), kind = ?other, "skipping unsupported tar entry");
+            tracing::debug!(path = %rel.display(), kind = ?other, "skipping unsupported tar entry");
+            return Ok(false);
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //!    architecture `images/<arch>/<id>.{squashfs,json,env}` (`image`).
 //! 3. `hearth_s9pk::write_dir` signs and writes it deterministically.
 //!
+//! `gitHash` is filled from the project's git checkout unless `hearth.toml` sets
+//! it. Packing needs root: image files keep the owners their sources give them.
+//!
 //! # Invariants
 //! Same inputs, same key and same `SOURCE_DATE_EPOCH` give byte-identical
 //! packages (tested for rootfs and OCI sources; Debian sources are reproducible
@@ -31,8 +34,10 @@ mod oci;
 mod project;
 mod tool;
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use hearth_s9pk::{SigningKey, WriteError};
@@ -74,6 +79,9 @@ pub(crate) enum PackError {
     /// The project folder is invalid.
     #[error(transparent)]
     Project(#[from] ProjectError),
+    /// Image files must keep their owners, which needs root.
+    #[error("hearth s9pk pack must run as root (image files keep their owners); try `sudo`")]
+    NotRoot,
     /// `SOURCE_DATE_EPOCH` is not a number.
     #[error("SOURCE_DATE_EPOCH={value:?} is not a number of seconds")]
     Epoch {
@@ -103,16 +111,41 @@ fn staging_err(source: FsError) -> PackError {
     PackError::Staging { source }
 }
 
+/// Shows progress and the external commands run on stderr (level from
+/// `HEARTH_LOG`, default `info`), unless the binary installed a subscriber already.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _already_set = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
 /// Runs `hearth s9pk pack`.
 pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
+    init_logging();
     let key = load_key(&args.key)?;
-    let project = project::load(&args.dir, &args.arch)?;
+    let mut project = project::load(&args.dir, &args.arch)?;
+    if project.manifest.git_hash.is_none() {
+        project.manifest.git_hash = git_hash(&args.dir);
+    }
     let epoch = source_date_epoch()?;
 
     let work = tempfile::Builder::new()
         .prefix("hearth-pack-")
         .tempdir()
         .map_err(|e| staging_err(fsops::io_err("creating", &std::env::temp_dir())(e)))?;
+    // Files we create belong to our effective uid: a cheap root check without libc.
+    let owner = fs::metadata(work.path())
+        .map_err(|e| staging_err(fsops::io_err("inspecting", work.path())(e)))?
+        .uid();
+    if owner != 0 {
+        return Err(PackError::NotRoot);
+    }
     let staging = match &args.staging {
         Some(dir) => {
             fs::create_dir(dir)
@@ -136,7 +169,7 @@ pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
     for (id, plan) in &project.images {
         for arch in &plan.arch {
             let out = staging.join("images").join(arch);
-            eprintln!("building image {id} for {arch}");
+            tracing::info!(image = %id, arch = %arch, "building image");
             image::build(id, plan, arch, &ctx, &out).map_err(|e| PackError::Image(Box::new(e)))?;
         }
     }
@@ -144,11 +177,11 @@ pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
         path: args.output.clone(),
         source,
     })?;
-    eprintln!(
-        "packed {} {} into {}",
-        project.manifest.id,
-        project.manifest.version,
-        args.output.display()
+    tracing::info!(
+        id = %project.manifest.id,
+        version = %project.manifest.version,
+        output = %args.output.display(),
+        "packed"
     );
     Ok(())
 }
@@ -160,6 +193,26 @@ fn load_key(path: &Path) -> Result<SigningKey, PackError> {
     };
     let pem = fs::read_to_string(path).map_err(|e: io::Error| key_err(e.to_string()))?;
     hearth_s9pk::key::signing_key_from_pem(&pem).map_err(|e| key_err(e.to_string()))
+}
+
+/// The commit of the project folder, `-modified` if it has uncommitted changes
+/// (as StartOS's pack does); `None` outside a git checkout.
+fn git_hash(dir: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        let mut argv = vec![OsStr::new("-C"), dir.as_os_str()];
+        argv.extend(args.iter().map(OsStr::new));
+        tool::output("git", &argv)
+            .map_err(|e| tracing::debug!(error = %e, "no git hash"))
+            .ok()
+    };
+    let head = String::from_utf8(git(&["rev-parse", "--verify", "HEAD"])?).ok()?;
+    let dirty = !git(&["status", "--porcelain", "--", "."])?.is_empty();
+    let head = head.trim();
+    Some(if dirty {
+        format!("{head}-modified")
+    } else {
+        head.to_owned()
+    })
 }
 
 fn source_date_epoch() -> Result<u64, PackError> {

@@ -1,4 +1,5 @@
-//! The one seam through which `pack` runs external tools (`mksquashfs`, `mmdebstrap`).
+//! The one seam through which `pack` runs external tools (`mksquashfs`,
+//! `mmdebstrap`, `git`).
 //!
 //! Every call logs its argument vector, captures stderr, and turns a failed spawn or
 //! a non-zero exit into a [`ToolError`] that names the command and quotes its stderr.
@@ -50,13 +51,31 @@ fn render(program: &OsStr, args: &[&OsStr]) -> String {
 /// Runs `program args…` with extra environment `env`, stdout discarded, and
 /// returns an error carrying stderr if it fails.
 pub(crate) fn run(program: &str, args: &[&OsStr], env: &[(&str, &str)]) -> Result<(), ToolError> {
+    execute(program, args, env, false).map(|_| ())
+}
+
+/// Like [`run`], but returns the program's standard output.
+pub(crate) fn output(program: &str, args: &[&OsStr]) -> Result<Vec<u8>, ToolError> {
+    execute(program, args, &[], true)
+}
+
+fn execute(
+    program: &str,
+    args: &[&OsStr],
+    env: &[(&str, &str)],
+    capture_stdout: bool,
+) -> Result<Vec<u8>, ToolError> {
     let command = render(OsStr::new(program), args);
-    tracing::info!(command = %command, "running external tool");
+    tracing::info!(command = %command, "running");
     let output = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(if capture_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::piped())
         .output()
         .map_err(|source| ToolError::Spawn {
@@ -64,7 +83,7 @@ pub(crate) fn run(program: &str, args: &[&OsStr], env: &[(&str, &str)]) -> Resul
             source,
         })?;
     if output.status.success() {
-        return Ok(());
+        return Ok(output.stdout);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     let start = stderr
@@ -103,6 +122,12 @@ mod tests {
     fn missing_program_is_a_spawn_error() {
         let err = run("hearth-no-such-tool", &[], &[]).unwrap_err();
         assert!(matches!(err, ToolError::Spawn { .. }), "{err}");
+    }
+
+    #[test]
+    fn output_returns_stdout() {
+        let args = [OsStr::new("-c"), OsStr::new("printf 'a b'")];
+        assert_eq!(output("sh", &args).unwrap(), b"a b");
     }
 
     #[test]
