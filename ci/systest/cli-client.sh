@@ -40,6 +40,7 @@ export XDG_CONFIG_HOME="$WORK/config"
 export HEARTH_DATA_DIR="$WORK/no-such-data-dir"
 unset HEARTH_TOKEN HEARTH_URL
 
+: >"$WORK/hearthd.out"
 "$BIN/hearthd" --data-dir "$WORK/data" --listen 127.0.0.1:0 --log warn \
   >"$WORK/hearthd.out" 2>"$WORK/hearthd.err" &
 HEARTHD_PID=$!
@@ -138,6 +139,63 @@ hearth auth login --password-stdin <<<"not the password"
 [ "$RC" -ne 0 ] || fail "login with a wrong password succeeded"
 contains "incorrect password"
 contains "code 7"
+
+echo "== prompts without echo on a terminal"
+# hearth_tty ANSWER... -- ARGS... : runs hearth in a pseudo-terminal, typing one answer
+# per prompt; output (with the prompts) in $OUT, status in $RC.
+hearth_tty() {
+  set +e
+  OUT="$(timeout 60 python3 - "$BIN/hearth" "$URL" "$@" <<'PY'
+import os, pty, sys, time
+exe, url, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
+cut = rest.index("--")
+answers, args = rest[:cut], rest[cut + 1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(exe, [exe, "--url", url] + args)
+out = b""
+def drain(until_prompt):
+    global out
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        out += chunk
+        if until_prompt and out.rstrip().endswith(b":"):
+            return True
+for answer in answers:
+    if not drain(True):
+        break
+    os.write(fd, answer.encode() + b"\n")
+    out += b"\n"
+drain(False)
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+)"
+  RC=$?
+  set -e
+}
+hearth_tty "$PASSWORD" -- auth login
+[ "$RC" -eq 0 ] || fail "login at the prompt failed: $OUT"
+contains "Password for $URL:"
+contains "Logged in to $URL"
+case "$OUT" in *"$PASSWORD"*) fail "the password was echoed: $OUT" ;; esac
+NEW_PASSWORD='a brand new passphrase'
+hearth_tty "$PASSWORD" "$NEW_PASSWORD" "$NEW_PASSWORD" -- auth password change
+[ "$RC" -eq 0 ] || fail "password change at the prompts failed: $OUT"
+contains "old-password for auth.password.change:"
+contains "new-password again:"
+hearth_tty "$PASSWORD" "x-one-entry" "x-other-entry" -- auth password change
+[ "$RC" -ne 0 ] || fail "differing new passwords were accepted: $OUT"
+contains "the two passwords differ"
+hearth_tty "$NEW_PASSWORD" -- auth login
+[ "$RC" -eq 0 ] || fail "login with the changed password failed: $OUT"
+PASSWORD="$NEW_PASSWORD"
 
 echo "== logout"
 expect_ok auth logout

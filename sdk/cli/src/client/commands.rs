@@ -45,6 +45,8 @@ pub(crate) enum MethodCommand {
         method: &'static str,
         /// Its params object.
         params: Map<String, Value>,
+        /// Required passwords not given: `(wire name, flag)`, to prompt for.
+        prompt: Vec<(String, String)>,
     },
     /// `hearth auth login`.
     Login {
@@ -187,6 +189,7 @@ impl FromArgMatches for MethodCommand {
                 })?;
                 Ok(MethodCommand::Call {
                     method: method.name,
+                    prompt: params::missing_secrets(&specs, &params),
                     params,
                 })
             }
@@ -235,14 +238,16 @@ mod tests {
             parse(&["server", "info"]).unwrap(),
             MethodCommand::Call {
                 method: "server.info",
-                params: Map::new()
+                params: Map::new(),
+                prompt: Vec::new(),
             }
         );
         assert_eq!(
             parse(&["auth", "session", "list"]).unwrap(),
             MethodCommand::Call {
                 method: "auth.session.list",
-                params: Map::new()
+                params: Map::new(),
+                prompt: Vec::new(),
             }
         );
     }
@@ -261,6 +266,17 @@ mod tests {
             panic!("not a call")
         };
         assert_eq!(Value::Object(params), json!({"ids": [3]}));
+    }
+
+    #[test]
+    fn setup_password_is_prompted_for_when_not_given() {
+        let MethodCommand::Call { params, prompt, .. } =
+            parse(&["setup", "complete", "--hostname", "box"]).unwrap()
+        else {
+            panic!("not a call")
+        };
+        assert_eq!(Value::Object(params), json!({"hostname": "box"}));
+        assert_eq!(prompt, vec![("password".to_owned(), "password".to_owned())]);
     }
 
     #[test]

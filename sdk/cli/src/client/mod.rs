@@ -125,6 +125,9 @@ pub(crate) enum ClientError {
     /// The password read is empty.
     #[error("no password given")]
     EmptyPassword,
+    /// The two prompted entries differ.
+    #[error("the two passwords differ; nothing was changed")]
+    PasswordMismatch,
     /// Login succeeded but there is no session to keep.
     #[error("logged in to {url}, but the response set no `session` cookie to keep")]
     NoSessionCookie {
@@ -152,7 +155,17 @@ pub(crate) fn run_rpc(opts: &ClientOptions, args: RpcArgs) -> Result<(), ClientE
 pub(crate) fn run_method(opts: &ClientOptions, command: MethodCommand) -> Result<(), ClientError> {
     let mut conn = Connection::open(opts)?;
     match command {
-        MethodCommand::Call { method, params } => {
+        MethodCommand::Call {
+            method,
+            mut params,
+            mut prompt,
+        } => {
+            // The current password first, as people expect (schema order is alphabetic).
+            prompt.sort_by_key(|(name, _)| confirm_secret(name));
+            for (name, flag) in prompt {
+                let secret = prompt_secret(method, &flag, confirm_secret(&name))?;
+                params.insert(name, Value::String(secret));
+            }
             let auth = hearth_rpc::method_info(method).map_or(Auth::Authenticated, |m| m.auth);
             let result = conn.call(method, Value::Object(params), auth)?;
             if opts.json {
@@ -358,6 +371,30 @@ fn logout(conn: &mut Connection) -> Result<(), ClientError> {
     }
 }
 
+/// Whether a prompted password is typed twice: new passwords are, a current one
+/// (`oldPassword`) is checked by the server anyway.
+fn confirm_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !(lower.starts_with("old") || lower.starts_with("current"))
+}
+
+/// Prompts on the terminal, without echo, for the value of `--flag` of `method`.
+fn prompt_secret(method: &str, flag: &str, confirm: bool) -> Result<String, ClientError> {
+    let first = rpassword::prompt_password(format!("{flag} for {method}: "))
+        .map_err(ClientError::ReadPassword)?;
+    if first.is_empty() {
+        return Err(ClientError::EmptyPassword);
+    }
+    if confirm {
+        let again = rpassword::prompt_password(format!("{flag} again: "))
+            .map_err(ClientError::ReadPassword)?;
+        if again != first {
+            return Err(ClientError::PasswordMismatch);
+        }
+    }
+    Ok(first)
+}
+
 /// One line of `reader` without its line ending (`docker login --password-stdin` style).
 fn read_password_line(mut reader: impl BufRead) -> Result<String, ClientError> {
     let mut line = String::new();
@@ -420,6 +457,14 @@ mod tests {
         use clap::CommandFactory;
         // Catches a catalogue noun colliding with a hand-written command.
         crate::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn only_new_passwords_are_confirmed() {
+        assert!(confirm_secret("password"));
+        assert!(confirm_secret("newPassword"));
+        assert!(!confirm_secret("oldPassword"));
+        assert!(!confirm_secret("currentPassword"));
     }
 
     #[test]

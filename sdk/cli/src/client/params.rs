@@ -11,6 +11,8 @@
 //!   the text as a JSON string (`--value dark` and `--value '{"a":1}'` both work).
 //!
 //! A `null`-able type (`["integer", "null"]`, from an `Option`) maps like the plain type.
+//! A required password property (a string whose name ends in `password`) is prompted
+//! for without echo when its flag is missing, instead of being a usage error.
 //! A property whose flag would clash with the CLI's own (`--url`, `--json`, …) is
 //! spelled `--param-url` etc.
 //! Every command also takes an optional positional JSON object (`-` reads it from
@@ -84,6 +86,9 @@ pub(crate) struct ParamSpec {
     pub(crate) help: Option<String>,
     /// Allowed values, from a string `enum`.
     pub(crate) choices: Vec<String>,
+    /// A password: if required and not given, it is prompted for instead of being a
+    /// usage error (a flag would land in shell history and `ps`).
+    pub(crate) secret: bool,
 }
 
 /// The flags of a params schema, in the schema's property order.
@@ -101,14 +106,16 @@ pub(crate) fn param_specs(schema: &Value) -> Vec<ParamSpec> {
         .map(|(name, prop)| {
             let prop = resolve(schema, prop);
             let flag = kebab_case(name);
+            let kind = kind_of(schema, prop);
             ParamSpec {
+                secret: kind == Kind::String && name.to_ascii_lowercase().ends_with("password"),
                 name: name.clone(),
                 flag: if RESERVED_FLAGS.contains(&flag.as_str()) {
                     format!("param-{flag}")
                 } else {
                     flag
                 },
-                kind: kind_of(schema, prop),
+                kind,
                 required: required.contains(&name.as_str()),
                 help: prop
                     .get("description")
@@ -204,10 +211,16 @@ pub(crate) fn add_args(mut cmd: clap::Command, specs: &[ParamSpec]) -> clap::Com
 fn flag_arg(spec: &ParamSpec) -> Arg {
     let id = format!("{FLAG_ID_PREFIX}{}", spec.name);
     let mut arg = Arg::new(id).long(spec.flag.clone());
-    if let Some(help) = &spec.help {
-        arg = arg.help(help.clone());
+    let help = spec.help.clone().unwrap_or_default();
+    if spec.secret {
+        arg = arg.help(format!(
+            "{help} (prompted for without echo if not given: a flag shows in `ps` and \
+             shell history)"
+        ));
+    } else if !help.is_empty() {
+        arg = arg.help(help);
     }
-    if spec.required {
+    if spec.required && !spec.secret {
         arg = arg.required_unless_present(JSON_ARG);
     }
     let (item, repeated) = match &spec.kind {
@@ -313,6 +326,18 @@ pub(crate) fn collect(
         params.insert(spec.name.clone(), value);
     }
     Ok(params)
+}
+
+/// Required password params that `params` lacks: `(wire name, flag)` pairs, to prompt for.
+pub(crate) fn missing_secrets(
+    specs: &[ParamSpec],
+    params: &Map<String, Value>,
+) -> Vec<(String, String)> {
+    specs
+        .iter()
+        .filter(|s| s.secret && s.required && !params.contains_key(&s.name))
+        .map(|s| (s.name.clone(), s.flag.clone()))
+        .collect()
 }
 
 /// Parses a params argument: a JSON object, or `-` to read one from stdin.
@@ -462,6 +487,24 @@ mod tests {
         assert_eq!(p["message"], json!("from json"));
         // The flag overrides the JSON member.
         assert_eq!(p["limit"], json!(2));
+    }
+
+    #[test]
+    fn missing_required_passwords_are_prompted_not_usage_errors() {
+        // `oldPassword` is required but its absence is not a parse error…
+        let p = parse(&["--message", "m"]).unwrap();
+        assert!(!p.contains_key("oldPassword"));
+        // …it is reported for prompting instead.
+        let specs = param_specs(&schema());
+        assert_eq!(
+            missing_secrets(&specs, &p),
+            vec![("oldPassword".to_owned(), "old-password".to_owned())]
+        );
+        let given = parse(&["--message", "m", "--old-password", "x"]).unwrap();
+        assert!(missing_secrets(&specs, &given).is_empty());
+        let spec = specs.iter().find(|s| s.name == "oldPassword").unwrap();
+        assert!(spec.secret);
+        assert!(!specs.iter().find(|s| s.name == "message").unwrap().secret);
     }
 
     #[test]
