@@ -2,7 +2,7 @@
 //! `hearth:///public` + an RFC 6901 pointer (percent-encoded as a URI path).
 
 use hearth_store::json_patch::{Patch, PatchOperation};
-use rmcp::model::Resource;
+use rmcp::model::{Resource, ResourceTemplate};
 use serde_json::Value;
 
 /// The URI of the whole public state.
@@ -114,6 +114,19 @@ pub(crate) fn list(public: &Value) -> Vec<Resource> {
         }
     }
     out
+}
+
+/// `resources/templates/list`: any part of the public state by pointer.
+pub(crate) fn templates() -> Vec<ResourceTemplate> {
+    vec![
+        ResourceTemplate::new(format!("{ROOT_URI}{{+pointer}}"), "public-pointer")
+            .with_title("Part of the Hearth public state")
+            .with_description(
+                "The public state at an RFC 6901 JSON Pointer (percent-encoded), e.g. \
+                 hearth:///public/serverInfo/hostname. Readable and subscribable.",
+            )
+            .with_mime_type("application/json"),
+    ]
 }
 
 #[cfg(test)]
