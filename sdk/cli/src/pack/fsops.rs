@@ -77,7 +77,11 @@ fn walk_parents(root: &Path, rel: &Path, create: bool) -> Result<Option<PathBuf>
         current.push(part);
         match fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(unsafe_path(rel, "a parent directory is a symlink"));
+                return Err(unsafe_path(
+                    rel,
+                    "a parent directory is a symlink; nothing is written through symlinks \
+                     (use the real path, e.g. usr/lib/… rather than lib/…)",
+                ));
             }
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => return Err(unsafe_path(rel, "a parent is not a directory")),

@@ -243,3 +243,33 @@ fn invalid_version_is_a_parse_error() {
     let err = Manifest::from_json(json.as_bytes()).unwrap_err();
     assert!(err.to_string().contains("version"), "{err}");
 }
+
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn ids_of_the_documented_shape_are_valid(id in "[a-z0-9]{1,8}(-[a-z0-9]{1,8}){0,3}") {
+            prop_assert!(is_valid_id(&id));
+        }
+
+        #[test]
+        fn ids_with_other_characters_are_invalid(
+            head in "[a-z0-9]{0,4}",
+            bad in "[^a-z0-9-]",
+            tail in "[a-z0-9]{0,4}",
+        ) {
+            let id = format!("{head}{bad}{tail}");
+            prop_assert!(!is_valid_id(&id));
+        }
+
+        #[test]
+        fn loading_arbitrary_json_never_panics(text in "\\PC{0,200}") {
+            if let Ok(m) = Manifest::from_json(text.as_bytes()) {
+                let _ = m.validate();
+            }
+        }
+    }
+}

@@ -143,3 +143,24 @@ mod tests {
         assert_eq!(DurationSpec::from_millis(0).to_string(), "0ms");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn display_parses_back_to_the_same_duration(millis in 0u64..u64::MAX / 3_600_000) {
+            let d = DurationSpec::from_millis(millis);
+            prop_assert_eq!(d.to_string().parse::<DurationSpec>().unwrap(), d);
+        }
+
+        #[test]
+        fn parsing_never_panics(text in "\\PC{0,24}") {
+            let _ = text.parse::<DurationSpec>();
+        }
+    }
+}
