@@ -5,12 +5,14 @@
 # through `hearth`: setup, login with --password-stdin, generated commands with human
 # and --json output, `hearth rpc`, wrong password, logout, a session killed on the
 # server, the local auth cookie, and an API token. Needs the binaries built by
-# `cargo build --workspace --bins` (make test does that first).
+# `cargo build --workspace --bins` (make test does that first) and python3 (to type
+# at the password prompts through a pseudo-terminal).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
 
 BIN="$CARGO_TARGET_DIR/debug"
+command -v python3 >/dev/null || { echo "cli-client: needs python3 for the prompt tests" >&2; exit 1; }
 for b in hearth hearthd; do
   [ -x "$BIN/$b" ] || { echo "cli-client: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
 done
@@ -146,7 +148,7 @@ echo "== prompts without echo on a terminal"
 hearth_tty() {
   set +e
   OUT="$(timeout 60 python3 - "$BIN/hearth" "$URL" "$@" <<'PY'
-import os, pty, sys, time
+import os, pty, sys, termios, time
 exe, url, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
 cut = rest.index("--")
 answers, args = rest[:cut], rest[cut + 1:]
@@ -166,9 +168,17 @@ def drain(until_prompt):
         out += chunk
         if until_prompt and out.rstrip().endswith(b":"):
             return True
+def wait_for_no_echo():
+    # The prompt is printed before echo is switched off; typing earlier would echo.
+    # On Linux the master side reports the terminal's (shared) settings.
+    for _ in range(500):
+        if not termios.tcgetattr(fd)[3] & termios.ECHO:
+            return
+        time.sleep(0.01)
 for answer in answers:
     if not drain(True):
         break
+    wait_for_no_echo()
     os.write(fd, answer.encode() + b"\n")
     out += b"\n"
 drain(False)
@@ -195,6 +205,10 @@ hearth_tty "$PASSWORD" "x-one-entry" "x-other-entry" -- auth password change
 contains "the two passwords differ"
 hearth_tty "$NEW_PASSWORD" -- auth login
 [ "$RC" -eq 0 ] || fail "login with the changed password failed: $OUT"
+# The password change kept only the caller's session; the new login replaced it.
+expect_ok auth session list --json
+[ "$(printf '%s\n' "$OUT" | grep -c '"loggedInMs"')" -eq 1 ] \
+  || fail "the replaced session is still live: $OUT"
 PASSWORD="$NEW_PASSWORD"
 
 echo "== logout"

@@ -4,7 +4,11 @@
 //! * `hearth rpc METHOD [JSON]` calls any method and prints the result as JSON.
 //! * `hearth NOUN VERB [--flags] [JSON]` is generated from `hearth_rpc`'s catalogue
 //!   ([`commands`]), with human output ([`format`]) unless `--json` is given.
-//! * `hearth auth login` / `logout` keep a session per server URL ([`session_store`]).
+//! * `hearth auth login` / `logout` keep a session per server URL ([`session_store`]);
+//!   a new login ends the session it replaces.
+//! * Passwords are never required as flags: `auth login` prompts (or reads
+//!   `--password-stdin`), and a required `*password` param of a generated command is
+//!   prompted for without echo when its flag is not given.
 //!
 //! # Credentials
 //! Each call sends one credential, tried in this order:
@@ -319,7 +323,8 @@ fn login(conn: &mut Connection, password_stdin: bool, json: bool) -> Result<(), 
             url: conn.url.clone(),
         })?;
     let info: Option<LoginResult> = serde_json::from_value(reply.result.clone()).ok();
-    let store = conn.sessions()?;
+    let store = conn.sessions()?.clone();
+    let previous = store.get(&conn.url).ok().flatten();
     store.put(
         &conn.url,
         StoredSession {
@@ -328,6 +333,14 @@ fn login(conn: &mut Connection, password_stdin: bool, json: bool) -> Result<(), 
             expires_at_ms: info.as_ref().map(|i| i.expires_at_ms),
         },
     )?;
+    // Best effort: end the session this login replaces instead of leaving it live.
+    if let Some(old) = previous {
+        let _ = conn.client.call(
+            LOGOUT_METHOD,
+            &Value::Object(Map::new()),
+            &Credential::Session(old.token),
+        );
+    }
     if json {
         print_json(&reply.result)
     } else {
