@@ -370,3 +370,37 @@ fn git_hash_records_the_commit_and_a_dirty_tree() {
     let (_, dirty) = ws.pack_ok(&project, "dirty.s9pk");
     assert_eq!(manifest(&dirty)["gitHash"], format!("{head}-modified"));
 }
+
+/// The root files `pack` writes are wire formats other tools read (StartOS reads
+/// `manifest.json`, `hearth-container` reads `hearth.json`); changes must be deliberate.
+/// Regenerate with `HEARTH_UPDATE_GOLDEN=1 cargo test -p hearth-cli --test pack golden`.
+#[test]
+fn staged_root_files_match_golden_files() {
+    let ws = Workspace::new();
+    let project = minimal_project(ws.dir.path());
+    let toml = MINIMAL_TOML.replace(
+        "rootfs = \"rootfs\"",
+        "rootfs = \"rootfs\"\narch = [\"x86_64\"]\nenv = { APP_MODE = \"prod\" }",
+    );
+    fs::write(project.join("hearth.toml"), toml).unwrap();
+    let (_, staging) = ws.pack_ok(&project, "golden.s9pk");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pack/golden");
+    for (staged, name) in [
+        ("manifest.json", "tiny-manifest.json"),
+        ("hearth.json", "tiny-hearth.json"),
+        ("images/x86_64/main.json", "tiny-image.json"),
+        ("images/x86_64/main.env", "tiny-image.env"),
+    ] {
+        let actual = fs::read_to_string(staging.join(staged)).unwrap();
+        if std::env::var_os("HEARTH_UPDATE_GOLDEN").is_some() {
+            fs::create_dir_all(&golden).unwrap();
+            fs::write(golden.join(name), &actual).unwrap();
+        }
+        let expected = fs::read_to_string(golden.join(name)).unwrap_or_default();
+        assert!(
+            actual == expected,
+            "{staged} differs from tests/pack/golden/{name}:\n{actual}\n\
+             regenerate with HEARTH_UPDATE_GOLDEN=1 cargo test -p hearth-cli --test pack golden"
+        );
+    }
+}

@@ -15,6 +15,10 @@
 //! security updates. Pin a date with a snapshot mirror, e.g.
 //! `mirror = "http://snapshot.debian.org/archive/debian/20250601T000000Z"`.
 //! Delete the cache directory to pick up new package versions.
+//!
+//! # Limitations
+//! A foreign architecture (`arch = ["aarch64"]` on an x86_64 machine) needs what
+//! mmdebstrap needs for it: `qemu-user-static` with binfmt_misc registered.
 
 use std::ffi::OsStr;
 use std::fs;
