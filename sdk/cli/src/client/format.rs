@@ -9,6 +9,9 @@
 //!   appearance), a header line, columns padded to the widest cell.
 //! * An array of scalars prints one per line; inside an object, comma-separated.
 //! * An empty array or object prints `(none)`.
+//! * A member whose key ends in `Ms` holding a whole number from the year 2000 on is a
+//!   Unix timestamp in milliseconds (the API's convention, e.g. `createdMs`) and prints
+//!   as UTC RFC 3339, `2026-11-24T19:29:42Z`; smaller values are durations and stay.
 //!
 //! Keys stay as the server spells them (`uptimeSecs`), so the output can be matched with
 //! `--json` and the method's documentation.
@@ -63,7 +66,7 @@ fn object(map: &Map<String, Value>, indent: &str, out: &mut String) {
     let width = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
     let nested_indent = format!("{indent}{INDENT}");
     for (key, value) in map {
-        match inline(value) {
+        match timestamp(key, value).or_else(|| inline(value)) {
             Some(text) => {
                 let pad = " ".repeat(width - key.chars().count());
                 line(out, indent, &format!("{key}:{pad} {text}"));
@@ -107,7 +110,10 @@ fn table(rows: &[Value], indent: &str, out: &mut String) {
         .map(|row| {
             columns
                 .iter()
-                .map(|c| row.get(*c).map_or_else(|| "-".to_owned(), cell))
+                .map(|c| match row.get(*c) {
+                    None => "-".to_owned(),
+                    Some(v) => timestamp(c, v).unwrap_or_else(|| cell(v)),
+                })
                 .collect()
         })
         .collect();
@@ -146,6 +152,41 @@ fn cell(value: &Value) -> String {
     } else {
         value.to_string()
     }
+}
+
+/// 2000-01-01T00:00:00Z in ms: smaller `…Ms` values are durations, not timestamps.
+const EPOCH_2000_MS: u64 = 946_684_800_000;
+
+/// The RFC 3339 form of a `…Ms` member holding a Unix timestamp in milliseconds.
+fn timestamp(key: &str, value: &Value) -> Option<String> {
+    let ms = value.as_u64()?;
+    if !key.ends_with("Ms") || ms < EPOCH_2000_MS {
+        return None;
+    }
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
+}
+
+/// Days since 1970-01-01 → proleptic Gregorian (year, month, day); Howard Hinnant's
+/// `civil_from_days`, for non-negative day counts.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 fn is_scalar(value: &Value) -> bool {
@@ -228,6 +269,31 @@ mod tests {
         assert_eq!(human(&json!([])), "(none)\n");
         assert_eq!(human(&json!({})), "(none)\n");
         assert_eq!(human(&json!(["a", "b"])), "a\nb\n");
+    }
+
+    #[test]
+    fn millisecond_timestamps_print_as_utc_dates() {
+        let v = json!({"createdMs": 1_795_548_582_064_u64, "sampleMs": 101, "lastUsedMs": null});
+        assert_eq!(
+            human(&v),
+            "createdMs:  2026-11-24T19:29:42Z\nlastUsedMs: -\nsampleMs:   101\n"
+        );
+        let rows = json!([{"timestampMs": 951_782_400_000_u64, "n": 1}]);
+        assert_eq!(human(&rows), "n  timestampMs\n1  2000-02-29T00:00:00Z\n");
+        // Not an `…Ms` key: the number stays a number.
+        assert_eq!(
+            human(&json!({"id": 1_795_548_582_064_u64})),
+            "id: 1795548582064\n"
+        );
+    }
+
+    #[test]
+    fn calendar_conversion_matches_known_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(11_017), (2000, 3, 1));
+        assert_eq!(civil_from_days(20_453), (2025, 12, 31));
+        assert_eq!(civil_from_days(20_454), (2026, 1, 1));
     }
 
     #[test]
