@@ -20,6 +20,15 @@ pub enum StoreError {
         #[source]
         source: Box<redb::Error>,
     },
+    /// Syncing the directory that holds a newly created store file failed.
+    #[error("sync directory {path} after creating the store: {source}")]
+    SyncDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file opened but its content is inconsistent: a missing snapshot, a gap in the
     /// patch log, a revision that does not match the metadata. Never repaired silently.
     #[error("store {path} is corrupted: {reason}")]

@@ -28,8 +28,11 @@
 //!   [`StoreError::InvalidDocument`].
 //! - Revisions on disk are contiguous from the snapshot to the recorded revision; open
 //!   verifies this and fails with [`StoreError::Corrupted`] rather than resetting.
-//! - Memory is bounded: the document, a ring of the last [`StoreOptions::history`]
-//!   public revisions and a broadcast channel of fixed capacity.
+//! - Memory is bounded: the document, a ring of the last public revisions (at most
+//!   [`StoreOptions::history`] of them and [`StoreOptions::history_bytes`] of patches)
+//!   and a broadcast channel holding at most [`StoreOptions::channel`] revisions.
+//! - A newly created file's directory entry is fsync'd before `open` returns, so a
+//!   power loss cannot make a store that acknowledged revisions vanish.
 //!
 //! # Limitations
 //! - The history ring is not rebuilt at open: after a restart, `public_since` knows only

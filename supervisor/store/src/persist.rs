@@ -62,6 +62,7 @@ impl Disk {
         match disk.read_format()? {
             None => {
                 disk.initialize(seed)?;
+                sync_parent_dir(path)?;
                 tracing::info!(path = %path.display(), "created new store");
                 Ok(Loaded {
                     disk,
@@ -283,6 +284,22 @@ impl Disk {
         txn.commit()
             .map_err(|e| StoreError::db("commit revision", path, e))
     }
+}
+
+/// Makes the directory entry of a newly created store file durable: without this, a
+/// power loss soon after creation could lose the file although its commits were
+/// fsync'd, and the next start would silently begin again from the seed.
+fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| StoreError::SyncDir {
+            path: parent.to_path_buf(),
+            source,
+        })
 }
 
 fn encode<T: serde::Serialize>(

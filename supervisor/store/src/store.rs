@@ -18,11 +18,15 @@ use crate::pointer;
 pub struct StoreOptions {
     /// How many public revisions [`Store::public_since`] can return (the history ring).
     pub history: usize,
+    /// Upper bound on the serialized size of the patches kept in the history ring; the
+    /// oldest are dropped first (a client that needs them takes a new dump).
+    pub history_bytes: usize,
     /// Compact (new snapshot, empty patch log) after this many patches, bounding both
     /// the file and the replay work at open.
     pub snapshot_every: u64,
     /// Capacity of the broadcast channel; a subscriber that falls further behind gets
     /// `RecvError::Lagged` and must take a new dump (or call [`Store::public_since`]).
+    /// The channel keeps its last `channel` revisions alive, so this also bounds memory.
     pub channel: usize,
 }
 
@@ -30,8 +34,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             history: 1024,
+            history_bytes: 8 << 20,
             snapshot_every: 1024,
-            channel: 1024,
+            channel: 256,
         }
     }
 }
@@ -115,8 +120,10 @@ struct Writer {
 struct State {
     doc: Arc<Value>,
     revision: u64,
-    /// The last `options.history` public revisions, oldest first.
-    history: VecDeque<Arc<Revision>>,
+    /// The last public revisions (at most `options.history` of them, at most
+    /// `options.history_bytes` of serialized patches), oldest first, with their sizes.
+    history: VecDeque<(Arc<Revision>, usize)>,
+    history_bytes: usize,
     /// Every public revision after this one is in `history`.
     history_floor: u64,
 }
@@ -140,7 +147,8 @@ impl Store {
         let state = State {
             doc: Arc::new(loaded.doc),
             revision: loaded.revision,
-            history: VecDeque::with_capacity(options.history),
+            history: VecDeque::new(),
+            history_bytes: 0,
             // History is not rebuilt from the patch log: clients that knew an earlier
             // revision before a restart take a new dump.
             history_floor: loaded.revision,
@@ -238,17 +246,9 @@ impl Store {
         state.doc = Arc::new(new);
         state.revision = rev;
         if !public.0.is_empty() {
+            let size = serde_json::to_vec(&public).map_or(usize::MAX, |v| v.len());
             let revision = Arc::new(Revision { rev, patch: public });
-            if self.inner.options.history == 0 {
-                state.history_floor = rev;
-            } else {
-                if state.history.len() >= self.inner.options.history
-                    && let Some(evicted) = state.history.pop_front()
-                {
-                    state.history_floor = evicted.rev;
-                }
-                state.history.push_back(Arc::clone(&revision));
-            }
+            state.remember(Arc::clone(&revision), size, &self.inner.options);
             // No receivers is not an error: the revision is kept in the history ring.
             let _ = self.inner.tx.send(revision);
         }
@@ -290,6 +290,7 @@ impl Store {
             state
                 .history
                 .iter()
+                .map(|(r, _)| r)
                 .filter(|r| r.rev > rev)
                 .cloned()
                 .collect(),
@@ -302,6 +303,28 @@ impl Store {
             .state
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Appends a published revision to the history ring, then drops the oldest entries
+    /// until both limits hold (possibly `revision` itself, if it alone is too big).
+    fn remember(&mut self, revision: Arc<Revision>, size: usize, options: &StoreOptions) {
+        let rev = revision.rev;
+        self.history.push_back((revision, size));
+        self.history_bytes = self.history_bytes.saturating_add(size);
+        while self.history.len() > options.history || self.history_bytes > options.history_bytes {
+            match self.history.pop_front() {
+                Some((evicted, bytes)) => {
+                    self.history_floor = evicted.rev;
+                    self.history_bytes = self.history_bytes.saturating_sub(bytes);
+                }
+                None => {
+                    self.history_floor = rev;
+                    break;
+                }
+            }
+        }
     }
 }
 

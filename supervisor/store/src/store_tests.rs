@@ -242,6 +242,35 @@ fn public_since_is_none_once_the_history_ring_dropped_revisions() {
 }
 
 #[test]
+fn the_history_ring_is_bounded_in_bytes_too() {
+    let options = StoreOptions {
+        history_bytes: 10_000,
+        ..StoreOptions::default()
+    };
+    let (_dir, store) = open_tmp(options);
+    // Each patch is a little over 3 kB: three fit, the fourth evicts the first.
+    for i in 0..4 {
+        set(
+            &store,
+            "/public/ui",
+            json!({"blob": format!("{i}{}", "x".repeat(3000))}),
+        );
+    }
+    assert!(store.public_since(0).is_none());
+    let kept: Vec<u64> = store
+        .public_since(1)
+        .unwrap()
+        .iter()
+        .map(|r| r.rev)
+        .collect();
+    assert_eq!(kept, vec![2, 3, 4]);
+    // A single revision over the budget is not kept at all; its predecessors go too.
+    set(&store, "/public/ui", json!({"blob": "y".repeat(20_000)}));
+    assert!(store.public_since(4).is_none());
+    assert!(store.public_since(5).unwrap().is_empty());
+}
+
+#[test]
 fn reopen_returns_the_same_document_and_revision() {
     for snapshot_every in [1, 3, 1024] {
         let dir = tempfile::tempdir().unwrap();
