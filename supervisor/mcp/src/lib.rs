@@ -11,10 +11,10 @@
 //!   transport (sessions with `Mcp-Session-Id`, SSE, DELETE, body limit, protocol
 //!   version negotiation); this crate implements `ServerHandler` per session.
 //! - Tools are generated from [`hearth_rpc::catalogue`] (name, description, params JSON
-//!   Schema, read-only hint from `mutates`), minus `setup.*`, `auth.login` and
-//!   `auth.logout`. A call goes through [`McpBackend::call`], i.e. the JSON-RPC
-//!   dispatcher, so validation and handlers are shared; failures are `isError`
-//!   results carrying the RPC error.
+//!   Schema, read-only hint from `mutates`), minus `setup.*` and `auth.login`. A
+//!   call goes through [`McpBackend::call`], i.e. the JSON-RPC dispatcher, so
+//!   validation and handlers are shared; failures are `isError` results carrying the
+//!   RPC error.
 //! - Auth: [`McpService::handle`] authenticates every HTTP request (POST, GET, DELETE)
 //!   with [`McpBackend::authenticate`], the UI's check (session cookie or bearer
 //!   token), and passes the principal to tool calls through the request extensions.

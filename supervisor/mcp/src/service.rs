@@ -150,10 +150,15 @@ impl<B: McpBackend> McpService<B> {
     }
 }
 
+/// 401, or 403 for a request from a foreign `Origin` (as `/rpc/v1` answers).
 fn unauthorized(error: &RpcError) -> Response<McpBody> {
     let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": error});
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
-    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    *response.status_mut() = if error.data_field("reason") == Some(&"foreignOrigin".into()) {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::UNAUTHORIZED
+    };
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

@@ -7,12 +7,12 @@ use hearth_rpc::{MethodInfo, RpcError};
 use rmcp::model::{CallToolResult, ContentBlock, Tool, ToolAnnotations};
 use serde_json::Value;
 
-/// Whether a method is offered as a tool. Excluded: first-boot setup (`setup.*`, which
-/// an authenticated agent has no use for) and the cookie-session entry points
-/// `auth.login` / `auth.logout` (an MCP client is already authenticated; logging in
-/// or out only makes sense for a browser holding the `session` cookie).
+/// Whether a method is offered as a tool: all but first-boot setup (`setup.*`, which
+/// an authenticated agent has no use for) and `auth.login` (an MCP client is already
+/// authenticated, and a login only yields a cookie an MCP client cannot keep).
+/// `auth.logout` stays: it ends a cookie session and does nothing for API tokens.
 pub(crate) fn exposed(name: &str) -> bool {
-    !(name.starts_with("setup.") || name == "auth.login" || name == "auth.logout")
+    !(name.starts_with("setup.") || name == "auth.login")
 }
 
 /// The tool list, built once from the method catalogue.

@@ -26,6 +26,9 @@ impl McpBackend for FakeApi {
     type Principal = String;
 
     async fn authenticate(&self, request: &http::request::Parts) -> Result<String, RpcError> {
+        if request.headers.get(http::header::ORIGIN).is_some() {
+            return Err(RpcError::unauthorized("foreignOrigin", "foreign Origin"));
+        }
         match request.headers.get(http::header::AUTHORIZATION) {
             Some(v)
                 if v.as_bytes() == format!("Bearer {TOKEN}").as_bytes()

@@ -28,6 +28,11 @@ async fn requests_without_valid_credentials_get_401_and_no_session() {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
         assert!(resp.headers().get("mcp-session-id").is_none());
     }
+    // A refusal for a foreign Origin is 403, as on /rpc/v1.
+    let mut req = h.request(http::Method::POST, None, Some(init.clone()));
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    assert_eq!(h.mcp.handle(req).await.status(), StatusCode::FORBIDDEN);
     // An established session does not let an unauthenticated request through either.
     let (session, _) = h.initialize("2025-06-18").await;
     let mut req = h.request(
@@ -67,8 +72,7 @@ async fn tools_are_the_method_table_minus_setup_and_login() {
     let tools = tools["tools"].as_array().unwrap();
     let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     for m in hearth_rpc::catalogue() {
-        let expected =
-            !(m.name.starts_with("setup.") || m.name == "auth.login" || m.name == "auth.logout");
+        let expected = !(m.name.starts_with("setup.") || m.name == "auth.login");
         assert_eq!(names.contains(&m.name), expected, "{}", m.name);
         if let Some(t) = tools.iter().find(|t| t["name"] == m.name) {
             assert_eq!(t["inputSchema"], m.params_schema, "{}", m.name);
