@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::debian::{self, DebianError};
 use super::fsops::{self, FsError};
 use super::layer::{self, LayerError};
-use super::oci::{self, OciError};
+use super::oci::{self, OciError, OciImage};
 use super::project::{ImagePlan, SourceKind};
 use super::tool::{self, ToolError};
 
@@ -81,15 +81,43 @@ pub(crate) struct BuildContext<'a> {
     pub(crate) work: &'a Path,
 }
 
-/// Builds image `id` for `arch` into `out` (the `images/<arch>` staging folder).
+/// For an OCI source: opens the layout, picks the image for `arch` and verifies
+/// every blob it uses, so a broken layout is refused before anything is built.
+/// `None` for other sources.
+pub(crate) fn prepare_oci(
+    id: &str,
+    plan: &ImagePlan,
+    arch: &str,
+    work: &Path,
+) -> Result<Option<OciImage>, ImageError> {
+    let SourceKind::Oci(path) = &plan.source else {
+        return Ok(None);
+    };
+    load_oci(id, path, arch, work)
+        .map(Some)
+        .map_err(|failure| ImageError {
+            image: id.to_owned(),
+            arch: arch.to_owned(),
+            source: Box::new(failure),
+        })
+}
+
+fn load_oci(id: &str, path: &Path, arch: &str, work: &Path) -> Result<OciImage, ImageFailure> {
+    let layout = oci::open_layout(path, &work.join(format!("oci-{id}")))?;
+    Ok(oci::load_image(&layout, arch)?)
+}
+
+/// Builds image `id` for `arch` into `out` (the `images/<arch>` staging folder),
+/// using the image [`prepare_oci`] found, if given.
 pub(crate) fn build(
     id: &str,
     plan: &ImagePlan,
     arch: &str,
     ctx: &BuildContext<'_>,
     out: &Path,
+    prepared: Option<&OciImage>,
 ) -> Result<(), ImageError> {
-    build_inner(id, plan, arch, ctx, out).map_err(|failure| ImageError {
+    build_inner(id, plan, arch, ctx, out, prepared).map_err(|failure| ImageError {
         image: id.to_owned(),
         arch: arch.to_owned(),
         source: Box::new(failure),
@@ -102,6 +130,7 @@ fn build_inner(
     arch: &str,
     ctx: &BuildContext<'_>,
     out: &Path,
+    prepared: Option<&OciImage>,
 ) -> Result<(), ImageFailure> {
     let scratch = ctx.work.join(format!("image-{id}-{arch}"));
     let root = scratch.join("rootfs");
@@ -118,9 +147,15 @@ fn build_inner(
     match &plan.source {
         SourceKind::Rootfs(dir) => fsops::copy_tree(dir, &root)?,
         SourceKind::Oci(path) => {
-            let layout = oci::open_layout(path, &scratch)?;
-            let image = oci::load_image(&layout, arch)?;
-            oci::apply(&image, &root)?;
+            let loaded;
+            let image = match prepared {
+                Some(image) => image,
+                None => {
+                    loaded = load_oci(id, path, arch, ctx.work)?;
+                    &loaded
+                }
+            };
+            oci::apply(image, &root)?;
             if let Some(config) = &image.config {
                 apply_oci_config(config, &mut metadata, &mut env);
             }

@@ -34,6 +34,7 @@ mod oci;
 mod project;
 mod tool;
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -146,6 +147,17 @@ pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
     if owner != 0 {
         return Err(PackError::NotRoot);
     }
+    // OCI layouts are checked (every blob's size and digest) before anything is built.
+    let mut oci_images = BTreeMap::new();
+    for (id, plan) in &project.images {
+        for arch in &plan.arch {
+            if let Some(image) = image::prepare_oci(id, plan, arch, work.path())
+                .map_err(|e| PackError::Image(Box::new(e)))?
+            {
+                oci_images.insert((id.as_str(), arch.as_str()), image);
+            }
+        }
+    }
     let staging = match &args.staging {
         Some(dir) => {
             fs::create_dir(dir)
@@ -170,7 +182,9 @@ pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
         for arch in &plan.arch {
             let out = staging.join("images").join(arch);
             tracing::info!(image = %id, arch = %arch, "building image");
-            image::build(id, plan, arch, &ctx, &out).map_err(|e| PackError::Image(Box::new(e)))?;
+            let prepared = oci_images.get(&(id.as_str(), arch.as_str()));
+            image::build(id, plan, arch, &ctx, &out, prepared)
+                .map_err(|e| PackError::Image(Box::new(e)))?;
         }
     }
     hearth_s9pk::write_dir(&staging, &key, &args.output).map_err(|source| PackError::Write {

@@ -145,7 +145,7 @@ pub(crate) fn oci_arch(arch: &str) -> &str {
 }
 
 /// Returns the layout directory for `path`: the path itself if it is a
-/// directory, else the archive unpacked under `work`.
+/// directory, else the archive unpacked under `work` (reused if already there).
 pub(crate) fn open_layout(path: &Path, work: &Path) -> Result<PathBuf, OciError> {
     let meta = fs::metadata(path).map_err(|source| OciError::Read {
         path: path.to_path_buf(),
@@ -154,12 +154,15 @@ pub(crate) fn open_layout(path: &Path, work: &Path) -> Result<PathBuf, OciError>
     let layout = if meta.is_dir() {
         path.to_path_buf()
     } else {
+        // Unpacked once per `work` directory, then reused (one image, several arches).
         let dir = work.join("oci-layout");
-        fs::create_dir_all(&dir).map_err(|source| OciError::Read {
-            path: dir.clone(),
-            source,
-        })?;
-        layer::apply_layer(&dir, path).map_err(|source| OciError::Archive { source })?;
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|source| OciError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            layer::apply_layer(&dir, path).map_err(|source| OciError::Archive { source })?;
+        }
         dir
     };
     if !layout.join("index.json").is_file() {

@@ -188,14 +188,16 @@ fn good_layer() -> Vec<u8> {
 fn oci_missing_blob() {
     let ws = Workspace::new();
     let (project, layout) = oci_project(&ws, vec![(good_layer(), Compression::Gzip)]);
+    // An image sorted before the broken one: it must not be built first.
+    let base = "[images.base]\nrootfs = \"rootfs\"\n\n[images.main]";
+    replace_in_toml(&project, "[images.main]", base);
     fs::remove_file(layout.blob(&layout.layer_digests[0])).unwrap();
     let err = ws.pack_err(&project);
+    let missing = format!("blob sha256:{} is missing", layout.layer_digests[0]);
+    assert!(err.contains(&missing), "{err}");
     assert!(
-        err.contains(&format!(
-            "blob sha256:{} is missing",
-            layout.layer_digests[0]
-        )),
-        "{err}"
+        !err.contains("mksquashfs"),
+        "an image was built before the check: {err}"
     );
 }
 
