@@ -90,7 +90,7 @@ impl Endpoint for Mcp {
     }
 }
 
-/// The `/mcp` endpoint over `app`'s dispatcher and authenticator. Needs a runtime.
+/// The `/mcp` endpoint over `app`'s dispatcher and authenticator. Needs no runtime yet.
 pub(crate) fn endpoint(
     dispatcher: Dispatcher,
     auth: Arc<Authenticator>,

@@ -161,6 +161,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_pointer_round_trips_through_its_uri(p in "(/[^/]{0,8}){0,4}") {
+            proptest::prop_assert_eq!(pointer_of(&uri_of(&p)).unwrap(), p);
+        }
+
+        #[test]
+        fn any_uri_parses_or_is_refused_without_panicking(uri in "hearth:///public.{0,40}") {
+            if let Ok(p) = pointer_of(&uri) {
+                proptest::prop_assert!(p.is_empty() || p.starts_with('/'));
+            }
+        }
+    }
+
     #[test]
     fn overlap_is_token_wise_in_both_directions() {
         assert!(overlaps("/ui/theme", ""));

@@ -79,7 +79,7 @@ impl<B: McpBackend> std::fmt::Debug for McpService<B> {
 
 impl<B: McpBackend> McpService<B> {
     /// Builds the service: the tool list from [`hearth_rpc::catalogue`], resources from
-    /// `store`. Must be called inside a tokio runtime.
+    /// `store`. Spawns nothing (no runtime needed).
     pub fn new(backend: Arc<B>, store: Store, config: McpConfig) -> Self {
         let shutdown = CancellationToken::new();
         let mut sessions = LocalSessionManager::default();

@@ -81,6 +81,28 @@ mod tests {
         assert_eq!(resolve(&doc, "/").ok(), Some(&json!(1)));
     }
 
+    fn escape(key: &str) -> String {
+        key.replace('~', "~0").replace('/', "~1")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn finds_every_value_by_its_escaped_path(keys in proptest::collection::vec(".{0,6}", 1..5)) {
+            let mut doc = json!(42);
+            for k in keys.iter().rev() {
+                doc = json!({ k.as_str(): doc });
+            }
+            let pointer: String = keys.iter().map(|k| format!("/{}", escape(k))).collect();
+            proptest::prop_assert_eq!(resolve(&doc, &pointer).ok(), Some(&json!(42)));
+        }
+
+        #[test]
+        fn arbitrary_pointers_never_panic(pointer in ".{0,30}") {
+            let doc = json!({"a": [1, {"b": null}], "~": {"/": true}});
+            let _ = resolve(&doc, &pointer);
+        }
+    }
+
     #[test]
     fn distinguishes_missing_from_malformed() {
         let doc = json!({"a": [1, 2]});
