@@ -404,3 +404,42 @@ fn staged_root_files_match_golden_files() {
         );
     }
 }
+
+/// A multi-architecture layout behind a nested index (as containerd-backed
+/// `docker save` writes it): each architecture gets its own image.
+#[test]
+fn multi_arch_nested_index_gives_each_arch_its_image() {
+    let ws = Workspace::new();
+    let project = minimal_project(ws.dir.path());
+    let toml = MINIMAL_TOML.replace(
+        "rootfs = \"rootfs\"",
+        "oci = \"image\"\narch = [\"x86_64\", \"aarch64\"]",
+    );
+    fs::write(project.join("hearth.toml"), toml).unwrap();
+    for (oci_arch, marker) in [("amd64", "amd64\n"), ("arm64", "arm64\n")] {
+        let layer = LayerBuilder::new()
+            .dir("etc/")
+            .file("etc/arch", marker.as_bytes(), 0o644)
+            .finish();
+        let config = serde_json::json!({"Cmd": [format!("/bin/{oci_arch}")]});
+        write_layout(
+            &project.join("image"),
+            vec![(layer, Compression::Gzip)],
+            oci_arch,
+            config,
+        );
+    }
+    oci_layout::nest_index(&project.join("image"));
+    let (_, staging) = ws.pack_ok(&project, "multi.s9pk");
+    for (arch, oci_arch) in [("x86_64", "amd64"), ("aarch64", "arm64")] {
+        let images = staging.join("images").join(arch);
+        let squashfs = images.join("main.squashfs");
+        assert_eq!(squashfs_cat(&squashfs, "etc/arch"), format!("{oci_arch}\n"));
+        let metadata: serde_json::Value =
+            serde_json::from_slice(&fs::read(images.join("main.json")).unwrap()).unwrap();
+        assert_eq!(
+            metadata["cmd"],
+            serde_json::json!([format!("/bin/{oci_arch}")])
+        );
+    }
+}

@@ -226,6 +226,7 @@ fn oci_size_mismatch_and_wrong_arch() {
     fs::remove_dir_all(&project).unwrap();
 
     let (project, _) = oci_project(&ws, vec![(good_layer(), Compression::None)]);
+    fs::remove_dir_all(project.join("image")).unwrap();
     write_layout(
         &project.join("image"),
         vec![(good_layer(), Compression::None)],

@@ -180,20 +180,46 @@ pub(crate) fn write_layout(
         "layers": descriptors,
     });
     let (manifest_digest, manifest_size) = put_blob(dir, &serde_json::to_vec(&manifest).unwrap());
+    // A second call for another architecture adds to the index (multi-arch layout).
+    let mut manifests = match fs::read(dir.join("index.json")) {
+        Ok(bytes) => serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["manifests"]
+            .as_array()
+            .unwrap()
+            .clone(),
+        Err(_) => Vec::new(),
+    };
+    manifests.push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": format!("sha256:{manifest_digest}"), "size": manifest_size,
+        "platform": {"architecture": oci_arch, "os": "linux"},
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}
+    }));
     let index = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": format!("sha256:{manifest_digest}"), "size": manifest_size,
-            "annotations": {"org.opencontainers.image.ref.name": "latest"}
-        }],
+        "manifests": manifests,
     });
     fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     Layout {
         dir: dir.to_path_buf(),
         layer_digests,
     }
+}
+
+/// Moves the top-level index into a blob and points a new `index.json` at it,
+/// the way containerd-backed `docker save` nests indexes.
+pub(crate) fn nest_index(dir: &Path) {
+    let inner = fs::read(dir.join("index.json")).unwrap();
+    let (digest, size) = put_blob(dir, &inner);
+    let outer = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{digest}"), "size": size
+        }],
+    });
+    fs::write(dir.join("index.json"), serde_json::to_vec(&outer).unwrap()).unwrap();
 }
 
 /// Packs a layout directory into an archive (`oci-archive:` style tar).
