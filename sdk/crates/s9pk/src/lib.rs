@@ -39,9 +39,11 @@
 
 mod builder;
 mod encoding;
+mod file_reader;
 mod filter;
 mod header;
 pub mod key;
+mod read_error;
 mod reader;
 mod toc;
 mod writer;
@@ -52,11 +54,11 @@ pub mod spec;
 pub use builder::{ArchiveBuilder, write_dir};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use encoding::{DecodeError, Hash, NameError, validate_name};
+pub use file_reader::FileReader;
 pub use filter::{FilterError, filter_arch, filter_arch_to};
 pub use header::{Commitment, HEADER_LEN, MAGIC, MAX_UNCOMMITTED_ROOT, SIG_CONTEXT, VERSION};
-pub use reader::{
-    EntryKind, FileReader, MAX_DEPTH, MAX_TOC_LEN, ReadError, S9pkReader, TreeEntry, VerifySummary,
-};
+pub use read_error::{EntryKind, ReadError, TreeEntry, VerifySummary};
+pub use reader::{MAX_DEPTH, MAX_TOC_LEN, S9pkReader};
 pub use toc::TocError;
 pub use writer::WriteError;
 
