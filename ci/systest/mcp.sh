@@ -11,7 +11,9 @@ cd "$(dirname "$0")/../.."
 
 venv="$CARGO_TARGET_DIR/py-mcp"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import mcp' 2>/dev/null || "$venv/bin/pip" install -q mcp
+# mcp 2.x: the Client API used by mcp_client.py.
+"$venv/bin/python" -c 'import importlib.metadata as m; assert m.version("mcp").split(".")[0] == "2"' \
+  2>/dev/null || "$venv/bin/pip" install -q 'mcp>=2.3,<3'
 
 cargo build -q -p hearthd
 

@@ -16,10 +16,10 @@ import urllib.request
 import warnings
 
 import anyio
+import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPDeprecationWarning
 
 # resources/subscribe is the 2025-era API this server implements on purpose.
@@ -58,7 +58,11 @@ async def main(base: str, token: str) -> None:
         elif isinstance(message, Exception):
             print(f"transport error: {message!r}", file=sys.stderr)
 
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+    # The SDK's own defaults: 30 s to connect/write, 300 s of read for SSE streams.
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=httpx2.Timeout(30, read=300),
+    )
     async with http:
         transport = streamable_http_client(f"{base}/mcp", http_client=http)
         async with Client(transport, mode="legacy", message_handler=on_message) as client:
