@@ -443,3 +443,41 @@ fn multi_arch_nested_index_gives_each_arch_its_image() {
         );
     }
 }
+
+/// `docker save` from Docker before 25 (Debian's docker.io): manifest.json format.
+#[test]
+fn legacy_docker_save_archive_is_read_and_checked() {
+    let ws = Workspace::new();
+    let project = minimal_project(ws.dir.path());
+    let toml = MINIMAL_TOML.replace("rootfs = \"rootfs\"", "oci = \"saved.tar\"");
+    fs::write(project.join("hearth.toml"), toml).unwrap();
+    let base = LayerBuilder::new()
+        .dir("etc/")
+        .file("etc/old", b"old\n", 0o644)
+        .file("etc/keep", b"keep\n", 0o644)
+        .finish();
+    let top = LayerBuilder::new().file("etc/.wh.old", b"", 0o644).finish();
+    let config = serde_json::json!({"Env": ["A=1"], "WorkingDir": "/etc"});
+    let saved = ws.path("saved");
+    let layers =
+        oci_layout::write_docker_archive_dir(&saved, vec![base, top], host_oci_arch(), config);
+    oci_layout::archive(&saved, &project.join("saved.tar"));
+    let (_, staging) = ws.pack_ok(&project, "legacy.s9pk");
+    let images = staging.join("images").join(HOST);
+    let listing = squashfs_listing(&images.join("main.squashfs"));
+    assert!(has_entry(&listing, "/etc/keep") && !has_entry(&listing, "/etc/old"));
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&fs::read(images.join("main.json")).unwrap()).unwrap();
+    assert_eq!(metadata["workdir"], "/etc");
+
+    // A tampered layer no longer matches its diff id.
+    let mut bytes = fs::read(&layers[0]).unwrap();
+    bytes[600] ^= 1;
+    fs::write(&layers[0], bytes).unwrap();
+    oci_layout::archive(&saved, &project.join("saved.tar"));
+    let err = ws.pack_err(&project);
+    assert!(
+        err.contains("layer0/layer.tar") && err.contains("does not match its digest"),
+        "{err}"
+    );
+}

@@ -63,7 +63,7 @@ pub(crate) enum LayerError {
 }
 
 /// Opens `path`, transparently decompressing gzip or zstd.
-fn open_layer(path: &Path) -> io::Result<Box<dyn Read>> {
+pub(crate) fn open_layer(path: &Path) -> io::Result<Box<dyn Read>> {
     let mut magic = [0u8; 4];
     let mut probe = File::open(path)?;
     let n = probe.read(&mut magic)?;

@@ -27,6 +27,7 @@
 //!   any OCI builder can produce the layout `pack` consumes.
 
 mod debian;
+mod docker_archive;
 mod fsops;
 mod image;
 mod layer;

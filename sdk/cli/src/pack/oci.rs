@@ -10,10 +10,8 @@
 //! `architecture`/`os`. Archives are unpacked with the same safe extractor as
 //! layers (no `..`, no absolute paths, nothing through symlinks).
 //!
-//! # Limitations
-//! The pre-25 `docker save` format (`manifest.json` + `repositories`, no
-//! `index.json`) is refused with a hint; convert it with
-//! `skopeo copy docker-archive:x.tar oci-archive:y.tar`.
+//! The pre-25 `docker save` format (`manifest.json`, no `index.json`) is read by
+//! `docker_archive`, with the same checks against its content addresses.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -27,7 +25,7 @@ use sha2::Digest as _;
 use super::layer::{self, LayerError};
 
 /// Largest JSON blob (index, manifest, config) read into memory.
-const MAX_JSON_BLOB: u64 = 8 << 20;
+pub(crate) const MAX_JSON_BLOB: u64 = 8 << 20;
 /// How deep indexes may nest.
 const MAX_INDEX_DEPTH: usize = 4;
 
@@ -166,15 +164,13 @@ pub(crate) fn open_layout(path: &Path, work: &Path) -> Result<PathBuf, OciError>
         dir
     };
     if !layout.join("index.json").is_file() {
-        let reason = if layout.join("manifest.json").is_file() {
-            "no index.json; this looks like a legacy `docker save` archive — convert it \
-             with `skopeo copy docker-archive:IN.tar oci-archive:OUT.tar`"
-        } else {
-            "no index.json"
-        };
+        if layout.join("manifest.json").is_file() {
+            // A `docker save` archive from before Docker 25 (see `docker_archive`).
+            return Ok(layout);
+        }
         return Err(OciError::NotALayout {
             path: path.to_path_buf(),
-            reason: reason.into(),
+            reason: "no index.json (and no manifest.json of a `docker save` archive)".into(),
         });
     }
     let oci_layout = layout.join("oci-layout");
@@ -189,6 +185,23 @@ pub(crate) fn open_layout(path: &Path, work: &Path) -> Result<PathBuf, OciError>
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Lowercase hex SHA-256 of a file, streamed; with `decompressed`, of its
+/// content after gzip/zstd decompression (a layer's diff id).
+pub(crate) fn sha256_file(path: &Path, decompressed: bool) -> Result<String, OciError> {
+    let read_err = |source| OciError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file: Box<dyn Read> = if decompressed {
+        layer::open_layer(path).map_err(read_err)?
+    } else {
+        Box::new(File::open(path).map_err(read_err)?)
+    };
+    let mut hasher = sha2::Sha256::new();
+    io::copy(&mut file, &mut HashWriter(&mut hasher)).map_err(read_err)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Checks a blob against its descriptor and returns its path.
@@ -262,7 +275,10 @@ impl<D: sha2::Digest> io::Write for HashWriter<'_, D> {
     }
 }
 
-fn read_json_blob(layout: &Path, descriptor: &Descriptor) -> Result<(PathBuf, Vec<u8>), OciError> {
+pub(crate) fn read_json_blob(
+    layout: &Path,
+    descriptor: &Descriptor,
+) -> Result<(PathBuf, Vec<u8>), OciError> {
     if descriptor.size() > MAX_JSON_BLOB {
         return Err(OciError::Json {
             path: layout.to_path_buf(),
@@ -281,7 +297,7 @@ fn read_json_blob(layout: &Path, descriptor: &Descriptor) -> Result<(PathBuf, Ve
     Ok((path, bytes))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
     path: &Path,
     what: &'static str,
     bytes: &[u8],
@@ -312,6 +328,9 @@ fn kind(media_type: &MediaType) -> Kind {
 /// Finds the linux image for `arch` (StartOS name) in the layout.
 pub(crate) fn load_image(layout: &Path, arch: &str) -> Result<OciImage, OciError> {
     let index_path = layout.join("index.json");
+    if !index_path.is_file() {
+        return super::docker_archive::load_image(layout, arch);
+    }
     let bytes = fs::read(&index_path).map_err(|source| OciError::Read {
         path: index_path.clone(),
         source,

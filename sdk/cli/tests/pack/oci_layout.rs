@@ -229,3 +229,45 @@ pub(crate) fn archive(layout: &Path, out: &Path) {
     builder.append_dir_all(".", layout).unwrap();
     builder.finish().unwrap();
 }
+
+/// Writes the pre-Docker-25 `docker save` format into `dir`: `manifest.json`,
+/// `<sha256>.json` config, `<n>/layer.tar`. Returns the layer file paths.
+pub(crate) fn write_docker_archive_dir(
+    dir: &Path,
+    layers: Vec<Vec<u8>>,
+    oci_arch: &str,
+    config: serde_json::Value,
+) -> Vec<PathBuf> {
+    fs::create_dir_all(dir).unwrap();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256(l)))
+        .collect();
+    let mut names = Vec::new();
+    let mut paths = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        fs::create_dir_all(dir.join(format!("layer{i}"))).unwrap();
+        let name = format!("layer{i}/layer.tar");
+        fs::write(dir.join(&name), layer).unwrap();
+        paths.push(dir.join(&name));
+        names.push(name);
+    }
+    let config = serde_json::json!({
+        "architecture": oci_arch, "os": "linux", "config": config,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "docker_version": "20.10.24",
+    });
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", sha256(&config_bytes));
+    fs::write(dir.join(&config_name), &config_bytes).unwrap();
+    let manifest = serde_json::json!([
+        {"Config": config_name, "RepoTags": ["hello:latest"], "Layers": names}
+    ]);
+    fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&manifest).unwrap(),
+    )
+    .unwrap();
+    fs::write(dir.join("repositories"), br#"{"hello":{"latest":"x"}}"#).unwrap();
+    paths
+}
