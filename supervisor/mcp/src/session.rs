@@ -1,5 +1,5 @@
-//! One MCP session: the `ServerHandler` rmcp runs per `Mcp-Session-Id`, and the task
-//! that turns store revisions into debounced `notifications/resources/updated`.
+//! One MCP session: the `ServerHandler` rmcp runs per `Mcp-Session-Id` (tools,
+//! resources, subscriptions; the subscription task itself is in `watch`).
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};

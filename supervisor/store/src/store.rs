@@ -297,6 +297,11 @@ impl Store {
         )
     }
 
+    /// How many [`Subscription`] receivers are alive (for metrics and leak tests).
+    pub fn subscribers(&self) -> usize {
+        self.inner.tx.receiver_count()
+    }
+
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
         // Writers never panic while holding the state lock (plain field assignments).
         self.inner

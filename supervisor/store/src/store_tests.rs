@@ -171,6 +171,18 @@ fn subscribers_get_public_patches_relative_to_public() {
 }
 
 #[test]
+fn dropping_a_subscription_releases_it() {
+    let (_dir, store) = open_tmp(StoreOptions::default());
+    assert_eq!(store.subscribers(), 0);
+    let a = store.subscribe();
+    let b = store.subscribe();
+    assert_eq!(store.subscribers(), 2);
+    drop(a);
+    drop(b);
+    assert_eq!(store.subscribers(), 0);
+}
+
+#[test]
 fn private_only_mutations_are_not_published_but_consume_a_revision() {
     let (_dir, store) = open_tmp(StoreOptions::default());
     let mut sub = store.subscribe();

@@ -211,9 +211,21 @@ async fn resources_expose_the_public_state_only() {
 }
 
 #[tokio::test]
-async fn delete_ends_the_session() {
+async fn delete_ends_the_session_and_its_subscriptions() {
     let h = harness();
     let (s, _) = h.initialize("2025-06-18").await;
+    h.call(
+        &s,
+        9,
+        "resources/subscribe",
+        json!({"uri": "hearth:///public"}),
+    )
+    .await;
+    assert_eq!(
+        h.api.store.subscribers(),
+        1,
+        "subscribing starts one watcher"
+    );
     let resp = h
         .mcp
         .handle(h.request(http::Method::DELETE, Some(&s), None))
@@ -221,4 +233,13 @@ async fn delete_ends_the_session() {
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     let posted = h.rpc(&s, 1, "tools/list", json!({})).await;
     assert_eq!(posted.status, StatusCode::NOT_FOUND);
+    // The watcher stops with the session (asynchronously).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while h.api.store.subscribers() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the watcher outlived its session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -158,4 +158,9 @@ async fn revoking_the_subscribers_credentials_closes_the_session() {
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let posted = h.rpc(&s, 2, "tools/list", json!({})).await;
     assert_eq!(posted.status, http::StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.api.store.subscribers(),
+        0,
+        "the watcher must have stopped"
+    );
 }
