@@ -109,7 +109,11 @@ pub(crate) async fn upgrade(
                 return;
             }
         };
+        // Small buffers: a subscriber costs a few KB, not tungstenite's default 128 KiB
+        // read buffer. Clients send nothing but control frames.
         let config = WebSocketConfig::default()
+            .read_buffer_size(4 << 10)
+            .write_buffer_size(0)
             .max_message_size(Some(64 << 10))
             .max_frame_size(Some(64 << 10));
         let ws =

@@ -12,6 +12,7 @@
 //!    caller anonymous (so `auth.login` still works) and authenticated methods then say
 //!    "expired".
 
+mod logthrottle;
 mod ratelimit;
 pub(crate) mod secret;
 pub(crate) mod sessions;
@@ -28,6 +29,7 @@ use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use tokio::sync::Semaphore;
 
 use crate::ApiError;
+use logthrottle::LogThrottle;
 pub(crate) use ratelimit::LoginLimiter;
 
 /// Who is making a call.
@@ -94,6 +96,8 @@ pub struct Authenticator {
     session_idle: Duration,
     session_max_age: Duration,
     pub(crate) limiter: LoginLimiter,
+    /// Failed logins are client-triggered: their warnings are rate limited.
+    failure_log: LogThrottle,
     /// At most two argon2 computations at once (each needs ~19 MiB).
     hashing: Semaphore,
 }
@@ -116,6 +120,7 @@ impl Authenticator {
             session_idle,
             session_max_age,
             limiter: LoginLimiter::default(),
+            failure_log: LogThrottle::new(10, Duration::from_secs(10)),
             hashing: Semaphore::new(2),
         }))
     }

@@ -115,7 +115,9 @@ impl Authenticator {
             return Ok(());
         }
         let backoff = self.limiter.failed(peer, Instant::now());
-        tracing::warn!(peer = ?peer, "wrong password");
+        if let Some(suppressed) = self.failure_log.allow(Instant::now()) {
+            tracing::warn!(peer = ?peer, suppressed, "wrong password");
+        }
         let err = RpcError::new(ErrorCode::IncorrectPassword, "incorrect password");
         Err(match backoff {
             Some(b) => err.with("retryAfter", b.as_secs()),
