@@ -44,7 +44,8 @@ enum Command {
 enum S9pkCommand {
     /// Pack a package project folder into a signed .s9pk.
     Pack(pack::PackArgs),
-    /// Print a package's manifest, service spec, signer and file tree as JSON.
+    /// Print a package's manifest, service spec, signer, commitment and file
+    /// tree as JSON (file hashes are hex BLAKE3, as `b3sum` prints them).
     Inspect(s9pk_cmd::InspectArgs),
     /// Verify a package's signature and every hash.
     Verify(s9pk_cmd::VerifyArgs),

@@ -108,13 +108,40 @@ impl ArchiveBuilder {
 
 /// Packs the directory tree at `src` (regular files and directories only)
 /// into a signed archive at `out`, deterministically and atomically.
+///
+/// Symbolic links, sockets, devices and FIFOs are refused, as are names that
+/// are not UTF-8 or not valid archive names. If `out` lies inside `src`, that
+/// one file is skipped, so re-packing in place gives the same bytes.
 pub fn write_dir(src: &Path, key: &SigningKey, out: &Path) -> Result<(), WriteError> {
+    let canonical = |p: &Path| {
+        fs::canonicalize(p).map_err(|source| WriteError::Stat {
+            path: p.to_owned(),
+            source,
+        })
+    };
+    let src_abs = canonical(src)?;
+    let out_abs = match (out.parent(), out.file_name()) {
+        (Some(dir), Some(name)) => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            fs::canonicalize(dir).ok().map(|d| d.join(name))
+        }
+        _ => None,
+    };
     let mut builder = ArchiveBuilder::new();
-    add_tree(&mut builder, src, "")?;
+    add_tree(&mut builder, &src_abs, "", out_abs.as_deref())?;
     builder.write_file(key, out).map(|_| ())
 }
 
-fn add_tree(builder: &mut ArchiveBuilder, dir: &Path, prefix: &str) -> Result<(), WriteError> {
+fn add_tree(
+    builder: &mut ArchiveBuilder,
+    dir: &Path,
+    prefix: &str,
+    skip: Option<&Path>,
+) -> Result<(), WriteError> {
     let listing = fs::read_dir(dir).map_err(|source| WriteError::ReadDir {
         path: dir.to_owned(),
         source,
@@ -129,6 +156,9 @@ fn add_tree(builder: &mut ArchiveBuilder, dir: &Path, prefix: &str) -> Result<()
     }
     children.sort();
     for path in children {
+        if Some(path.as_path()) == skip {
+            continue;
+        }
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -147,7 +177,7 @@ fn add_tree(builder: &mut ArchiveBuilder, dir: &Path, prefix: &str) -> Result<()
             return Err(WriteError::Symlink { path });
         } else if ft.is_dir() {
             builder.add_dir(&archive_path)?;
-            add_tree(builder, &path, &archive_path)?;
+            add_tree(builder, &path, &archive_path, skip)?;
         } else if ft.is_file() {
             builder.root.insert(
                 &archive_path,

@@ -186,8 +186,9 @@ impl<R: Read + Seek> S9pkReader<R> {
         load_rec(inner, regions, *file_len, root, "/", 0)
     }
 
-    /// Every entry of the tree (loading and verifying all TOCs), sorted by
-    /// path; directories precede their contents.
+    /// Every entry of the tree (loading and verifying all TOCs), depth-first:
+    /// each directory's entries by byte-wise name, a directory right before
+    /// its contents.
     pub fn entries(&mut self) -> Result<Vec<TreeEntry>, ReadError> {
         self.load_all()?;
         let mut out = Vec::new();

@@ -256,3 +256,22 @@ fn a_reader_over_a_shrinking_source_reports_truncation() {
     let err = std::io::copy(&mut f, &mut std::io::sink()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
 }
+
+#[test]
+fn write_dir_skips_its_own_output_inside_the_source() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("a.txt"), b"a").unwrap();
+    let out = src.path().join("pkg.s9pk");
+    write_dir(src.path(), &key(), &out).unwrap();
+    let first = std::fs::read(&out).unwrap();
+    write_dir(src.path(), &key(), &out).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), first);
+    let names: Vec<String> = open(&first)
+        .unwrap()
+        .entries()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(names, ["a.txt"]);
+}
