@@ -58,6 +58,40 @@ impl Commitment {
     }
 }
 
+/// JSON form, as StartOS's `MerkleArchiveCommitment`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CommitmentJson {
+    /// Standard base64 (unpadded on output, padding accepted on input).
+    root_sighash: String,
+    root_maxsize: u64,
+}
+
+impl serde::Serialize for Commitment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        CommitmentJson {
+            root_sighash: self.root_sighash.to_base64(),
+            root_maxsize: self.root_maxsize,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Commitment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let j = CommitmentJson::deserialize(d)?;
+        let bytes = crate::base64_decode(&j.root_sighash)
+            .ok_or_else(|| serde::de::Error::custom("rootSighash is not base64"))?;
+        let hash: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("rootSighash is not 32 bytes"))?;
+        Ok(Commitment {
+            root_sighash: Hash(hash),
+            root_maxsize: j.root_maxsize,
+        })
+    }
+}
+
 /// The decoded fixed header (everything but the magic and version).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
@@ -131,6 +165,26 @@ mod tests {
         let mut rest = [0u8; 152];
         rest.copy_from_slice(&bytes[3..]);
         assert_eq!(Header::decode(&rest), h);
+    }
+
+    #[test]
+    fn commitment_json_matches_startos() {
+        let c = Commitment {
+            root_sighash: Hash([0xfb; 32]),
+            root_maxsize: 440,
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"rootSighash":"+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/v7+/s","rootMaxsize":440}"#
+        );
+        assert_eq!(serde_json::from_str::<Commitment>(&text).unwrap(), c);
+        let padded = text.replace("/s\"", "/s=\"");
+        assert_eq!(serde_json::from_str::<Commitment>(&padded).unwrap(), c);
+        assert!(
+            serde_json::from_str::<Commitment>(r#"{"rootSighash":"AAAA","rootMaxsize":1}"#)
+                .is_err()
+        );
     }
 
     #[test]
