@@ -104,7 +104,12 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
             source,
         };
         let rel = safe_relative(&raw).map_err(entry_err)?;
-        if let Some(whiteout) = whiteout_of(&rel) {
+        let whiteout = whiteout_of(&rel).map_err(|reason| LayerError::BadEntry {
+            layer: layer.to_path_buf(),
+            entry: raw.display().to_string(),
+            reason: reason.to_owned(),
+        })?;
+        if let Some(whiteout) = whiteout {
             whiteouts.push((raw.clone(), whiteout));
         }
     }
@@ -143,7 +148,7 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
             entry: raw.display().to_string(),
             source,
         })?;
-        if whiteout_of(&rel).is_some() || is_aufs_meta(&rel) {
+        if !matches!(whiteout_of(&rel), Ok(None)) || is_aufs_meta(&rel) {
             continue;
         }
         let written = write_entry(root, &rel, &mut entry).map_err(|e| match e {
@@ -172,17 +177,24 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
     Ok(())
 }
 
-fn whiteout_of(rel: &Path) -> Option<Whiteout> {
-    let name = rel.file_name()?.to_str()?;
+/// Classifies a whiteout entry. `Err` for a whiteout that names no single entry
+/// (`.wh.`, `.wh..`, `.wh...`): removing `.` or `..` would hit the directory
+/// itself or its parent.
+fn whiteout_of(rel: &Path) -> Result<Option<Whiteout>, &'static str> {
+    let Some(name) = rel.file_name().and_then(|n| n.to_str()) else {
+        return Ok(None);
+    };
     let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
     if name == OPAQUE_MARKER {
-        Some(Whiteout::Opaque(parent))
-    } else if name.starts_with(".wh..wh.") {
-        None
-    } else {
-        name.strip_prefix(WHITEOUT_PREFIX)
-            .filter(|hidden| !hidden.is_empty())
-            .map(|hidden| Whiteout::Remove(parent.join(hidden)))
+        return Ok(Some(Whiteout::Opaque(parent)));
+    }
+    if name.starts_with(".wh..wh.") {
+        return Ok(None);
+    }
+    match name.strip_prefix(WHITEOUT_PREFIX) {
+        None => Ok(None),
+        Some("" | "." | "..") => Err("whiteout names no entry"),
+        Some(hidden) => Ok(Some(Whiteout::Remove(parent.join(hidden)))),
     }
 }
 
@@ -224,6 +236,11 @@ fn write_entry<R: Read>(
     let gid = u32::try_from(header.gid().map_err(header_err)?)
         .map_err(|_| EntryFailure::Header("gid does not fit in 32 bits".into()))?;
     let full = if rel.as_os_str().is_empty() {
+        if kind != EntryType::Directory {
+            return Err(EntryFailure::Header(
+                "only a directory may name the image root".into(),
+            ));
+        }
         root.to_path_buf()
     } else {
         prepare_parents(root, rel)?

@@ -220,3 +220,120 @@ fn garbage_is_a_read_error() {
         Err(LayerError::Read { .. })
     ));
 }
+
+mod confinement {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Path pieces that mix normal names with every kind of escape attempt.
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "a",
+            "b",
+            "..",
+            ".",
+            "",
+            ".wh.a",
+            ".wh..",
+            ".wh...",
+            ".wh..wh..opq",
+        ])
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        (any::<bool>(), prop::collection::vec(piece(), 1..4)).prop_map(|(absolute, parts)| {
+            let joined = parts.join("/");
+            if absolute {
+                format!("/{joined}")
+            } else {
+                joined
+            }
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        File(String),
+        Dir(String),
+        Symlink(String, String),
+        OutsideSymlink(String),
+        Hardlink(String, String),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            path().prop_map(Op::File),
+            path().prop_map(Op::Dir),
+            (path(), path()).prop_map(|(p, t)| Op::Symlink(p, t)),
+            path().prop_map(Op::OutsideSymlink),
+            (path(), path()).prop_map(|(p, t)| Op::Hardlink(p, t)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Whatever a layer contains, applying it never touches anything outside
+        /// the root (and never panics).
+        #[test]
+        fn layers_never_write_outside_the_root(ops in prop::collection::vec(op(), 1..8)) {
+            let work = tempfile::tempdir().unwrap();
+            let root = work.path().join("root");
+            let outside = work.path().join("outside");
+            fs::create_dir_all(root.join("a")).unwrap();
+            fs::create_dir(&outside).unwrap();
+            fs::write(outside.join("a"), "keep").unwrap();
+            let outside_text = outside.to_str().unwrap().to_owned();
+            let mut layer = Layer::new();
+            for op in &ops {
+                match op {
+                    Op::File(p) => { layer.file(p, "x"); }
+                    Op::Dir(p) => { layer.dir(p); }
+                    Op::Symlink(p, t) => { layer.symlink(p, t); }
+                    Op::OutsideSymlink(p) => { layer.symlink(p, &outside_text); }
+                    Op::Hardlink(p, t) => { layer.hardlink(p, t); }
+                }
+            }
+            let path = layer.write(&work.path().join("l.tar"));
+            let _ = apply_layer(&root, &path);
+            let names: Vec<_> = fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+            prop_assert_eq!(names, vec![std::ffi::OsString::from("a")]);
+            prop_assert_eq!(fs::read_to_string(outside.join("a")).unwrap(), "keep");
+            let siblings: Vec<_> = fs::read_dir(work.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            prop_assert_eq!(siblings.len(), 3, "{:?}", siblings);
+        }
+    }
+}
+
+#[test]
+fn whiteouts_of_dot_names_are_refused() {
+    for name in [".wh..", ".wh...", "a/.wh...", "a/.wh.."] {
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("root");
+        fs::create_dir_all(root.join("a")).unwrap();
+        fs::write(work.path().join("sentinel"), "keep").unwrap();
+        let layer = Layer::new()
+            .file(name, "")
+            .write(&work.path().join("l.tar"));
+        let err = apply_layer(&root, &layer).unwrap_err().to_string();
+        assert!(err.contains("whiteout"), "{name}: {err}");
+        assert!(root.join("a").is_dir(), "{name}");
+        assert_eq!(
+            fs::read_to_string(work.path().join("sentinel")).unwrap(),
+            "keep"
+        );
+    }
+}
+
+#[test]
+fn non_directories_cannot_replace_the_root() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let layer = Layer::new()
+        .file("./", "x")
+        .write(&work.path().join("l.tar"));
+    assert!(apply_layer(&root, &layer).is_err());
+    assert!(root.is_dir());
+}
