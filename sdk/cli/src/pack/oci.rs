@@ -223,6 +223,16 @@ fn verified_blob(layout: &Path, descriptor: &Descriptor) -> Result<PathBuf, OciE
         path: path.clone(),
         source,
     };
+    // A blob must be a regular file: a symlink could point anywhere on the host.
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(OciError::NotALayout {
+                path: layout.to_path_buf(),
+                reason: format!("blob {digest} is not a regular file"),
+            });
+        }
+        _ => {}
+    }
     let mut file = match File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -294,3 +294,15 @@ fn oci_layer_with_symlink_escape_is_refused() {
     assert!(err.contains("a parent directory is a symlink"), "{err}");
     assert!(!outside.join("planted").exists());
 }
+
+#[test]
+fn oci_blob_that_is_a_symlink_is_refused() {
+    let ws = Workspace::new();
+    let (project, layout) = oci_project(&ws, vec![(good_layer(), Compression::None)]);
+    let blob = layout.blob(&layout.layer_digests[0]);
+    let elsewhere = ws.path("real-blob");
+    fs::rename(&blob, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &blob).unwrap();
+    let err = ws.pack_err(&project);
+    assert!(err.contains("is not a regular file"), "{err}");
+}
