@@ -493,6 +493,13 @@ impl ServiceSpec {
     pub fn validate(&self, manifest: &Manifest) -> Result<(), SpecError> {
         validate::validate(self, manifest)
     }
+
+    /// The daemons in start order: every daemon after the ones it `requires`,
+    /// ties in declaration order (stop in reverse). Fails like `validate` on an
+    /// unknown `requires` entry or a cycle.
+    pub fn start_order(&self) -> Result<Vec<&DaemonSpec>, SpecError> {
+        validate::start_order(&self.daemons)
+    }
 }
 
 #[cfg(test)]

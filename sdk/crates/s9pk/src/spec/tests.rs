@@ -220,6 +220,31 @@ fn other_bad_values_are_named() {
 }
 
 #[test]
+fn start_order_puts_required_daemons_first() {
+    let mut spec = spec();
+    let ids = |spec: &ServiceSpec| -> Vec<String> {
+        spec.start_order()
+            .unwrap()
+            .iter()
+            .map(|d| d.id.clone())
+            .collect()
+    };
+    // Declared app-first, but app requires db.
+    spec.daemons.reverse();
+    assert_eq!(ids(&spec), ["db", "app"]);
+    let mut worker = spec.daemons[0].clone();
+    worker.id = "worker".into();
+    worker.requires = vec!["db".into(), "db".into()];
+    spec.daemons.push(worker);
+    assert_eq!(ids(&spec), ["db", "app", "worker"]);
+    spec.daemons[1].requires = vec!["app".into()];
+    assert!(matches!(
+        spec.start_order(),
+        Err(SpecError::RequiresCycle { .. })
+    ));
+}
+
+#[test]
 fn a_bad_version_range_is_a_parse_error() {
     let text = SPEC.replace(">=25.0:0", ">=>=");
     assert!(ServiceSpec::from_json(text.as_bytes()).is_err());

@@ -429,6 +429,48 @@ fn check_hook(field: &str, hook: &HookSpec, manifest: &Manifest) -> Result<(), S
     check_duration(format!("{field}.timeout"), hook.timeout, SECOND, DAY)
 }
 
+/// Kahn's algorithm, always picking the first ready daemon in declaration order.
+pub(super) fn start_order(daemons: &[DaemonSpec]) -> Result<Vec<&DaemonSpec>, SpecError> {
+    let index: BTreeMap<&str, usize> = daemons
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.as_str(), i))
+        .collect();
+    let mut pending: Vec<usize> = vec![0; daemons.len()];
+    for (i, daemon) in daemons.iter().enumerate() {
+        for (j, required) in daemon.requires.iter().enumerate() {
+            if !index.contains_key(required.as_str()) {
+                return Err(SpecError::UnknownReference {
+                    field: format!("daemons[{i}].requires[{j}]"),
+                    what: "daemon",
+                    id: required.clone(),
+                });
+            }
+        }
+        let unique: BTreeSet<&str> = daemon.requires.iter().map(String::as_str).collect();
+        pending[i] = unique.len();
+    }
+    let mut order = Vec::with_capacity(daemons.len());
+    let mut started = vec![false; daemons.len()];
+    while order.len() < daemons.len() {
+        let Some(next) = (0..daemons.len()).find(|&i| !started[i] && pending[i] == 0) else {
+            let cycle = find_cycle(daemons).unwrap_or_default();
+            return Err(SpecError::RequiresCycle {
+                cycle: cycle.join(" -> "),
+            });
+        };
+        started[next] = true;
+        order.push(&daemons[next]);
+        let id = daemons[next].id.as_str();
+        for (i, daemon) in daemons.iter().enumerate() {
+            if !started[i] && daemon.requires.iter().any(|r| r == id) {
+                pending[i] -= 1;
+            }
+        }
+    }
+    Ok(order)
+}
+
 pub(super) fn validate(spec: &ServiceSpec, manifest: &Manifest) -> Result<(), SpecError> {
     if spec.daemons.is_empty() {
         return Err(invalid("daemons", "a service needs at least one daemon"));
