@@ -5,21 +5,29 @@
 # through `hearth`: setup, login with --password-stdin, generated commands with human
 # and --json output, `hearth rpc`, wrong password, logout, a session killed on the
 # server, the local auth cookie, and an API token. Needs the binaries built by
-# `cargo build --workspace --bins` (make test does that first) and python3 (to type
-# at the password prompts through a pseudo-terminal).
+# `cargo build --workspace --bins` (make test does that first), python3 (to type at
+# the password prompts through a pseudo-terminal, and as a TLS-terminating proxy) and
+# openssl (to make a CA and a server certificate for the --ca-cert check).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
 
 BIN="$CARGO_TARGET_DIR/debug"
-command -v python3 >/dev/null || { echo "cli-client: needs python3 for the prompt tests" >&2; exit 1; }
+for tool in python3 openssl; do
+  command -v "$tool" >/dev/null || { echo "cli-client: needs $tool" >&2; exit 1; }
+done
 for b in hearth hearthd; do
   [ -x "$BIN/$b" ] || { echo "cli-client: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
 done
 
 WORK="$(mktemp -d)"
 HEARTHD_PID=""
+PROXY_PID=""
 cleanup() {
+  if [ -n "$PROXY_PID" ]; then
+    kill -TERM "$PROXY_PID" 2>/dev/null || true
+    wait "$PROXY_PID" 2>/dev/null || true
+  fi
   if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
     kill -TERM "$HEARTHD_PID" 2>/dev/null || true
     wait "$HEARTHD_PID" 2>/dev/null || true
@@ -249,6 +257,112 @@ contains "clibox"
 grep -q "$URL" "$SESSIONS" && fail "killed session still saved: $(cat "$SESSIONS")"
 expect_err server info
 contains "auth login"
+
+echo "== https through a TLS proxy, trusted with --ca-cert"
+TLS="$WORK/tls"
+mkdir -p "$TLS"
+cat >"$TLS/ca.cnf" <<'EOF_CNF'
+[req]
+distinguished_name = dn
+x509_extensions = v3_ca
+prompt = no
+[dn]
+CN = hearth test CA
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF_CNF
+cat >"$TLS/leaf.cnf" <<'EOF_CNF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = 127.0.0.1
+[v3_leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+authorityKeyIdentifier = keyid
+EOF_CNF
+{
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -days 2 -config "$TLS/ca.cnf"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TLS/leaf.key" -out "$TLS/leaf.csr" -config "$TLS/leaf.cnf"
+  openssl x509 -req -in "$TLS/leaf.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" \
+    -CAcreateserial -out "$TLS/leaf.pem" -days 2 -extfile "$TLS/leaf.cnf" -extensions v3_leaf
+} >"$TLS/openssl.log" 2>&1 || fail "openssl could not make test certificates: $(cat "$TLS/openssl.log")"
+: >"$TLS/proxy.out"
+python3 - "$URL" "$TLS/leaf.pem" "$TLS/leaf.key" >"$TLS/proxy.out" 2>"$TLS/proxy.err" <<'PY' &
+# TLS-terminating reverse proxy to hearthd: prints its URL, then forwards requests.
+import http.client, http.server, ssl, sys, urllib.parse
+upstream = urllib.parse.urlsplit(sys.argv[1])
+class Proxy(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        conn.request("POST", self.path, body, headers)
+        reply = conn.getresponse()
+        data = reply.read()
+        self.send_response(reply.status)
+        for k, v in reply.getheaders():
+            if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                self.send_header(k, v)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("https://127.0.0.1:%d" % server.server_address[1], flush=True)
+server.serve_forever()
+PY
+PROXY_PID=$!
+HTTPS_URL=""
+for _ in $(seq 1 100); do
+  HTTPS_URL="$(head -n 1 "$TLS/proxy.out")"
+  [ -n "$HTTPS_URL" ] && break
+  kill -0 "$PROXY_PID" 2>/dev/null || fail "TLS proxy exited: $(cat "$TLS/proxy.err")"
+  sleep 0.1
+done
+[ -n "$HTTPS_URL" ] || fail "TLS proxy did not start"
+hearth_at() {
+  set +e
+  OUT="$(timeout 60 "$BIN/hearth" --url "$HTTPS_URL" "$@" 2>&1)"
+  RC=$?
+  set -e
+}
+# The public roots do not know this CA: refused, with the reason on one line.
+hearth_at server echo --message tls
+[ "$RC" -ne 0 ] || fail "https with an unknown CA succeeded: $OUT"
+contains "UnknownIssuer"
+[ "$(printf '%s\n' "$OUT" | wc -l)" -eq 1 ] || fail "TLS error is not one line: $OUT"
+hearth_at --ca-cert "$TLS/ca.pem" server echo --message tls
+[ "$RC" -eq 0 ] && [ "$OUT" = "tls" ] || fail "https with --ca-cert failed ($RC): $OUT"
+HEARTH_CA_CERT="$TLS/ca.pem" HEARTH_TOKEN="$TOKEN" hearth_at server info
+[ "$RC" -eq 0 ] || fail "server info over https with HEARTH_CA_CERT failed: $OUT"
+contains "clibox"
+# A login over https keeps its own session, keyed by the https URL.
+printf '%s\n' "$PASSWORD" | {
+  set +e
+  OUT="$(timeout 60 "$BIN/hearth" --url "$HTTPS_URL" --ca-cert "$TLS/ca.pem" auth login --password-stdin 2>&1)"
+  RC=$?
+  set -e
+  [ "$RC" -eq 0 ] || fail "login over https failed: $OUT"
+}
+grep -q "$HTTPS_URL" "$SESSIONS" || fail "no session saved for $HTTPS_URL: $(cat "$SESSIONS")"
+hearth_at --ca-cert "$TLS/ca.pem" server info --json
+[ "$RC" -eq 0 ] || fail "server info over https with the saved session failed: $OUT"
+contains '"hostname": "clibox"'
+kill -TERM "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null || true
+PROXY_PID=""
 
 echo "== stop hearthd"
 kill -TERM "$HEARTHD_PID"

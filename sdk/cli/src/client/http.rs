@@ -10,12 +10,15 @@
 //!   in a confusing way; the error names the `Location` instead.
 //! * No proxy for loopback URLs, whatever `HTTP_PROXY` says: the local cookie must never
 //!   travel through a proxy.
+//! * HTTPS trusts the Mozilla roots by default; `--ca-cert FILE` replaces them with the
+//!   PEM certificates in FILE, for a server whose certificate comes from its own CA.
 //!
 //! # Rejected alternatives
 //! * `reqwest`: pulls in tokio and hyper for a single blocking request.
 //! * ureq's cookie jar: the CLI needs one cookie, read from `Set-Cookie` once at login;
 //!   a jar would add a `cookie_store` and `url` dependency for that.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hearth_rpc::RpcError;
@@ -37,6 +40,23 @@ pub(crate) enum CallError {
         /// The URL as given.
         url: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The `--ca-cert` file could not be read.
+    #[error("reading CA certificates from {path}: {source}")]
+    ReadCaCert {
+        /// The file.
+        path: PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `--ca-cert` file holds no usable certificate.
+    #[error("reading CA certificates from {path}: {reason}")]
+    ParseCaCert {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         reason: String,
     },
     /// The request could not be sent or the response not received.
@@ -129,8 +149,9 @@ pub(crate) struct RpcClient {
 
 impl RpcClient {
     /// A client for the server at `base_url` (`http://host:port`, optionally with a path
-    /// prefix); requests go to `{base_url}/rpc/v1`.
-    pub(crate) fn new(base_url: &str) -> Result<RpcClient, CallError> {
+    /// prefix); requests go to `{base_url}/rpc/v1`. With `ca_cert`, HTTPS trusts only the
+    /// certificates in that PEM file.
+    pub(crate) fn new(base_url: &str, ca_cert: Option<&Path>) -> Result<RpcClient, CallError> {
         let base = normalize_url(base_url)?;
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -140,6 +161,14 @@ impl RpcClient {
             .user_agent(format!("hearth-cli/{}", env!("CARGO_PKG_VERSION")));
         if is_loopback_url(&base) {
             config = config.proxy(None);
+        }
+        if let Some(path) = ca_cert {
+            let roots = read_ca_certs(path)?;
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+                    .build(),
+            );
         }
         Ok(RpcClient {
             agent: config.build().into(),
@@ -231,6 +260,34 @@ impl RpcClient {
             None => Err(not_json_rpc(body_snippet(&bytes))),
         }
     }
+}
+
+/// The certificates of a PEM file (private keys in it are ignored).
+fn read_ca_certs(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, CallError> {
+    let pem = std::fs::read(path).map_err(|source| CallError::ReadCaCert {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => certs.push(cert),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(CallError::ParseCaCert {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    if certs.is_empty() {
+        return Err(CallError::ParseCaCert {
+            path: path.to_owned(),
+            reason: "no PEM certificate (-----BEGIN CERTIFICATE-----) in it".into(),
+        });
+    }
+    Ok(certs)
 }
 
 /// `result` or `error` of a JSON-RPC response object; `None` if it is neither.
@@ -326,6 +383,21 @@ mod tests {
         for bad in ["127.0.0.1:8080", "ftp://x", "http://", "http://h/?a=1", ""] {
             assert!(normalize_url(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn ca_cert_file_must_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        assert!(matches!(
+            RpcClient::new("https://h", Some(&missing)),
+            Err(CallError::ReadCaCert { .. })
+        ));
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = RpcClient::new("https://h", Some(&empty)).err().unwrap();
+        assert!(matches!(err, CallError::ParseCaCert { .. }), "{err}");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
     }
 
     #[test]

@@ -26,8 +26,8 @@
 //! request carries one (browsers always do, so cross-site requests are still caught).
 //!
 //! # Limitations
-//! HTTPS uses the Mozilla root store (webpki-roots); a server with a self-signed
-//! certificate is not reachable over HTTPS yet.
+//! HTTPS trusts the Mozilla root store (webpki-roots) or, with `--ca-cert`, exactly the
+//! given CAs; there is no trust-on-first-use of a server certificate yet.
 //!
 //! # Rejected alternatives
 //! Sending the local secret to any URL: a mistyped `--url` would hand root on this
@@ -76,6 +76,10 @@ pub(crate) struct ClientOptions {
     /// flag is visible to other users in the process list.
     #[arg(long, global = true, env = "HEARTH_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM file of the CA(s) to trust for an https:// URL instead of the public roots
+    /// (for a server with a certificate from its own CA).
+    #[arg(long, global = true, env = "HEARTH_CA_CERT", value_name = "PEM_FILE")]
+    ca_cert: Option<PathBuf>,
 }
 
 impl ClientOptions {
@@ -197,7 +201,7 @@ impl Connection {
     fn open(opts: &ClientOptions) -> Result<Connection, ClientError> {
         let url = http::normalize_url(&opts.url())?;
         Ok(Connection {
-            client: RpcClient::new(&url)?,
+            client: RpcClient::new(&url, opts.ca_cert.as_deref())?,
             url,
             sessions: SessionStore::in_config_dir().ok(),
             local_cookie: opts.data_dir().join(hearth_layout::LOCAL_COOKIE_FILE),
