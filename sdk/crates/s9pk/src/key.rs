@@ -1,15 +1,17 @@
 //! Ed25519 signing keys as text: PEM PKCS#8 private keys and PEM SPKI public
 //! keys, the same encodings StartOS uses, so keys move between toolchains.
 //!
-//! Private keys are written as PKCS#8 v2 (with the public key embedded, which
-//! is checked on load); v1 documents without a public key load too.
+//! Private keys are written as PKCS#8 v1 (RFC 8410 §7: version 0, the 32-byte
+//! seed, no embedded public key), which OpenSSL 3.0 and StartOS both read;
+//! v2 documents with an embedded public key load too (the public key is
+//! checked against the seed).
 //!
 //! Rejected alternative: raw 32-byte seeds in files. They carry no algorithm
 //! identifier and are not what `start-cli` reads.
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 /// Errors of key generation and PEM conversion.
@@ -46,9 +48,13 @@ pub fn signing_key_from_pem(pem: &str) -> Result<SigningKey, KeyError> {
     SigningKey::from_pkcs8_pem(pem.trim()).map_err(KeyError::DecodePrivate)
 }
 
-/// Encodes a signing key as PEM PKCS#8 with `\n` line endings.
+/// Encodes a signing key as PEM PKCS#8 v1 with `\n` line endings.
 pub fn signing_key_to_pem(key: &SigningKey) -> Result<String, KeyError> {
-    key.to_pkcs8_pem(LineEnding::LF)
+    let doc = KeypairBytes {
+        secret_key: key.to_bytes(),
+        public_key: None,
+    };
+    doc.to_pkcs8_pem(LineEnding::LF)
         .map(|z| z.as_str().to_owned())
         .map_err(KeyError::EncodePrivate)
 }
@@ -82,6 +88,26 @@ mod tests {
             verifying_key_from_pem(&public).unwrap(),
             key.verifying_key()
         );
+    }
+
+    #[test]
+    fn private_pem_is_rfc8410_pkcs8_v1() {
+        let key = SigningKey::from_bytes(&[0x42; 32]);
+        let pem = signing_key_to_pem(&key).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = crate::base64_decode(&body).unwrap();
+        // SEQUENCE { INTEGER 0, SEQUENCE { OID 1.3.101.112 }, OCTET STRING {
+        // OCTET STRING seed } }, exactly as `openssl genpkey -algorithm ed25519`.
+        let mut expected = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        expected.extend_from_slice(&[0x42; 32]);
+        assert_eq!(der, expected);
+        // A v2 document (public key embedded) loads too, and a wrong embedded
+        // public key is refused.
+        let v2 = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert_eq!(signing_key_from_pem(&v2).unwrap().to_bytes(), [0x42; 32]);
     }
 
     #[test]
