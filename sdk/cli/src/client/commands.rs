@@ -73,12 +73,18 @@ fn noun(name: &str) -> &str {
 }
 
 /// First sentence of a description, for the one-line summary in listings.
-fn summary(description: &str) -> String {
+pub(crate) fn summary(description: &str) -> String {
     let flat = description.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.find(". ") {
-        Some(end) => flat[..=end].to_owned(),
-        None => flat,
+    let mut from = 0;
+    while let Some(at) = flat[from..].find(". ") {
+        let end = from + at;
+        // "e.g. x" and "i.e. x" do not end a sentence.
+        if !(flat[..end].ends_with("e.g") || flat[..end].ends_with("i.e")) {
+            return flat[..=end].to_owned();
+        }
+        from = end + 2;
     }
+    flat
 }
 
 /// The command for the node at `path` (dot segments) and everything under it.
@@ -337,5 +343,9 @@ mod tests {
     fn summary_is_the_first_sentence() {
         assert_eq!(summary("Return x. Use it well."), "Return x.");
         assert_eq!(summary("No period"), "No period");
+        assert_eq!(
+            summary("Set a value, e.g. `x`, i.e. one. Then more."),
+            "Set a value, e.g. `x`, i.e. one."
+        );
     }
 }

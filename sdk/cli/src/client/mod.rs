@@ -100,11 +100,35 @@ fn default_url() -> String {
 
 /// Arguments of `hearth rpc`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = rpc_methods_help())]
 pub(crate) struct RpcArgs {
     /// Method name, e.g. `server.echo` (`rpc.discover` lists them all).
     method: String,
     /// Params as a JSON object (`-` reads it from stdin); default `{}`.
     params: Option<String>,
+}
+
+/// The method list shown by `hearth rpc --help`: this CLI's catalogue (the server's own
+/// list, which may be newer, comes from `hearth rpc rpc.discover`).
+fn rpc_methods_help() -> String {
+    let methods = hearth_rpc::catalogue();
+    let width = methods.iter().map(|m| m.name.len()).max().unwrap_or(0);
+    let mut out =
+        String::from("Methods known to this hearth (the server's own list: rpc.discover):\n");
+    for m in &methods {
+        let summary = commands::summary(m.description);
+        let login = if m.auth == Auth::Public {
+            ""
+        } else {
+            " [login]"
+        };
+        out.push_str(&format!(
+            "  {:width$}  {}{login}\n",
+            m.name,
+            summary.trim_end_matches('.')
+        ));
+    }
+    out
 }
 
 /// Errors of the client commands.
@@ -474,6 +498,22 @@ mod tests {
         use clap::CommandFactory;
         // Catches a catalogue noun colliding with a hand-written command.
         crate::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rpc_help_lists_every_method_and_which_need_login() {
+        let help = rpc_methods_help();
+        for m in hearth_rpc::catalogue() {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", m.name)))
+                .unwrap_or_else(|| panic!("{} missing from:\n{help}", m.name));
+            assert_eq!(
+                line.ends_with(" [login]"),
+                m.auth == Auth::Authenticated,
+                "{line}"
+            );
+        }
     }
 
     #[test]
