@@ -429,6 +429,19 @@ impl Manifest {
         if let Some(arches) = &self.hardware_requirements.arch {
             for arch in arches {
                 check_arch(format!("hardwareRequirements.arch.{arch}"), arch)?;
+                // As StartOS checks on install: every image must run on every
+                // supported arch, natively or emulated.
+                for (id, image) in &self.images {
+                    if !image.arch.contains(arch) && image.emulate_missing_as.is_none() {
+                        return Err(ManifestError::Invalid {
+                            field: format!("images.{id}.arch"),
+                            reason: format!(
+                                "{arch} is in hardwareRequirements.arch but the image is not \
+                                 built for it (add it, or set emulateMissingAs)"
+                            ),
+                        });
+                    }
+                }
             }
         }
         for (i, device) in self.hardware_requirements.device.iter().enumerate() {

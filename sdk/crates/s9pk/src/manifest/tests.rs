@@ -30,7 +30,7 @@ const STARTOS_MANIFEST: &str = r##"{
   "plugins": [],
   "images": {
     "main": {"source": "packed", "arch": ["x86_64", "aarch64"], "emulateMissingAs": "aarch64", "nvidiaContainer": false},
-    "tools": {"source": {"dockerTag": "ghcr.io/example/tools:1"}, "arch": ["x86_64"]}
+    "tools": {"source": {"dockerTag": "ghcr.io/example/tools:1"}, "arch": ["x86_64", "aarch64"]}
   },
   "volumes": ["main"],
   "dependencies": {
@@ -206,6 +206,23 @@ fn image_entries_are_checked() {
     assert!(
         matches!(m.validate(), Err(ManifestError::InvalidId { field, .. }) if field == "images.Main")
     );
+}
+
+#[test]
+fn images_must_cover_the_required_arches() {
+    let mut m = minimal();
+    m.hardware_requirements.arch = Some(["x86_64".to_owned(), "aarch64".to_owned()].into());
+    let image: ImageConfig = serde_json::from_str(r#"{"arch": ["x86_64"]}"#).unwrap();
+    m.images.insert("main".into(), image);
+    let err = m.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("images.main.arch") && err.contains("aarch64"),
+        "{err}"
+    );
+    let image: ImageConfig =
+        serde_json::from_str(r#"{"arch": ["x86_64"], "emulateMissingAs": "x86_64"}"#).unwrap();
+    m.images.insert("main".into(), image);
+    m.validate().unwrap();
 }
 
 #[test]
