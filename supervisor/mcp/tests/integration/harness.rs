@@ -1,5 +1,6 @@
 //! A fake `McpBackend`, a temporary store and a tiny MCP-over-HTTP client.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -100,6 +101,8 @@ pub(crate) struct Harness {
     pub(crate) _dir: tempfile::TempDir,
     pub(crate) api: Arc<FakeApi>,
     pub(crate) mcp: McpService<FakeApi>,
+    /// Negotiated protocol version per session id.
+    versions: Mutex<HashMap<String, String>>,
 }
 
 impl Harness {
@@ -123,6 +126,7 @@ impl Harness {
             _dir: dir,
             api,
             mcp,
+            versions: Mutex::default(),
         }
     }
 
@@ -139,9 +143,12 @@ impl Harness {
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json");
         if let Some(s) = session {
-            b = b
-                .header("mcp-session-id", s)
-                .header("mcp-protocol-version", "2025-06-18");
+            b = b.header("mcp-session-id", s);
+            // 2025-06-18 clients send the negotiated version; 2025-03-26 had no header.
+            match self.versions.lock().unwrap().get(s).map(String::as_str) {
+                Some("2025-03-26") | None => {}
+                Some(v) => b = b.header("mcp-protocol-version", v),
+            }
         }
         let bytes = body.map(|v| Bytes::from(v.to_string())).unwrap_or_default();
         b.body(Full::new(bytes)).unwrap()
@@ -177,6 +184,11 @@ impl Harness {
             .unwrap()
             .to_owned();
         let result = posted.result(0);
+        let agreed = result["protocolVersion"].as_str().unwrap().to_owned();
+        self.versions
+            .lock()
+            .unwrap()
+            .insert(session.clone(), agreed);
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
         let ack = self.post(Some(&session), note).await;
         assert_eq!(ack.status, StatusCode::ACCEPTED);

@@ -61,6 +61,9 @@ async fn initialize_negotiates_both_supported_revisions() {
         assert_eq!(result["serverInfo"]["name"], "hearth");
         assert!(result["capabilities"]["tools"].is_object());
         assert_eq!(result["capabilities"]["resources"]["subscribe"], true);
+        // The session works with that revision's headers.
+        let tools = h.call(&session, 1, "tools/list", json!({})).await;
+        assert!(!tools["tools"].as_array().unwrap().is_empty(), "{agreed}");
     }
 }
 
