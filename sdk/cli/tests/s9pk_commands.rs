@@ -211,3 +211,24 @@ fn filter_keeps_one_arch_and_the_signature() {
         "signer, signature, sighash, maxsize kept"
     );
 }
+
+#[test]
+fn inspect_without_spec_gives_null_and_bad_manifest_json_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    ok(&["key", "generate", "--out", s(&key)]);
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("manifest.json"), br#"{"id":"plain"}"#).unwrap();
+    let pkg = dir.path().join("plain.s9pk");
+    ok(&["s9pk", "pack-dir", s(&src), "--key", s(&key), "-o", s(&pkg)]);
+    let doc: serde_json::Value = serde_json::from_str(&ok(&["s9pk", "inspect", s(&pkg)])).unwrap();
+    assert_eq!(doc["manifest"]["id"], "plain");
+    assert!(doc["serviceSpec"].is_null());
+    assert_eq!(doc["files"].as_array().unwrap().len(), 1);
+
+    std::fs::write(src.join("manifest.json"), b"{not json").unwrap();
+    ok(&["s9pk", "pack-dir", s(&src), "--key", s(&key), "-o", s(&pkg)]);
+    let err = fails(&["s9pk", "inspect", s(&pkg)]);
+    assert!(err.contains("/manifest.json is not valid JSON"), "{err}");
+}
