@@ -37,6 +37,8 @@
 //! - A streaming (non-seekable) reader: bodies are addressed by absolute
 //!   position, and TOCs may follow the bodies that precede them.
 
+#![warn(missing_docs)]
+
 mod builder;
 mod encoding;
 mod file_reader;
