@@ -12,6 +12,7 @@ mod integration {
     mod bad_input;
     pub(crate) mod common;
     mod filter;
+    mod foreign;
     mod fuzz;
     mod golden;
     pub(crate) mod mini;

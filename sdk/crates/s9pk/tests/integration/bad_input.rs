@@ -11,69 +11,7 @@ use hearth_s9pk::{
 };
 
 use super::common::{key, open, other_key, sample};
-use super::mini::{Region, decode_and_check, header, put_varint, sighash};
-
-/// A crafted TOC entry.
-struct E {
-    name: &'static str,
-    hash: [u8; 32],
-    size: u64,
-    tail: Tail,
-}
-
-enum Tail {
-    File(u64),
-    Dir(u64, u64),
-}
-
-fn enc(entries: &[E]) -> Vec<u8> {
-    let mut out = Vec::new();
-    put_varint(&mut out, entries.len() as u64);
-    for e in entries {
-        put_varint(&mut out, e.name.len() as u64);
-        out.extend_from_slice(e.name.as_bytes());
-        out.extend_from_slice(&e.hash);
-        out.extend_from_slice(&e.size.to_be_bytes());
-        match e.tail {
-            Tail::File(p) => {
-                out.push(1);
-                out.extend_from_slice(&p.to_be_bytes());
-            }
-            Tail::Dir(p, s) => {
-                out.push(2);
-                out.extend_from_slice(&p.to_be_bytes());
-                out.extend_from_slice(&s.to_be_bytes());
-            }
-        }
-    }
-    out
-}
-
-fn sh(entries: &[E]) -> [u8; 32] {
-    let t: Vec<(String, [u8; 32], u64)> = entries
-        .iter()
-        .map(|e| (e.name.to_owned(), e.hash, e.size))
-        .collect();
-    sighash(&t)
-}
-
-/// Signed package: header, the root TOC bytes at 155, then `rest`.
-fn package(root_toc: &[u8], root_sighash: [u8; 32], rest: &[u8]) -> Vec<u8> {
-    let len = root_toc.len() as u64;
-    let mut out = header(&key(), root_sighash, len, 155, len);
-    out.extend_from_slice(root_toc);
-    out.extend_from_slice(rest);
-    out
-}
-
-/// Offset right after a root TOC with these entries.
-fn base(entries: &[E]) -> u64 {
-    155 + enc(entries).len() as u64
-}
-
-fn h(data: &[u8]) -> [u8; 32] {
-    *blake3::hash(data).as_bytes()
-}
+use super::mini::{E, Region, Tail, base, decode_and_check, enc, h, package, sh, sighash};
 
 /// Opens and verifies everything.
 fn check(bytes: &[u8]) -> Result<(), ReadError> {

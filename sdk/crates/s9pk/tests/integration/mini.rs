@@ -221,3 +221,67 @@ pub(crate) fn decode_and_check(file: &[u8]) -> Vec<Region> {
     assert_eq!(cursor, file.len() as u64, "nothing after the last body");
     regions
 }
+
+/// A crafted TOC entry.
+pub(crate) struct E {
+    pub(crate) name: &'static str,
+    pub(crate) hash: [u8; 32],
+    pub(crate) size: u64,
+    pub(crate) tail: Tail,
+}
+
+pub(crate) enum Tail {
+    Missing,
+    File(u64),
+    Dir(u64, u64),
+}
+
+pub(crate) fn enc(entries: &[E]) -> Vec<u8> {
+    let mut out = Vec::new();
+    put_varint(&mut out, entries.len() as u64);
+    for e in entries {
+        put_varint(&mut out, e.name.len() as u64);
+        out.extend_from_slice(e.name.as_bytes());
+        out.extend_from_slice(&e.hash);
+        out.extend_from_slice(&e.size.to_be_bytes());
+        match e.tail {
+            Tail::Missing => out.push(0),
+            Tail::File(p) => {
+                out.push(1);
+                out.extend_from_slice(&p.to_be_bytes());
+            }
+            Tail::Dir(p, s) => {
+                out.push(2);
+                out.extend_from_slice(&p.to_be_bytes());
+                out.extend_from_slice(&s.to_be_bytes());
+            }
+        }
+    }
+    out
+}
+
+pub(crate) fn sh(entries: &[E]) -> [u8; 32] {
+    let t: Vec<(String, [u8; 32], u64)> = entries
+        .iter()
+        .map(|e| (e.name.to_owned(), e.hash, e.size))
+        .collect();
+    sighash(&t)
+}
+
+/// Signed package: header, the root TOC bytes at 155, then `rest`.
+pub(crate) fn package(root_toc: &[u8], root_sighash: [u8; 32], rest: &[u8]) -> Vec<u8> {
+    let len = root_toc.len() as u64;
+    let mut out = header(&super::common::key(), root_sighash, len, 155, len);
+    out.extend_from_slice(root_toc);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// Offset right after a root TOC with these entries.
+pub(crate) fn base(entries: &[E]) -> u64 {
+    155 + enc(entries).len() as u64
+}
+
+pub(crate) fn h(data: &[u8]) -> [u8; 32] {
+    *blake3::hash(data).as_bytes()
+}
