@@ -9,7 +9,7 @@
 //!
 //! # Design
 //! - [`Store::mutate`] is the only write path. It runs a closure on a copy of the
-//!   document, diffs before/after (`json_patch::diff`), writes the patch as revision
+//!   document, diffs before/after (`diff`, equal subtrees skipped), writes the patch as revision
 //!   `n + 1` in one redb transaction with `Durability::Immediate`, and only then swaps the
 //!   in-memory document and broadcasts the public part of the patch. A caller that got
 //!   `Ok` therefore knows the change survives a crash or power loss.
@@ -48,6 +48,7 @@
 //! - Publishing before the commit (faster): a subscriber could see a state that a crash
 //!   then erases.
 
+mod diff;
 mod error;
 mod persist;
 mod pointer;

@@ -202,7 +202,7 @@ impl Store {
         };
         let mut new = Value::clone(&old);
         let value = f(&mut new).map_err(MutateError::Rejected)?;
-        let patch = json_patch::diff(&old, &new);
+        let patch = crate::diff::diff(&old, &new);
         if patch.0.is_empty() {
             return Ok(Mutation {
                 value,
