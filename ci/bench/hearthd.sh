@@ -52,18 +52,26 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"jsonrpc":"2.0","id":1,"method":"server.echo","params":{"message":"hello"}}'
 LUA
 
-echo "-- 1. server.echo over keep-alive HTTP, 64 connections, ${SECS}s each"
+echo "-- 1. server.echo over keep-alive HTTP, 64 connections (best of 2 alternating ${SECS}s runs each)"
 start hello "$EX/hello" 127.0.0.1:0
-rpc "$ADDR" '{}' >/dev/null
-base="$(wrk -t2 -c64 -d"${SECS}s" -s "$tmp/echo.lua" "http://$ADDR/" | tee "$tmp/wrk-hello.txt" | rps)"
-kill "$PID"; wait "$PID" 2>/dev/null || true
-
+HELLO="$ADDR"; HELLO_PID="$PID"
+rpc "$HELLO" '{}' >/dev/null
 mkdir -p "$tmp/d1"
 start hearthd "$BIN/hearthd" --data-dir "$tmp/d1" --listen 127.0.0.1:0 --log warn
 echo_out="$(rpc "$ADDR" '{"jsonrpc":"2.0","id":1,"method":"server.echo","params":{"message":"hello"}}')"
 [ "$(echo "$echo_out" | jq -r .result)" = hello ] || { echo "bench: echo failed: $echo_out" >&2; exit 1; }
-ours="$(wrk -t2 -c64 -d"${SECS}s" -s "$tmp/echo.lua" "http://$ADDR/rpc/v1" | tee "$tmp/wrk-hearthd.txt" | rps)"
-if grep -q 'Non-2xx' "$tmp/wrk-hearthd.txt"; then echo "bench: hearthd answered errors" >&2; cat "$tmp/wrk-hearthd.txt" >&2; exit 1; fi
+base=0; ours=0
+for round in 1 2; do
+  # Alternate so that load from other processes hits both servers alike.
+  b="$(wrk -t2 -c64 -d"${SECS}s" -s "$tmp/echo.lua" "http://$HELLO/" | rps)"
+  wrk -t2 -c64 -d"${SECS}s" -s "$tmp/echo.lua" "http://$ADDR/rpc/v1" >"$tmp/wrk-hearthd.txt"
+  if grep -q 'Non-2xx' "$tmp/wrk-hearthd.txt"; then echo "bench: hearthd answered errors" >&2; cat "$tmp/wrk-hearthd.txt" >&2; exit 1; fi
+  o="$(rps <"$tmp/wrk-hearthd.txt")"
+  echo "round $round: hello $b req/s, hearthd $o req/s"
+  base="$(awk -v a="$base" -v b="$b" 'BEGIN { print (b > a ? b : a) }')"
+  ours="$(awk -v a="$ours" -v b="$o" 'BEGIN { print (b > a ? b : a) }')"
+done
+kill "$HELLO_PID"
 echo "hyper hello-world: $base req/s"
 echo "hearthd server.echo: $ours req/s"
 awk -v a="$ours" -v b="$base" 'BEGIN { r = a / b; printf "ratio hearthd/hello: %.2f (target >= 0.70) %s\n", r, (r >= 0.7 ? "OK" : "BELOW TARGET") }'

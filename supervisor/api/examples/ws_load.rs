@@ -89,23 +89,24 @@ async fn run(addr: SocketAddr, local: String, subscribers: usize, rate: u64, sec
             while let Some(Ok(msg)) = ws.next().await {
                 let Message::Text(t) = msg else { continue };
                 let now = now_us();
-                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
-                if v.get("value").is_some() {
+                // Cheap scan instead of a full JSON parse: the generator must not be the
+                // bottleneck. Frames are `{"rev":N,"value":…}` (dump) or
+                // `{"rev":N,"patch":[…"value":TIMESTAMP…]}`.
+                let t = t.as_str();
+                if t.contains("\"value\":{") && !t.contains("\"patch\"") {
                     if dumps.fetch_add(1, Ordering::Relaxed) < subscribers {
                         ready.fetch_add(1, Ordering::Relaxed);
                     }
                     continue;
                 }
-                for op in v["patch"].as_array().into_iter().flatten() {
-                    if let Some(sent) = op["value"].as_u64() {
+                if t.contains("/ui/stop") {
+                    break;
+                }
+                for part in t.split("\"value\":").skip(1) {
+                    let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+                    if let Ok(sent) = digits.parse::<u64>() {
                         mine.push(now.saturating_sub(sent));
                     }
-                }
-                if v["patch"]
-                    .as_array()
-                    .is_some_and(|p| p.iter().any(|op| op["path"] == "/ui/stop"))
-                {
-                    break;
                 }
             }
             lat.lock().await.extend(mine);
@@ -124,21 +125,31 @@ async fn run(addr: SocketAddr, local: String, subscribers: usize, rate: u64, sec
         t.elapsed().as_secs_f64()
     );
     println!("READY");
-    let mut rtts = Vec::new();
+    // Open loop: one mutation per tick, each on its own connection, so a slow reply
+    // does not lower the offered rate.
+    let mut inflight = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
     let mut sent = 0u64;
     while started.elapsed() < Duration::from_secs(secs) {
         tick.tick().await;
-        let body = format!(
-            r#"{{"method":"db.put.ui","params":{{"pointer":"/bench","value":{}}}}}"#,
-            now_us()
-        );
-        let t0 = Instant::now();
-        let out = rpc(addr, &local, &body).await;
-        rtts.push(u64::try_from(t0.elapsed().as_micros()).unwrap());
-        assert!(out.contains("\"revision\""), "{out}");
+        let local = local.clone();
+        inflight.spawn(async move {
+            let body = format!(
+                r#"{{"method":"db.put.ui","params":{{"pointer":"/bench","value":{}}}}}"#,
+                now_us()
+            );
+            let t0 = Instant::now();
+            let out = rpc(addr, &local, &body).await;
+            assert!(out.contains("\"revision\""), "{out}");
+            u64::try_from(t0.elapsed().as_micros()).unwrap()
+        });
         sent += 1;
+    }
+    let mut rtts = Vec::new();
+    while let Some(r) = inflight.join_next().await {
+        rtts.push(r.unwrap());
     }
     let achieved = sent as f64 / started.elapsed().as_secs_f64();
     rpc(

@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub(crate) mcp: Option<Arc<dyn Endpoint>>,
     /// Connection and WebSocket tasks.
     pub(crate) tracker: TaskTracker,
+    /// Serialized patch frames shared by all `/ws/db` streams.
+    pub(crate) frames: Arc<crate::ws::FrameCache>,
 }
 
 /// The API application: dispatcher, authenticator and routes.
@@ -103,6 +105,7 @@ impl App {
                 config,
                 mcp: None,
                 tracker: TaskTracker::new(),
+                frames: Arc::default(),
             },
         })
     }

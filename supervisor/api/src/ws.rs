@@ -13,12 +13,13 @@
 //! Client → server frames are ignored except Close (pings are answered). The socket is
 //! closed with 1008 when the caller's session ends, 1001 at server shutdown.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hearth_rpc::RpcError;
-use hearth_store::{Store, Subscription};
+use hearth_store::{Revision, Store, Subscription};
 use http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
@@ -28,10 +29,10 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, Principal};
@@ -40,6 +41,32 @@ use crate::server::Shared;
 
 /// How often a stream re-checks that its session is still valid.
 const RECHECK: Duration = Duration::from_secs(10);
+/// How many further queued revisions a stream writes before flushing the socket.
+const BATCH: usize = 64;
+/// How many serialized revisions the shared frame cache keeps.
+const CACHED_FRAMES: usize = 32;
+
+/// Every subscriber sends the same text for a revision: serialize it once and share the
+/// bytes (with 1,000 subscribers this is 1 serialization per revision instead of 1,000).
+#[derive(Debug, Default)]
+pub(crate) struct FrameCache {
+    frames: Mutex<VecDeque<(u64, Utf8Bytes)>>,
+}
+
+impl FrameCache {
+    fn frame(&self, r: &Revision) -> Option<Utf8Bytes> {
+        let mut frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, text)) = frames.iter().find(|(rev, _)| *rev == r.rev) {
+            return Some(text.clone());
+        }
+        let text = Utf8Bytes::from(serde_json::to_string(r).ok()?);
+        if frames.len() >= CACHED_FRAMES {
+            frames.pop_front();
+        }
+        frames.push_back((r.rev, text.clone()));
+        Some(text)
+    }
+}
 
 fn has_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str) -> bool {
     headers
@@ -101,6 +128,7 @@ pub(crate) async fn upgrade(
         ctx.shutdown.clone(),
         ctx.peer,
     );
+    let frames = Arc::clone(&shared.frames);
     shared.tracker.spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -126,6 +154,7 @@ pub(crate) async fn upgrade(
             auth,
             principal,
             cancel,
+            frames,
         }
         .run(since)
         .await;
@@ -158,6 +187,7 @@ struct Stream {
     auth: Arc<Authenticator>,
     principal: Principal,
     cancel: CancellationToken,
+    frames: Arc<FrameCache>,
 }
 
 impl Stream {
@@ -167,6 +197,19 @@ impl Stream {
             .send(Message::text(text))
             .await
             .map_err(|_| End::SendFailed)
+    }
+
+    /// Queues the frame of revision `r` (call `flush` after).
+    async fn feed_revision(&mut self, r: &Revision) -> Result<(), End> {
+        let text = self.frames.frame(r).ok_or(End::SendFailed)?;
+        self.ws
+            .feed(Message::Text(text))
+            .await
+            .map_err(|_| End::SendFailed)
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        self.ws.flush().await.map_err(|_| End::SendFailed)
     }
 
     /// Sends the dump of `sub`; returns the revision the client is now at.
@@ -199,9 +242,10 @@ impl Stream {
             Some((s, missed)) => {
                 let mut last = s;
                 for r in missed {
-                    self.send_json(&*r).await?;
+                    self.feed_revision(&r).await?;
                     last = r.rev;
                 }
+                self.flush().await?;
                 last
             }
             None => self.send_dump(&sub).await?,
@@ -214,8 +258,21 @@ impl Stream {
                 update = sub.updates.recv() => match update {
                     Ok(r) if r.rev <= last => {}
                     Ok(r) => {
-                        self.send_json(&*r).await?;
+                        self.feed_revision(&r).await?;
                         last = r.rev;
+                        // Write whatever else is already queued, then flush once.
+                        for _ in 0..BATCH {
+                            match sub.updates.try_recv() {
+                                Ok(r) if r.rev <= last => {}
+                                Ok(r) => {
+                                    self.feed_revision(&r).await?;
+                                    last = r.rev;
+                                }
+                                // Lagged or closed: handled by the next recv().
+                                Err(_) => break,
+                            }
+                        }
+                        self.flush().await?;
                     }
                     Err(RecvError::Lagged(n)) => {
                         tracing::debug!(skipped = n, "slow state stream consumer; sending a new dump");
