@@ -150,12 +150,64 @@ fn oci_archive_gives_the_same_image_as_the_layout_directory() {
     );
 }
 
+/// Runs the daemon `command` inside the image (chroot, private network namespace)
+/// and returns what it serves at http://127.0.0.1/.
+fn serve_once(ws: &Workspace, squashfs: &Path, command: &[String]) -> String {
+    let root = ws.path("nginx-root");
+    let out = Command::new("unsquashfs")
+        .args(["-q", "-no-progress", "-d", s(&root), s(squashfs)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = r#"
+        ip link set lo up
+        root=$1; shift
+        chroot "$root" "$@" &
+        pid=$!
+        for _ in $(seq 100); do
+            body=$(curl -sf http://127.0.0.1/) && break
+            sleep 0.1
+        done
+        kill -QUIT "$pid"; wait "$pid"
+        printf '%s\n' "$body"
+    "#;
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "unshare",
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            script,
+            "sh",
+            s(&root),
+        ])
+        .args(command)
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Builds the Debian image with mmdebstrap on first run (network, ~2 min),
 /// then from the cache (about a minute in a debug build).
 #[test]
 fn nginx_example_needs_root_network_and_mmdebstrap() {
-    let ws = Workspace::new();
-    let project = example(&ws, "nginx");
+    let ws = &Workspace::new();
+    let project = example(ws, "nginx");
     // Packed once: byte-for-byte reproducibility is tested with the rootfs and
     // OCI sources; a Debian image is reproducible per cache entry (same tarball).
     let (a, staging) = ws.pack_ok(&project, "nginx.s9pk");
@@ -172,6 +224,13 @@ fn nginx_example_needs_root_network_and_mmdebstrap() {
     assert_eq!(page, ours);
 
     let inspected = ws.verify_and_inspect(&a);
+    let command: Vec<String> =
+        serde_json::from_value(inspected["serviceSpec"]["daemons"][0]["command"].clone()).unwrap();
+    assert_eq!(
+        serve_once(ws, &squashfs, &command),
+        ours,
+        "nginx did not serve our page"
+    );
     let manifest = &inspected["manifest"];
     assert_eq!(manifest["id"], "nginx");
     assert_eq!(manifest["version"], "1.22.1:0");
