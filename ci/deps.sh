@@ -10,6 +10,8 @@ APT_PACKAGES=(
   squashfs-tools squashfs-tools-ng mmdebstrap debian-archive-keyring
   # static busybox for the OCI image the pack system test builds (sdk/cli/tests/pack)
   busybox-static
+  # unprivileged LXC containers (supervisor/lxc): lxc-* tools, newuidmap/newgidmap, ip
+  lxc uidmap iproute2
   # benchmarks and tests
   b3sum time curl jq wrk
   # python venv for the official MCP client SDK used by system tests
@@ -34,3 +36,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# supervisor/lxc: unprivileged containers map uid/gid 0 to 100000 (65536 ids); LXC
+# checks that root may delegate that range. Idempotent: only appends a missing line.
+for f in /etc/subuid /etc/subgid; do
+  touch "$f"
+  grep -qx 'root:100000:65536' "$f" || echo 'root:100000:65536' >>"$f"
+done

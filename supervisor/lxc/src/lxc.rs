@@ -1,0 +1,448 @@
+//! `LxcRuntime`: [`ContainerRuntime`] on unprivileged LXC 5 driven through `lxc-*` tools.
+//!
+//! Layout under the runtime's LXC path (`-P`), one directory per container:
+//! ```text
+//! <lxc path>/<id>/hearth.json   the ContainerSpec (written first: the source of truth)
+//! <lxc path>/<id>/config        rendered LXC config (rewritten on create and start)
+//! <lxc path>/<id>/lower/        the image squashfs, read-only, idmapped 0→100000
+//! <lxc path>/<id>/rootfs/       overlay: lower + <data dir>/upper (+ <data dir>/work)
+//! <lxc path>/<id>/lxc.log, console.log
+//! ```
+//! Design: containers are started with `lxc-start -d`, so their monitor and init are not
+//! children of hearthd and keep running when it restarts; a new `LxcRuntime` on the same
+//! path finds them in `list` (directories with `hearth.json`) and reads their state with
+//! `lxc-info`. The `lxc-*` tools talk to a container's monitor over an abstract Unix socket,
+//! which is per network namespace: hearthd must run in the host network namespace, where
+//! `lxc-start` ran. Host mounts (lower, rootfs) persist until `destroy`; `start` re-creates
+//! them when missing (after a reboot). Volume, RPC and init bind mounts are made by LXC in
+//! the container's mount namespace (see `config`), so they never exist on the host.
+//!
+//! Invariants: operations of one runtime are serialised by a mutex; `destroy` removes the
+//! container directory only after both host mounts are gone, and never recursively, so a
+//! mount that could not be removed is never descended into.
+//!
+//! Limitations: one mutex for all containers (a slow stop delays other operations); the
+//! cgroup version is detected once per runtime.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::bridge::ensure_bridge;
+use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, render_config};
+use crate::mount::{is_mount_point, mount_overlay, mount_squashfs_idmapped, unmount_detach};
+use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::spec::{ContainerId, ContainerSpec, ContainerState, ContainerStatus};
+use crate::tool;
+
+const SPEC_FILE: &str = "hearth.json";
+
+/// Unprivileged LXC containers under one LXC path.
+#[derive(Debug)]
+pub struct LxcRuntime {
+    lxc_path: PathBuf,
+    cgroup: CgroupVersion,
+    lock: Mutex<()>,
+}
+
+/// Paths of one container's directory.
+struct Dirs {
+    dir: PathBuf,
+    spec: PathBuf,
+    config: PathBuf,
+    lower: PathBuf,
+    rootfs: PathBuf,
+    log: PathBuf,
+    console: PathBuf,
+}
+
+impl LxcRuntime {
+    /// A runtime keeping its containers under `lxc_path` (created, mode 0711 so that the
+    /// containers' unprivileged root can traverse to its rootfs).
+    pub fn new(lxc_path: impl Into<PathBuf>) -> Result<Self, io::Error> {
+        let lxc_path = lxc_path.into();
+        fs::create_dir_all(&lxc_path)?;
+        fs::set_permissions(&lxc_path, fs::Permissions::from_mode(0o711))?;
+        let cgroup = detect_cgroup_version();
+        tracing::debug!(path = %lxc_path.display(), ?cgroup, "lxc runtime");
+        Ok(Self {
+            lxc_path,
+            cgroup,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// The cgroup version limits are written for.
+    pub fn cgroup_version(&self) -> CgroupVersion {
+        self.cgroup
+    }
+
+    /// The container's host mount points `(lower, rootfs)`, for inspection by tests and tools.
+    pub fn mount_points(&self, id: &ContainerId) -> (PathBuf, PathBuf) {
+        let d = self.dirs(id);
+        (d.lower, d.rootfs)
+    }
+
+    fn dirs(&self, id: &ContainerId) -> Dirs {
+        let dir = self.lxc_path.join(id.as_str());
+        Dirs {
+            spec: dir.join(SPEC_FILE),
+            config: dir.join("config"),
+            lower: dir.join("lower"),
+            rootfs: dir.join("rootfs"),
+            log: dir.join("lxc.log"),
+            console: dir.join("console.log"),
+            dir,
+        }
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic while holding the lock leaves no state behind in `()`.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load_spec(&self, id: &ContainerId) -> Result<Option<ContainerSpec>, RuntimeError> {
+        let path = self.dirs(id).spec;
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(io_err("reading", id, &path, source)),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            io_err(
+                "parsing",
+                id,
+                &path,
+                io::Error::new(io::ErrorKind::InvalidData, e),
+            )
+        })
+    }
+
+    fn require_spec(&self, id: &ContainerId) -> Result<ContainerSpec, RuntimeError> {
+        self.load_spec(id)?
+            .ok_or_else(|| RuntimeError::NotFound { id: id.clone() })
+    }
+
+    fn lxc(
+        &self,
+        tool_name: &str,
+        id: &ContainerId,
+        op: &'static str,
+        extra: &[&str],
+    ) -> Result<String, RuntimeError> {
+        let path = self.lxc_path.to_string_lossy();
+        let mut args = vec!["-n", id.as_str(), "-P", &path];
+        args.extend_from_slice(extra);
+        tool::run(tool_name, &args).map_err(|source| RuntimeError::Tool {
+            id: id.clone(),
+            op,
+            source: Box::new(source),
+        })
+    }
+
+    fn query_state(&self, id: &ContainerId) -> Result<ContainerState, RuntimeError> {
+        let out = self.lxc("lxc-info", id, "state", &["-s", "-p"])?;
+        Ok(parse_lxc_info(&out))
+    }
+
+    /// Mounts lower and rootfs if they are not mounted, and the directories LXC needs.
+    fn ensure_rootfs(&self, spec: &ContainerSpec, d: &Dirs) -> Result<(), RuntimeError> {
+        let id = &spec.id;
+        let mnt = |source| RuntimeError::Mount {
+            id: id.clone(),
+            source,
+        };
+        let upper = spec.data_dir.join("upper");
+        let work = spec.data_dir.join("work");
+        for dir in [&d.lower, &d.rootfs, &upper, &work] {
+            fs::create_dir_all(dir).map_err(|e| io_err("creating directory", id, dir, e))?;
+        }
+        // The upper root is the container's `/`: owned by its root.
+        std::os::unix::fs::chown(&upper, Some(ID_MAP_BASE), Some(ID_MAP_BASE))
+            .map_err(|e| io_err("chown", id, &upper, e))?;
+        let lower_guard = if is_mount_point(&d.lower).map_err(mnt)? {
+            None
+        } else {
+            Some(mount_squashfs_idmapped(&spec.image, &d.lower).map_err(mnt)?)
+        };
+        if !is_mount_point(&d.rootfs).map_err(mnt)? {
+            mount_overlay(&d.lower, &upper, &work, &d.rootfs)
+                .map_err(mnt)?
+                .keep();
+        }
+        if let Some(g) = lower_guard {
+            g.keep();
+        }
+        for name in ["dev", "proc", "sys", "tmp"] {
+            let p = d.rootfs.join(name);
+            if !p.exists() {
+                fs::create_dir(&p).map_err(|e| io_err("creating directory", id, &p, e))?;
+                std::os::unix::fs::chown(&p, Some(ID_MAP_BASE), Some(ID_MAP_BASE))
+                    .map_err(|e| io_err("chown", id, &p, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_config(&self, spec: &ContainerSpec, d: &Dirs) -> Result<(), RuntimeError> {
+        let paths = RenderPaths {
+            rootfs: &d.rootfs,
+            log_file: &d.log,
+            console_log: &d.console,
+        };
+        write_atomic(
+            &d.config,
+            render_config(spec, &paths, self.cgroup).as_bytes(),
+        )
+        .map_err(|e| io_err("writing", &spec.id, &d.config, e))
+    }
+
+    fn unmount_all(&self, id: &ContainerId, d: &Dirs) -> Result<(), RuntimeError> {
+        for target in [&d.rootfs, &d.lower] {
+            unmount_detach(target).map_err(|source| RuntimeError::Mount {
+                id: id.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl ContainerRuntime for LxcRuntime {
+    fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        spec.validate()?;
+        let _g = self.guard();
+        let id = &spec.id;
+        let d = self.dirs(id);
+        if let Some(existing) = self.load_spec(id)? {
+            let running = !matches!(self.query_state(id)?, ContainerState::Stopped);
+            if existing != *spec {
+                if running {
+                    return Err(RuntimeError::Busy {
+                        id: id.clone(),
+                        op: "create with a different spec",
+                    });
+                }
+                // Image or data dir may have changed: remount from scratch.
+                self.unmount_all(id, &d)?;
+            }
+        }
+        fs::create_dir_all(&d.dir).map_err(|e| io_err("creating directory", id, &d.dir, e))?;
+        fs::set_permissions(&d.dir, fs::Permissions::from_mode(0o711))
+            .map_err(|e| io_err("chmod", id, &d.dir, e))?;
+        let json = serde_json::to_vec_pretty(spec)
+            .map_err(|e| io_err("serialising", id, &d.spec, io::Error::other(e)))?;
+        // Persist the definition first: a failed create is still found by destroy.
+        write_atomic(&d.spec, &json).map_err(|e| io_err("writing", id, &d.spec, e))?;
+        self.ensure_rootfs(spec, &d)?;
+        self.write_config(spec, &d)?;
+        tracing::info!(container = %id, "created");
+        Ok(())
+    }
+
+    fn start(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let _g = self.guard();
+        let spec = self.require_spec(id)?;
+        if let ContainerState::Running { .. } = self.query_state(id)? {
+            return Ok(());
+        }
+        let d = self.dirs(id);
+        let net = &spec.network;
+        ensure_bridge(&net.bridge, net.gateway, net.prefix_len).map_err(|source| {
+            RuntimeError::Tool {
+                id: id.clone(),
+                op: "bridge setup",
+                source: Box::new(source),
+            }
+        })?;
+        self.ensure_rootfs(&spec, &d)?;
+        self.write_config(&spec, &d)?;
+        self.lxc("lxc-start", id, "start", &["-d"])?;
+        match self.query_state(id)? {
+            ContainerState::Running { pid } => {
+                tracing::info!(container = %id, pid, "started");
+                Ok(())
+            }
+            state => Err(RuntimeError::Timeout {
+                id: id.clone(),
+                op: "start",
+                after: Duration::ZERO,
+                state,
+            }),
+        }
+    }
+
+    fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), RuntimeError> {
+        let _g = self.guard();
+        self.require_spec(id)?;
+        if self.query_state(id)? == ContainerState::Stopped {
+            return Ok(());
+        }
+        let secs = timeout.as_secs().to_string();
+        let graceful = if timeout.as_secs() == 0 {
+            self.lxc("lxc-stop", id, "stop", &["-k"])
+        } else {
+            // lxc-stop sends lxc.signal.halt (SIGTERM) and kills after the timeout.
+            self.lxc("lxc-stop", id, "stop", &["-t", &secs])
+        };
+        if let Err(e) = graceful {
+            tracing::warn!(container = %id, error = %e, "graceful stop failed; killing");
+            if self.query_state(id)? != ContainerState::Stopped {
+                self.lxc("lxc-stop", id, "kill", &["-k"])?;
+            }
+        }
+        match self.query_state(id)? {
+            ContainerState::Stopped => {
+                tracing::info!(container = %id, "stopped");
+                Ok(())
+            }
+            state => Err(RuntimeError::Timeout {
+                id: id.clone(),
+                op: "stop",
+                after: timeout,
+                state,
+            }),
+        }
+    }
+
+    fn destroy(&self, id: &ContainerId) -> Result<(), RuntimeError> {
+        let _g = self.guard();
+        let d = self.dirs(id);
+        if !d.dir.exists() {
+            return Ok(());
+        }
+        if d.config.exists() && self.query_state(id)? != ContainerState::Stopped {
+            self.lxc("lxc-stop", id, "kill", &["-k"])?;
+        }
+        self.unmount_all(id, &d)?;
+        for dir in [&d.lower, &d.rootfs] {
+            match fs::remove_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("removing directory", id, dir, e));
+                }
+                _ => {}
+            }
+        }
+        // Only plain files are left (config, spec, logs); never recurse.
+        let entries = fs::read_dir(&d.dir).map_err(|e| io_err("listing", id, &d.dir, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| io_err("listing", id, &d.dir, e))?.path();
+            fs::remove_file(&path).map_err(|e| io_err("removing", id, &path, e))?;
+        }
+        fs::remove_dir(&d.dir).map_err(|e| io_err("removing directory", id, &d.dir, e))?;
+        tracing::info!(container = %id, "destroyed");
+        Ok(())
+    }
+
+    fn state(&self, id: &ContainerId) -> Result<ContainerState, RuntimeError> {
+        let _g = self.guard();
+        self.require_spec(id)?;
+        self.query_state(id)
+    }
+
+    fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
+        let _g = self.guard();
+        let entries = fs::read_dir(&self.lxc_path).map_err(|source| RuntimeError::List {
+            path: self.lxc_path.clone(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| ContainerId::new(n).ok())
+            else {
+                continue;
+            };
+            if !entry.path().join(SPEC_FILE).exists() {
+                continue;
+            }
+            let state = self.query_state(&id)?;
+            out.push(ContainerStatus { id, state });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+/// Parses `lxc-info -s -p` output (`State: RUNNING`, `PID: 123`).
+fn parse_lxc_info(out: &str) -> ContainerState {
+    let field = |name: &str| {
+        out.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let pid = field("PID").and_then(|p| p.parse::<u32>().ok());
+    match field("State").as_deref() {
+        Some("RUNNING") => match pid {
+            Some(pid) => ContainerState::Running { pid },
+            None => ContainerState::Starting,
+        },
+        Some("STARTING") => ContainerState::Starting,
+        Some("STOPPING" | "ABORTING") => ContainerState::Stopping,
+        Some("FROZEN" | "FREEZING") => ContainerState::Frozen,
+        Some("THAWED") => pid.map_or(ContainerState::Starting, |pid| ContainerState::Running {
+            pid,
+        }),
+        _ => ContainerState::Stopped,
+    }
+}
+
+/// cgroup v2 if `/sys/fs/cgroup` is the unified hierarchy, else v1.
+fn detect_cgroup_version() -> CgroupVersion {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+fn io_err(op: &'static str, id: &ContainerId, path: &Path, source: io::Error) -> RuntimeError {
+    RuntimeError::Io {
+        op,
+        id: id.clone(),
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lxc_info_states() {
+        assert_eq!(
+            parse_lxc_info("State:          RUNNING\nPID:            4242\n"),
+            ContainerState::Running { pid: 4242 }
+        );
+        assert_eq!(
+            parse_lxc_info("State:          STOPPED\n"),
+            ContainerState::Stopped
+        );
+        assert_eq!(
+            parse_lxc_info("State: STOPPING\nPID: 1\n"),
+            ContainerState::Stopping
+        );
+        assert_eq!(
+            parse_lxc_info("State: STARTING\n"),
+            ContainerState::Starting
+        );
+        assert_eq!(
+            parse_lxc_info("State: FROZEN\nPID: 9\n"),
+            ContainerState::Frozen
+        );
+    }
+}

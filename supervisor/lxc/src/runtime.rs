@@ -1,0 +1,123 @@
+//! The `ContainerRuntime` trait: the supervisor's only view of containers.
+//!
+//! Design: synchronous, object-safe (`Arc<dyn ContainerRuntime>`), `Send + Sync`. Every
+//! operation is a handful of syscalls and short-lived processes, so the tokio supervisor
+//! calls it through `tokio::task::spawn_blocking`; this keeps the crate free of an async
+//! runtime and the fake trivially usable from plain unit tests.
+//! Rejected: `async fn` in the trait (not dyn-compatible without boxing every future, and
+//! the work underneath is blocking anyway).
+//!
+//! Contract (the fake in `hearth-testkit` follows it too):
+//! - `create` is idempotent: the same spec again is a no-op; a different spec replaces
+//!   the definition while stopped and is refused ([`RuntimeError::Busy`]) while running;
+//! - `start` of a running container and `stop` of a stopped one succeed without effect;
+//! - `destroy` stops (killing), removes everything `create` made, and succeeds for an
+//!   unknown id;
+//! - `state` and the lifecycle calls of an unknown id fail with [`RuntimeError::NotFound`];
+//! - `list` reports every created container, including ones a previous process created
+//!   and started (containers outlive the supervisor).
+
+use std::time::Duration;
+
+use crate::mount::MountError;
+use crate::spec::{ContainerId, ContainerSpec, ContainerState, ContainerStatus, SpecError};
+use crate::tool::ToolError;
+
+/// Creates, runs and removes service containers.
+pub trait ContainerRuntime: Send + Sync {
+    /// Defines the container and prepares its root filesystem; does not start it.
+    fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError>;
+    /// Starts init; returns once the container runs (or start failed).
+    fn start(&self, id: &ContainerId) -> Result<(), RuntimeError>;
+    /// Asks init to stop (SIGTERM) and kills everything after `timeout`.
+    fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), RuntimeError>;
+    /// Stops (without grace) and removes the container and its host mounts. Keeps the data
+    /// dir and volumes, which belong to the service.
+    fn destroy(&self, id: &ContainerId) -> Result<(), RuntimeError>;
+    /// The container's current state.
+    fn state(&self, id: &ContainerId) -> Result<ContainerState, RuntimeError>;
+    /// Every created container with its state, sorted by id.
+    fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError>;
+}
+
+/// A runtime operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// No container with this id was created.
+    #[error("container {id} does not exist")]
+    NotFound {
+        /// The container.
+        id: ContainerId,
+    },
+    /// The spec was refused before anything happened.
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(#[from] SpecError),
+    /// The operation needs the container stopped.
+    #[error("container {id} is running; {op} needs it stopped")]
+    Busy {
+        /// The container.
+        id: ContainerId,
+        /// The refused operation.
+        op: &'static str,
+    },
+    /// A file operation on the runtime's own state failed.
+    #[error("{op} {path} for container {id}: {source}")]
+    Io {
+        /// The operation, e.g. "creating directory".
+        op: &'static str,
+        /// The container.
+        id: ContainerId,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Listing the runtime's containers failed.
+    #[error("listing containers in {path}: {source}")]
+    List {
+        /// The directory listed.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Preparing or removing the root filesystem failed.
+    #[error("container {id}: {source}")]
+    Mount {
+        /// The container.
+        id: ContainerId,
+        /// Why.
+        source: MountError,
+    },
+    /// An external tool (`lxc-start`, `ip` …) failed.
+    #[error("container {id}: {op}: {source}")]
+    Tool {
+        /// The container.
+        id: ContainerId,
+        /// The operation, e.g. "start".
+        op: &'static str,
+        /// Why (boxed: tool errors carry argv and stderr).
+        source: Box<ToolError>,
+    },
+    /// The container did not reach the expected state in time.
+    #[error("container {id}: {op} timed out after {after:?} (state {state:?})")]
+    Timeout {
+        /// The container.
+        id: ContainerId,
+        /// The operation.
+        op: &'static str,
+        /// How long we waited.
+        after: Duration,
+        /// The last state seen.
+        state: ContainerState,
+    },
+    /// A runtime-specific failure without a richer type (the fake's injected faults).
+    #[error("container {id}: {op} failed: {message}")]
+    Other {
+        /// The container.
+        id: ContainerId,
+        /// The operation.
+        op: &'static str,
+        /// What happened.
+        message: String,
+    },
+}
