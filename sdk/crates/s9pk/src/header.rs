@@ -187,6 +187,38 @@ mod tests {
         );
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// RFC 8032 §7.3 "TEST abc": the primitive really is Ed25519ph (the
+    /// variant StartOS signs with), not plain Ed25519 over a digest.
+    #[test]
+    fn ed25519ph_matches_rfc8032_test_vector() {
+        let secret: [u8; 32] =
+            unhex("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42")
+                .try_into()
+                .unwrap();
+        let key = SigningKey::from_bytes(&secret);
+        assert_eq!(
+            key.verifying_key().to_bytes().to_vec(),
+            unhex("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf")
+        );
+        let mut d = Sha512::new();
+        d.update(b"abc");
+        let sig = key.sign_prehashed(d, None).unwrap();
+        assert_eq!(
+            sig.to_bytes().to_vec(),
+            unhex(
+                "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+                 31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
+            )
+        );
+    }
+
     #[test]
     fn signature_binds_sighash_and_maxsize() {
         let key = SigningKey::from_bytes(&[9; 32]);
