@@ -27,7 +27,7 @@ fn start(data: &Path) -> Daemon {
             "--listen",
             "127.0.0.1:0",
             "--log",
-            "warn",
+            "info",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -115,6 +115,28 @@ fn starts_fast_in_setup_mode_and_stops_cleanly_on_signals() {
         );
         let st = call(d.addr, &d.local, "setup.status", json!({})).unwrap();
         assert_eq!(st["result"]["setupComplete"], false);
+        // hearthd's own log lines are readable through server.logs (at the default
+        // level, start from the first line, follow with the cursor).
+        let logs = call(d.addr, &d.local, "server.logs", json!({"after": 0})).unwrap();
+        let entries = logs["result"]["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            entries.iter().any(|e| e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("listening"))),
+            "{logs}"
+        );
+        let end = logs["result"]["endCursor"].as_u64().unwrap();
+        let next = call(d.addr, &d.local, "server.logs", json!({"after": end})).unwrap();
+        assert!(
+            next["result"]["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["cursor"].as_u64() > Some(end))
+        );
         signal(&d.child, sig);
         let status = wait_exit(&mut d.child, Duration::from_secs(5));
         assert!(status.success(), "{sig}: exit status {status}");
