@@ -260,7 +260,16 @@ impl ContainerRuntime for LxcRuntime {
         })?;
         self.ensure_rootfs(&spec, &d)?;
         self.write_config(&spec, &d)?;
-        self.lxc("lxc-start", id, "start", &["-d"])?;
+        // Only this start's messages: the log is truncated first.
+        fs::write(&d.log, b"").map_err(|e| io_err("truncating", id, &d.log, e))?;
+        let path = self.lxc_path.to_string_lossy();
+        tool::run("lxc-start", ["-n", id.as_str(), "-P", &path, "-d"]).map_err(|source| {
+            RuntimeError::StartFailed {
+                id: id.clone(),
+                source: Box::new(source),
+                log: error_lines(&d.log),
+            }
+        })?;
         match self.query_state(id)? {
             ContainerState::Running { pid } => {
                 tracing::info!(container = %id, pid, "started");
@@ -391,6 +400,13 @@ fn parse_lxc_info(out: &str) -> ContainerState {
         }),
         _ => ContainerState::Stopped,
     }
+}
+
+/// The last ten ERROR lines of an LXC log, joined with " | ".
+fn error_lines(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(" ERROR ")).collect();
+    errors[errors.len().saturating_sub(10)..].join(" | ")
 }
 
 /// cgroup v2 if `/sys/fs/cgroup` is the unified hierarchy, else v1.

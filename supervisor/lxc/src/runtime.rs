@@ -98,6 +98,16 @@ pub enum RuntimeError {
         /// Why (boxed: tool errors carry argv and stderr).
         source: Box<ToolError>,
     },
+    /// `lxc-start` failed; `log` holds the error lines of the container's LXC log.
+    #[error("container {id}: start failed: {source}; LXC log: {log}")]
+    StartFailed {
+        /// The container.
+        id: ContainerId,
+        /// The failed `lxc-start`.
+        source: Box<ToolError>,
+        /// ERROR lines of `lxc.log` written during this start (last 10).
+        log: String,
+    },
     /// The container did not reach the expected state in time.
     #[error("container {id}: {op} timed out after {after:?} (state {state:?})")]
     Timeout {

@@ -1,0 +1,279 @@
+//! Real unprivileged containers (root + LXC; see `tests/integration.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hearth_lxc::{ContainerRuntime, ContainerState, Limits, LxcRuntime, mount_points};
+
+use super::fixture::{Fixture, wait_for};
+
+/// Init: records who it is and what it sees, serves HTTP, ticks into the volume, and
+/// leaves cleanly on SIGTERM.
+const SERVICE_INIT: &str = r#"#!/bin/sh
+V=/media/hearth/volumes/main
+trap 'echo bye > $V/stopped; exit 0' TERM
+id -u > $V/uid.tmp && mv $V/uid.tmp $V/uid
+ls /dev > $V/dev.tmp; mv $V/dev.tmp $V/dev
+echo written-in-container > /written-in-container
+ls /media/hearth/rpc > $V/rpc.tmp; mv $V/rpc.tmp $V/rpc
+echo from-container > /media/hearth/rpc/from-container
+httpd -p 8080 -h /www
+echo up > $V/ready
+while true; do date +%s >> $V/ticks; sleep 1; done
+"#;
+
+fn running_pid(rt: &LxcRuntime, f: &Fixture) -> u32 {
+    match rt.state(&f.spec.id).unwrap() {
+        ContainerState::Running { pid } => pid,
+        other => panic!("container not running: {other:?}"),
+    }
+}
+
+fn status_ids(pid: u32, field: &str) -> Vec<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("{field} missing in /proc/{pid}/status"));
+    line.split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect()
+}
+
+/// The cgroup v1 directory of `controller` for process `pid`.
+fn cgroup_dir(pid: u32, controller: &str) -> std::path::PathBuf {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = text
+        .lines()
+        .filter_map(|l| l.split_once(':').and_then(|(_, rest)| rest.split_once(':')))
+        .find(|(ctrls, _)| ctrls.split(',').any(|c| c == controller))
+        .map(|(_, p)| p.trim_start_matches('/').to_owned())
+        .unwrap_or_else(|| panic!("no {controller} cgroup for {pid}:\n{text}"));
+    Path::new("/sys/fs/cgroup").join(controller).join(rel)
+}
+
+fn read_trim(p: &Path) -> String {
+    fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .to_owned()
+}
+
+fn http_get(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    mount_points()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+#[test]
+fn root_lxc_unprivileged_container_lifecycle() {
+    let mut f = Fixture::new("life", 2, SERVICE_INIT);
+    f.spec.limits = Limits {
+        memory_bytes: Some(64 << 20),
+        pids: Some(64),
+        cpu_shares: Some(512),
+    };
+    let rt = &f.runtime;
+    let id = &f.spec.id;
+    rt.create(&f.spec).unwrap();
+    rt.create(&f.spec).unwrap(); // idempotent
+    assert_eq!(rt.state(id).unwrap(), ContainerState::Stopped);
+    rt.start(id).unwrap();
+    let vol = f.volume().to_owned();
+    let ready = wait_for(Duration::from_secs(15), || {
+        vol.join("ready").exists().then_some(())
+    });
+    let console = fs::read_to_string(f.lxc_path().join(id.as_str()).join("console.log"));
+    assert!(
+        ready.is_some(),
+        "init never got ready; console: {console:?}"
+    );
+    let pid = running_pid(rt, &f);
+
+    // Unprivileged: uid 0 inside is 100000 on the host.
+    assert_eq!(status_ids(pid, "Uid:"), vec![100_000; 4]);
+    assert_eq!(status_ids(pid, "Gid:"), vec![100_000; 4]);
+    assert_eq!(read_trim(&vol.join("uid")), "0");
+
+    // The volume is an idmapped bind: container root's files are host root's.
+    assert_eq!(fs::metadata(vol.join("uid")).unwrap().uid(), 0);
+    let ticks = wait_for(Duration::from_secs(5), || {
+        let t = fs::read_to_string(vol.join("ticks")).ok()?;
+        (t.lines().count() >= 2).then_some(t)
+    });
+    assert!(ticks.is_some(), "volume writes did not show up on the host");
+
+    // The RPC dir is an idmapped bind too: host files visible inside, writable by root.
+    assert_eq!(read_trim(&vol.join("rpc")), "host-marker");
+    let from_container = f.spec.rpc_dir.join("from-container");
+    assert_eq!(read_trim(&from_container), "from-container");
+    assert_eq!(fs::metadata(&from_container).unwrap().uid(), 0);
+    eprintln!("devices seen inside: {}", read_trim(&vol.join("dev")));
+
+    // Root: the image is read-only; container writes land in the overlay upper.
+    let upper_file = f.spec.data_dir.join("upper/written-in-container");
+    assert_eq!(read_trim(&upper_file), "written-in-container");
+    assert_eq!(fs::metadata(&upper_file).unwrap().uid(), 100_000);
+    let (lower, _rootfs) = rt.mount_points(id);
+    let err = fs::write(lower.join("etc/new"), "x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    // Image files are owned by the container's root through the idmapped lower.
+    assert_eq!(
+        fs::metadata(lower.join("etc/image-file")).unwrap().uid(),
+        100_000
+    );
+
+    // No host devices: only the pseudo-devices LXC's autodev provides.
+    let devs = read_trim(&vol.join("dev"));
+    for d in devs.split_whitespace() {
+        assert!(
+            [
+                "console",
+                "full",
+                "null",
+                "ptmx",
+                "pts",
+                "random",
+                "shm",
+                "tty",
+                "urandom",
+                "zero",
+                "fd",
+                "stdin",
+                "stdout",
+                "stderr",
+                "mqueue",
+                "lxc",
+                "hugepages"
+            ]
+            .contains(&d),
+            "unexpected device {d} in {devs}"
+        );
+    }
+
+    // Network: the host reaches the container's fixed address on the bridge.
+    let addr = SocketAddr::from((f.spec.network.address, 8080));
+    let body = wait_for(Duration::from_secs(10), || http_get(addr));
+    assert!(
+        body.as_deref()
+            .is_some_and(|b| b.contains("hello from the container")),
+        "no HTTP answer from {addr}: {body:?}"
+    );
+
+    // Limits are in the container's cgroups (v1 on the test hosts).
+    assert_eq!(rt.cgroup_version(), hearth_lxc::CgroupVersion::V1);
+    assert_eq!(
+        read_trim(&cgroup_dir(pid, "memory").join("memory.limit_in_bytes")),
+        (64u64 << 20).to_string()
+    );
+    assert_eq!(read_trim(&cgroup_dir(pid, "pids").join("pids.max")), "64");
+    assert_eq!(read_trim(&cgroup_dir(pid, "cpu").join("cpu.shares")), "512");
+
+    // A new runtime on the same path (hearthd restarted) adopts the running container.
+    let again = LxcRuntime::new(f.lxc_path()).unwrap();
+    let listed = again.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(&listed[0].id, id);
+    assert_eq!(listed[0].state, ContainerState::Running { pid });
+    // Same spec while running: still fine; a different one is refused.
+    rt.create(&f.spec).unwrap();
+    let mut other = f.spec.clone();
+    other.limits.pids = Some(65);
+    assert!(matches!(
+        rt.create(&other),
+        Err(hearth_lxc::RuntimeError::Busy { .. })
+    ));
+
+    // Graceful stop: init gets SIGTERM and exits well within the timeout.
+    let t0 = Instant::now();
+    rt.stop(id, Duration::from_secs(10)).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    assert_eq!(rt.state(id).unwrap(), ContainerState::Stopped);
+    assert_eq!(read_trim(&vol.join("stopped")), "bye");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    rt.stop(id, Duration::from_secs(1)).unwrap(); // stopping a stopped container is fine
+
+    // Restart keeps the overlay contents.
+    rt.start(id).unwrap();
+    let pid2 = running_pid(rt, &f);
+    assert_ne!(pid, pid2);
+
+    // Destroy kills, unmounts and removes; data and volumes stay; twice is fine.
+    let lxc_path = f.lxc_path();
+    assert_eq!(mounts_under(&lxc_path).len(), 2);
+    rt.destroy(id).unwrap();
+    assert!(
+        mounts_under(&lxc_path).is_empty(),
+        "{:?}",
+        mounts_under(&lxc_path)
+    );
+    assert!(mounts_under(f.dir.path()).is_empty());
+    assert!(!lxc_path.join(id.as_str()).exists());
+    assert!(upper_file.exists());
+    assert!(vol.join("ticks").exists());
+    rt.destroy(id).unwrap();
+    assert!(matches!(
+        rt.state(id),
+        Err(hearth_lxc::RuntimeError::NotFound { .. })
+    ));
+    assert!(rt.list().unwrap().is_empty());
+}
+
+/// An init that ignores SIGTERM is killed after the timeout.
+#[test]
+fn root_lxc_stop_kills_after_timeout() {
+    let init = "#!/bin/sh\ntrap '' TERM\nwhile true; do sleep 1; done\n";
+    let f = Fixture::new("stubborn", 3, init);
+    let rt = &f.runtime;
+    rt.create(&f.spec).unwrap();
+    rt.start(&f.spec.id).unwrap();
+    let pid = running_pid(rt, &f);
+    let t0 = Instant::now();
+    rt.stop(&f.spec.id, Duration::from_secs(2)).unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "stopped too early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
+    assert_eq!(rt.state(&f.spec.id).unwrap(), ContainerState::Stopped);
+    assert!(!Path::new(&format!("/proc/{pid}")).exists());
+}
+
+/// A container whose init does not exist fails to start with an error naming the cause
+/// (from LXC's log), not a hang.
+#[test]
+fn root_lxc_start_failure_is_reported() {
+    let mut f = Fixture::new("broken", 4, "#!/bin/sh\n");
+    f.spec.init.binary = f.dir.path().join("missing-init");
+    let rt = &f.runtime;
+    rt.create(&f.spec).unwrap();
+    let err = rt.start(&f.spec.id).unwrap_err();
+    match &err {
+        hearth_lxc::RuntimeError::StartFailed { log, .. } => {
+            assert!(
+                log.contains("missing-init"),
+                "LXC log lacks the cause: {err}"
+            )
+        }
+        other => panic!("expected StartFailed, got {other}"),
+    }
+    assert_eq!(rt.state(&f.spec.id).unwrap(), ContainerState::Stopped);
+}
