@@ -119,6 +119,11 @@ fn hello_oci_example_needs_busybox_static() {
         "Hi, Ada\n"
     );
 
+    // The daemon has no command: it runs the image's Cmd from the OCI config.
+    let cmd: Vec<String> = serde_json::from_value(metadata["cmd"].clone()).unwrap();
+    let page = fs::read_to_string(project.join("rootfs/srv/www/index.html")).unwrap();
+    assert_eq!(serve_once(&ws, &squashfs, &cmd, 8080, "SIGTERM"), page);
+
     let inspected = ws.verify_and_inspect(&a);
     assert_eq!(inspected["manifest"]["id"], "hello-oci");
     assert_eq!(
@@ -151,9 +156,15 @@ fn oci_archive_gives_the_same_image_as_the_layout_directory() {
 }
 
 /// Runs the daemon `command` inside the image (chroot, private network namespace)
-/// and returns what it serves at http://127.0.0.1/.
-fn serve_once(ws: &Workspace, squashfs: &Path, command: &[String]) -> String {
-    let root = ws.path("nginx-root");
+/// and returns what it serves at `http://127.0.0.1:{port}/`.
+fn serve_once(
+    ws: &Workspace,
+    squashfs: &Path,
+    command: &[String],
+    port: u16,
+    stop_signal: &str,
+) -> String {
+    let root = ws.path(&format!("serve-root-{port}"));
     let out = Command::new("unsquashfs")
         .args(["-q", "-no-progress", "-d", s(&root), s(squashfs)])
         .output()
@@ -169,10 +180,10 @@ fn serve_once(ws: &Workspace, squashfs: &Path, command: &[String]) -> String {
         chroot "$root" "$@" &
         pid=$!
         for _ in $(seq 100); do
-            body=$(curl -sf http://127.0.0.1/) && break
+            body=$(curl -sf "http://127.0.0.1:$PORT/") && break
             sleep 0.1
         done
-        kill -QUIT "$pid"; wait "$pid"
+        kill -s "$STOP" "$pid"; wait "$pid"
         printf '%s\n' "$body"
     "#;
     let out = Command::new("timeout")
@@ -192,6 +203,8 @@ fn serve_once(ws: &Workspace, squashfs: &Path, command: &[String]) -> String {
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         )
+        .env("PORT", port.to_string())
+        .env("STOP", stop_signal.trim_start_matches("SIG"))
         .output()
         .unwrap();
     assert!(
@@ -227,7 +240,7 @@ fn nginx_example_needs_root_network_and_mmdebstrap() {
     let command: Vec<String> =
         serde_json::from_value(inspected["serviceSpec"]["daemons"][0]["command"].clone()).unwrap();
     assert_eq!(
-        serve_once(ws, &squashfs, &command),
+        serve_once(ws, &squashfs, &command, 80, "SIGQUIT"),
         ours,
         "nginx did not serve our page"
     );
