@@ -277,3 +277,42 @@ fn root_lxc_start_failure_is_reported() {
     }
     assert_eq!(rt.state(&f.spec.id).unwrap(), ContainerState::Stopped);
 }
+
+/// When init exits the container is reported stopped; after the host mounts vanished (as
+/// after a reboot) `start` mounts the root again and the overlay contents are still there.
+#[test]
+fn root_lxc_init_exit_then_restart_remounts() {
+    let init = "#!/bin/sh\necho run >> /media/hearth/volumes/main/runs\n\
+                echo kept > /kept-in-overlay\nsleep 1\n";
+    let f = Fixture::new("dies", 5, init);
+    let rt = &f.runtime;
+    let id = &f.spec.id;
+    rt.create(&f.spec).unwrap();
+    rt.start(id).unwrap();
+    let stopped = wait_for(Duration::from_secs(10), || {
+        (rt.state(id).unwrap() == ContainerState::Stopped).then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "container did not stop after init exited"
+    );
+    assert_eq!(
+        rt.list().unwrap()[0].state,
+        ContainerState::Stopped,
+        "list agrees"
+    );
+
+    let (lower, rootfs) = rt.mount_points(id);
+    for m in [&rootfs, &lower] {
+        rustix::mount::unmount(m.as_path(), rustix::mount::UnmountFlags::DETACH).unwrap();
+    }
+    assert!(mounts_under(&f.lxc_path()).is_empty());
+    rt.start(id).unwrap();
+    assert_eq!(mounts_under(&f.lxc_path()).len(), 2);
+    let twice = wait_for(Duration::from_secs(10), || {
+        let runs = fs::read_to_string(f.volume().join("runs")).ok()?;
+        (runs.lines().count() == 2).then_some(())
+    });
+    assert!(twice.is_some(), "second run did not happen");
+    assert_eq!(read_trim(&rootfs.join("kept-in-overlay")), "kept");
+}
