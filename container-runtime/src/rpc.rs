@@ -1,0 +1,334 @@
+//! The control socket: newline-delimited JSON-RPC 2.0 on `<rpc-dir>/service.sock`.
+//!
+//! # Design
+//! `hearthd` connects (the container listens, as StartOS's runtime does on
+//! `service.sock`). One accept thread; one reader thread per connection. Requests
+//! that change or read the supervisor (`status`, `start`, `stop`, `restart`,
+//! `shutdown`) are sent to the runtime loop as [`Control`] and answered when it
+//! replies; `logs` reads the shared log ring directly; `action.run` runs on its own
+//! thread so a long action does not block the connection. Every connection also
+//! receives `status.changed` notifications (pushed by the runtime loop).
+//!
+//! Wire types and error codes are `hearth-rpc`'s ([`Request`], [`Response`],
+//! [`RpcError`]), so hearthd speaks one JSON-RPC dialect everywhere.
+//!
+//! # Invariants
+//! A malformed, oversized or unknown request is answered with a JSON-RPC error and
+//! the connection stays usable; nothing a client sends can end the process except
+//! `shutdown`.
+
+use std::io::{self, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hearth_rpc::{ErrorCode, Request, Response, RpcError};
+use hearth_s9pk::spec::{ActionSpec, AllowedStatuses};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::action::run_action;
+use crate::logs::{Logs, read_line_capped};
+use crate::process::Reaper;
+use crate::runtime::Event;
+
+/// Socket file name inside the RPC directory.
+pub(crate) const SOCKET_NAME: &str = "service.sock";
+/// Longest request line accepted.
+pub(crate) const MAX_REQUEST: usize = 1024 * 1024;
+/// Most log lines returned by one `logs` call.
+const MAX_LOG_LIMIT: usize = 1000;
+
+/// A request for the runtime loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Report status.
+    Status,
+    /// Start all daemons.
+    Start,
+    /// Stop all daemons.
+    Stop,
+    /// Stop then start all daemons.
+    Restart,
+    /// Stop all daemons and exit.
+    Shutdown,
+}
+
+/// Reply channel of a [`Control`] request.
+pub(crate) type Reply = Sender<Result<Value, RpcError>>;
+
+/// One connected client; writes are serialised.
+pub(crate) struct Client {
+    stream: Mutex<UnixStream>,
+}
+
+impl Client {
+    /// Writes one JSON value as a line.
+    pub(crate) fn send(&self, value: &impl serde::Serialize) -> io::Result<()> {
+        let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
+        line.push(b'\n');
+        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        stream.write_all(&line)
+    }
+}
+
+/// Errors setting up the socket.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SocketError {
+    /// The directory could not be created.
+    #[error("create RPC directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Binding failed.
+    #[error("listen on {path}: {source}")]
+    Bind {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The accept thread could not start.
+    #[error("spawn RPC accept thread: {0}")]
+    Thread(io::Error),
+}
+
+/// What request handlers need.
+pub(crate) struct Context {
+    /// Channel to the runtime loop.
+    pub(crate) events: Sender<Event>,
+    /// Shared log store.
+    pub(crate) logs: Logs,
+    /// The spec's actions.
+    pub(crate) actions: Vec<ActionSpec>,
+    /// For running action commands.
+    pub(crate) reaper: Arc<Reaper>,
+}
+
+/// Binds `<dir>/service.sock` (replacing a stale socket) and serves it on threads.
+pub(crate) fn serve(dir: &Path, ctx: Arc<Context>) -> Result<PathBuf, SocketError> {
+    std::fs::create_dir_all(dir).map_err(|source| SocketError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let path = dir.join(SOCKET_NAME);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path).map_err(|source| SocketError::Bind {
+        path: path.clone(),
+        source,
+    })?;
+    std::thread::Builder::new()
+        .name("rpc-accept".into())
+        .stack_size(128 * 1024)
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => {
+                        let ctx = Arc::clone(&ctx);
+                        let spawned = std::thread::Builder::new()
+                            .name("rpc-client".into())
+                            .stack_size(256 * 1024)
+                            .spawn(move || handle_client(stream, &ctx));
+                        if let Err(error) = spawned {
+                            tracing::warn!(%error, "spawn RPC client thread");
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "accept RPC connection"),
+                }
+            }
+        })
+        .map_err(SocketError::Thread)?;
+    Ok(path)
+}
+
+fn handle_client(stream: UnixStream, ctx: &Arc<Context>) {
+    let writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(error) => {
+            tracing::warn!(%error, "clone RPC stream");
+            return;
+        }
+    };
+    let _ = writer.set_write_timeout(Some(Duration::from_secs(5)));
+    let client = Arc::new(Client {
+        stream: Mutex::new(writer),
+    });
+    let _ = ctx.events.send(Event::Client(Arc::clone(&client)));
+    let mut reader = BufReader::with_capacity(8 * 1024, stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let consumed = match read_line_capped(&mut reader, &mut line, MAX_REQUEST) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let response = if consumed > line.len() + 1 {
+            Some(Response::error(
+                Value::Null,
+                RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("request line longer than {MAX_REQUEST} bytes"),
+                ),
+            ))
+        } else if line.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            handle_line(&line, ctx, &client)
+        };
+        if let Some(response) = response
+            && client.send(&response).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Handles one request line; `None` when the answer is sent later (actions) or not
+/// needed.
+fn handle_line(line: &[u8], ctx: &Arc<Context>, client: &Arc<Client>) -> Option<Response> {
+    let value: Value = match serde_json::from_slice(line) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = RpcError::new(ErrorCode::ParseError, format!("not JSON: {e}"));
+            return Some(Response::error(Value::Null, err));
+        }
+    };
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let request: Request = match serde_json::from_value(value) {
+        Ok(r) => r,
+        Err(e) => {
+            let err = RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!("not a JSON-RPC request: {e}"),
+            );
+            return Some(Response::error(id, err));
+        }
+    };
+    let result = match request.method.as_str() {
+        "status" => control(ctx, Control::Status, request.params),
+        "start" => control(ctx, Control::Start, request.params),
+        "stop" => control(ctx, Control::Stop, request.params),
+        "restart" => control(ctx, Control::Restart, request.params),
+        "shutdown" => control(ctx, Control::Shutdown, request.params),
+        "logs" => logs(ctx, request.params),
+        "action.run" => {
+            let ctx = Arc::clone(ctx);
+            let client = Arc::clone(client);
+            let params = request.params;
+            let spawned = std::thread::Builder::new()
+                .name("action".into())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let response = match action(&ctx, params) {
+                        Ok(v) => Response::result(id, v, None),
+                        Err(e) => Response::error(id, e),
+                    };
+                    let _ = client.send(&response);
+                });
+            return match spawned {
+                Ok(_) => None,
+                Err(e) => Some(Response::error(
+                    Value::Null,
+                    RpcError::new(ErrorCode::Internal, format!("spawn action thread: {e}")),
+                )),
+            };
+        }
+        other => Err(RpcError::new(
+            ErrorCode::MethodNotFound,
+            format!(
+                "no method {other:?}; methods: status, start, stop, restart, shutdown, logs, action.run"
+            ),
+        )),
+    };
+    Some(match result {
+        Ok(v) => Response::result(id, v, None),
+        Err(e) => Response::error(id, e),
+    })
+}
+
+fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
+    let params = match params {
+        None | Some(Value::Null) => json!({}),
+        Some(p) => p,
+    };
+    serde_json::from_value(params).map_err(|e| RpcError::invalid_params("params", e))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+fn control(ctx: &Context, request: Control, raw: Option<Value>) -> Result<Value, RpcError> {
+    let NoParams {} = params(raw)?;
+    ask(ctx, request)
+}
+
+fn ask(ctx: &Context, request: Control) -> Result<Value, RpcError> {
+    let (tx, rx) = mpsc::channel();
+    let gone = || RpcError::new(ErrorCode::Internal, "the supervisor loop is not running");
+    ctx.events
+        .send(Event::Control(request, tx))
+        .map_err(|_| gone())?;
+    rx.recv_timeout(Duration::from_secs(30))
+        .map_err(|_| gone())?
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsParams {
+    daemon: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<u64>,
+}
+
+fn logs(ctx: &Context, raw: Option<Value>) -> Result<Value, RpcError> {
+    let p: LogsParams = params(raw)?;
+    let limit = p.limit.unwrap_or(100).min(MAX_LOG_LIMIT);
+    let logs = ctx.logs.lock().unwrap_or_else(|p| p.into_inner());
+    let (entries, next) = logs.read(p.daemon.as_deref(), p.cursor, limit);
+    Ok(json!({ "entries": entries, "nextCursor": next }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionRunParams {
+    id: String,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+fn action(ctx: &Context, raw: Option<Value>) -> Result<Value, RpcError> {
+    let p: ActionRunParams = params(raw)?;
+    let Some(spec) = ctx.actions.iter().find(|a| a.id == p.id) else {
+        return Err(
+            RpcError::new(ErrorCode::NotFound, format!("no action {:?}", p.id))
+                .with("what", "action"),
+        );
+    };
+    if spec.allowed_statuses != AllowedStatuses::Any {
+        let status = ask(ctx, Control::Status)?;
+        let running = status.get("desired") == Some(&json!("running"));
+        let down = status.get("allDown") == Some(&json!(true));
+        let (ok, when) = match spec.allowed_statuses {
+            AllowedStatuses::OnlyRunning => (running, "running"),
+            AllowedStatuses::OnlyStopped => (down && !running, "stopped"),
+            AllowedStatuses::Any => (true, ""),
+        };
+        if !ok {
+            return Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "action {} may only run while the service is {when}",
+                    spec.id
+                ),
+            ));
+        }
+    }
+    run_action(spec, p.input, &ctx.reaper)
+}
