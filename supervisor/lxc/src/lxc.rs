@@ -35,7 +35,9 @@ use crate::bridge::ensure_bridge;
 use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, render_config};
 use crate::mount::{is_mount_point, mount_overlay, mount_squashfs_idmapped, unmount_detach};
 use crate::runtime::{ContainerRuntime, RuntimeError};
-use crate::spec::{ContainerId, ContainerSpec, ContainerState, ContainerStatus};
+use crate::spec::{
+    ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, SpecError,
+};
 use crate::tool;
 
 const SPEC_FILE: &str = "hearth.json";
@@ -214,6 +216,7 @@ impl LxcRuntime {
 impl ContainerRuntime for LxcRuntime {
     fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         spec.validate()?;
+        check_devices(spec)?;
         let _g = self.guard();
         let id = &spec.id;
         let d = self.dirs(id);
@@ -400,6 +403,31 @@ fn parse_lxc_info(out: &str) -> ContainerState {
         }),
         _ => ContainerState::Stopped,
     }
+}
+
+/// Each requested device must be the node of that type and number on this host.
+fn check_devices(spec: &ContainerSpec) -> Result<(), SpecError> {
+    use rustix::fs::{FileType, major, minor, stat};
+    for dev in &spec.devices {
+        let mismatch = |problem: String| SpecError::DeviceMismatch {
+            path: dev.path.clone(),
+            problem,
+        };
+        let st = stat(&dev.path).map_err(|e| mismatch(e.to_string()))?;
+        let kind = match FileType::from_raw_mode(st.st_mode) {
+            FileType::CharacterDevice => DeviceKind::Char,
+            FileType::BlockDevice => DeviceKind::Block,
+            other => return Err(mismatch(format!("is a {other:?}, not a device node"))),
+        };
+        let found = (kind, major(st.st_rdev), minor(st.st_rdev));
+        if found != (dev.kind, dev.major, dev.minor) {
+            return Err(mismatch(format!(
+                "host node is {found:?}, spec says {:?}",
+                (dev.kind, dev.major, dev.minor)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The last ten ERROR lines of an LXC log, joined with " | ".

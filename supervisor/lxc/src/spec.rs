@@ -230,6 +230,14 @@ pub enum SpecError {
         /// Gateway.
         gateway: Ipv4Addr,
     },
+    /// A requested device is not the node the spec describes on this host.
+    #[error("device {path}: {problem}")]
+    DeviceMismatch {
+        /// The device path.
+        path: PathBuf,
+        /// What differs (missing, not a device node, other type or numbers).
+        problem: String,
+    },
     /// A limit of zero would stop the container from running at all.
     #[error("limit {what} must be greater than zero")]
     ZeroLimit {

@@ -282,8 +282,10 @@ fn root_lxc_start_failure_is_reported() {
 /// after a reboot) `start` mounts the root again and the overlay contents are still there.
 #[test]
 fn root_lxc_init_exit_then_restart_remounts() {
-    let init = "#!/bin/sh\necho run >> /media/hearth/volumes/main/runs\n\
-                echo kept > /kept-in-overlay\nsleep 1\n";
+    // `seen` gets what the previous run left in the overlay; `runs` is written last.
+    let init = "#!/bin/sh\nV=/media/hearth/volumes/main\n\
+                cat /kept-in-overlay >> $V/seen 2>/dev/null\necho kept > /kept-in-overlay\n\
+                echo run >> $V/runs\nsleep 1\n";
     let f = Fixture::new("dies", 5, init);
     let rt = &f.runtime;
     let id = &f.spec.id;
@@ -314,5 +316,47 @@ fn root_lxc_init_exit_then_restart_remounts() {
         (runs.lines().count() == 2).then_some(())
     });
     assert!(twice.is_some(), "second run did not happen");
-    assert_eq!(read_trim(&rootfs.join("kept-in-overlay")), "kept");
+    assert_eq!(read_trim(&f.volume().join("seen")), "kept");
+}
+
+/// A requested host device is allowed in the devices cgroup and bind-mounted; a spec whose
+/// numbers do not match the host node is refused before anything is created.
+#[test]
+fn root_lxc_requested_device_is_passed_through() {
+    let init = "#!/bin/sh\nV=/media/hearth/volumes/main\nls /dev > $V/dev.tmp; mv $V/dev.tmp $V/dev\n\
+         while true; do sleep 1; done\n";
+    let mut f = Fixture::new("device", 6, init);
+    let device = hearth_lxc::DeviceSpec {
+        path: "/dev/loop-control".into(),
+        kind: hearth_lxc::DeviceKind::Char,
+        major: 10,
+        minor: 237,
+        read_only: false,
+    };
+    f.spec.devices = vec![hearth_lxc::DeviceSpec {
+        minor: 238,
+        ..device.clone()
+    }];
+    let rt = &f.runtime;
+    assert!(matches!(
+        rt.create(&f.spec),
+        Err(hearth_lxc::RuntimeError::InvalidSpec(
+            hearth_lxc::SpecError::DeviceMismatch { .. }
+        ))
+    ));
+    assert!(rt.list().unwrap().is_empty());
+
+    f.spec.devices = vec![device];
+    rt.create(&f.spec).unwrap();
+    rt.start(&f.spec.id).unwrap();
+    let pid = running_pid(rt, &f);
+    let dev = f.volume().join("dev");
+    let listing = wait_for(Duration::from_secs(10), || fs::read_to_string(&dev).ok());
+    assert!(
+        listing.is_some_and(|l| l.lines().any(|d| d == "loop-control")),
+        "device missing inside"
+    );
+    let allowed = read_trim(&cgroup_dir(pid, "devices").join("devices.list"));
+    assert!(allowed.lines().any(|l| l == "c 10:237 rw"), "{allowed}");
+    assert!(!allowed.lines().any(|l| l.starts_with("b ")), "{allowed}");
 }
