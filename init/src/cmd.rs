@@ -1,0 +1,90 @@
+//! The one helper through which `hearth-init` runs external tools (`ip`, `sfdisk`,
+//! `mkfs.ext4`): logs argv, captures output, turns a failure into [`CmdError`] naming the
+//! command and its stderr.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::log::log_info;
+
+/// Running an external command failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CmdError {
+    /// The program could not be started.
+    #[error("starting `{argv}`: {source}")]
+    Spawn {
+        argv: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program exited unsuccessfully.
+    #[error("`{argv}` failed ({status}): {stderr}")]
+    Failed {
+        argv: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+}
+
+/// Runs `program args…`, feeding `stdin` if given; returns stdout.
+pub(crate) fn run<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    stdin: Option<&str>,
+) -> Result<String, CmdError> {
+    let argv = std::iter::once(program.to_owned())
+        .chain(
+            args.iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned()),
+        )
+        .collect::<Vec<_>>()
+        .join(" ");
+    log_info!("run: {argv}");
+    let spawn_err = |source| CmdError::Spawn {
+        argv: argv.clone(),
+        source,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_err)?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).map_err(spawn_err)?;
+    }
+    let out = child.wait_with_output().map_err(spawn_err)?;
+    if !out.status.success() {
+        return Err(CmdError::Failed {
+            argv,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_names_command_and_stderr() {
+        let err = run("sh", &["-c", "echo boom >&2; exit 3"], None).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("sh -c echo boom"), "{msg}");
+        assert!(msg.contains("boom"), "{msg}");
+    }
+
+    #[test]
+    fn stdin_and_stdout() {
+        assert_eq!(run("cat", &[] as &[&str], Some("hi")).unwrap(), "hi");
+    }
+}

@@ -1,0 +1,141 @@
+//! The supervision loop for real: `hearth-init supervise` as a non-PID-1 sub-reaper with a
+//! fake `hearthd` (`sh -c …`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn start(script: &str, backoff_ms: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hearth-init"))
+        .args(["supervise", "--backoff-ms", &backoff_ms.to_string()])
+        .args(["--stop-timeout-ms", "3000", "--", "sh", "-c", script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for exit (at most `limit`), returns (success, stderr).
+fn finish(mut child: Child, limit: Duration) -> (bool, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.success(), err);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("hearth-init did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_for_lines(file: &Path, n: usize, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n || Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn dying_service_is_restarted_with_growing_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("starts");
+    let child = start(&format!("date +%s%N >> {}; exit 1", log.display()), 100);
+    // Starts at about 0, 0.1, 0.3, 0.7, 1.5 s.
+    let lines = wait_for_lines(&log, 5, Duration::from_secs(10));
+    sigterm(&child);
+    let (ok, stderr) = finish(child, Duration::from_secs(5));
+    assert!(ok, "{stderr}");
+    assert!(lines.len() >= 5, "only {} starts: {stderr}", lines.len());
+    let t: Vec<u128> = lines.iter().map(|l| l.trim().parse().unwrap()).collect();
+    let gaps_ms: Vec<u128> = t.windows(2).map(|w| (w[1] - w[0]) / 1_000_000).collect();
+    for (i, want) in [100u128, 200, 400, 800].iter().enumerate() {
+        let gap = gaps_ms[i];
+        assert!(
+            gap >= *want && gap < want + 400,
+            "gap {i} is {gap} ms, want about {want}: {gaps_ms:?}"
+        );
+    }
+    assert!(stderr.contains("restart #4 in 800 ms"), "{stderr}");
+}
+
+#[test]
+fn sigterm_stops_the_service_and_exits_cleanly_and_orphans_are_reaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let script = format!(
+        "trap 'echo term >> {log}; exit 0' TERM; (sleep 0.2 &); echo up >> {log}; \
+         while :; do sleep 0.05; done",
+        log = log.display()
+    );
+    let child = start(&script, 100);
+    assert_eq!(wait_for_lines(&log, 1, Duration::from_secs(5)), ["up"]);
+    std::thread::sleep(Duration::from_millis(600)); // the orphaned sleep ends and is reaped
+    let began = Instant::now();
+    sigterm(&child);
+    let (ok, stderr) = finish(child, Duration::from_secs(5));
+    assert!(ok, "{stderr}");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "up\nterm\n");
+    assert!(stderr.contains("reaped orphan"), "{stderr}");
+    assert!(stderr.contains("service stopped"), "{stderr}");
+    assert!(stderr.contains("done (PowerOff)"), "{stderr}");
+}
+
+#[test]
+fn a_service_ignoring_sigterm_is_killed_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let script = format!(
+        "trap '' TERM; echo up >> {}; while :; do sleep 0.05; done",
+        log.display()
+    );
+    let child = start(&script, 100);
+    wait_for_lines(&log, 1, Duration::from_secs(5));
+    sigterm(&child);
+    let (ok, stderr) = finish(child, Duration::from_secs(8));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("ignored SIGTERM; sending SIGKILL"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth-init"))
+        .args(["supervise", "--backoff-ms", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth-init"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
