@@ -146,6 +146,10 @@ impl LxcRuntime {
     }
 
     fn query_state(&self, id: &ContainerId) -> Result<ContainerState, RuntimeError> {
+        // A create that failed before writing the config defined nothing LXC knows.
+        if !self.dirs(id).config.exists() {
+            return Ok(ContainerState::Stopped);
+        }
         let out = self.lxc("lxc-info", id, "state", &["-s", "-p"])?;
         Ok(parse_lxc_info(&out))
     }
@@ -326,7 +330,7 @@ impl ContainerRuntime for LxcRuntime {
         if !d.dir.exists() {
             return Ok(());
         }
-        if d.config.exists() && self.query_state(id)? != ContainerState::Stopped {
+        if self.query_state(id)? != ContainerState::Stopped {
             self.lxc("lxc-stop", id, "kill", &["-k"])?;
         }
         self.unmount_all(id, &d)?;

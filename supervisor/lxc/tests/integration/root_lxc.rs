@@ -186,6 +186,13 @@ fn root_lxc_unprivileged_container_lifecycle() {
     assert_eq!(read_trim(&cgroup_dir(pid, "pids").join("pids.max")), "64");
     assert_eq!(read_trim(&cgroup_dir(pid, "cpu").join("cpu.shares")), "512");
 
+    // The container does not hang off this process: it outlives it (hearthd restarts).
+    let me = std::process::id();
+    let mut p = pid;
+    while p > 1 {
+        assert_ne!(p, me, "container {pid} descends from the test process");
+        p = status_ids(p, "PPid:")[0];
+    }
     // A new runtime on the same path (hearthd restarted) adopts the running container.
     let again = LxcRuntime::new(f.lxc_path()).unwrap();
     let listed = again.list().unwrap();
@@ -359,4 +366,31 @@ fn root_lxc_requested_device_is_passed_through() {
     let allowed = read_trim(&cgroup_dir(pid, "devices").join("devices.list"));
     assert!(allowed.lines().any(|l| l == "c 10:237 rw"), "{allowed}");
     assert!(!allowed.lines().any(|l| l.starts_with("b ")), "{allowed}");
+}
+
+/// A create that fails half-way (the image is missing) leaves a container that `list`
+/// shows as stopped and `destroy` removes without leaving mounts or files.
+#[test]
+fn root_lxc_failed_create_is_listed_and_destroyable() {
+    let mut f = Fixture::new("halfmade", 7, "#!/bin/sh\n");
+    f.spec.image = f.dir.path().join("no-such-image.squashfs");
+    let rt = &f.runtime;
+    let err = rt.create(&f.spec).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            hearth_lxc::RuntimeError::Mount {
+                source: hearth_lxc::MountError::Open { .. },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let listed = rt.list().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].state, ContainerState::Stopped);
+    rt.destroy(&f.spec.id).unwrap();
+    assert!(rt.list().unwrap().is_empty());
+    assert!(mounts_under(f.dir.path()).is_empty());
+    assert!(!f.lxc_path().join(f.spec.id.as_str()).exists());
 }
