@@ -182,10 +182,18 @@ impl LxcRuntime {
         if let Some(g) = lower_guard {
             g.keep();
         }
-        for name in ["dev", "proc", "sys", "tmp"] {
+        // Mount points LXC needs, and a sticky /tmp, when the image lacks them.
+        for (name, mode) in [
+            ("dev", 0o755),
+            ("proc", 0o555),
+            ("sys", 0o555),
+            ("tmp", 0o1777),
+        ] {
             let p = d.rootfs.join(name);
             if !p.exists() {
                 fs::create_dir(&p).map_err(|e| io_err("creating directory", id, &p, e))?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(mode))
+                    .map_err(|e| io_err("chmod", id, &p, e))?;
                 std::os::unix::fs::chown(&p, Some(ID_MAP_BASE), Some(ID_MAP_BASE))
                     .map_err(|e| io_err("chown", id, &p, e))?;
             }

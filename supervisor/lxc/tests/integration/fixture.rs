@@ -19,6 +19,7 @@ pub(crate) const TEST_BRIDGE: &str = "hearthtest0";
 /// Applets linked in the test image.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "echo", "cat", "id", "ls", "touch", "mkdir", "httpd", "date", "ip", "rm",
+    "stat", "mv",
 ];
 
 /// One container's world: temp dir, image, runtime; destroys the container on drop.
@@ -94,7 +95,8 @@ impl Drop for Fixture {
 /// busybox + applet symlinks + empty mount points, as a squashfs owned by root.
 fn build_image(dir: &Path) -> PathBuf {
     let root = dir.join("image-root");
-    for d in ["bin", "etc", "dev", "proc", "sys", "tmp", "www"] {
+    // No dev/, proc/, sys/ or tmp/: the runtime adds what LXC and programs need.
+    for d in ["bin", "etc", "www"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
     let busybox = Path::new("/bin/busybox");

@@ -20,6 +20,7 @@ trap 'echo bye > $V/stopped; exit 0' TERM
 id -u > $V/uid.tmp && mv $V/uid.tmp $V/uid
 ls /dev > $V/dev.tmp; mv $V/dev.tmp $V/dev
 echo written-in-container > /written-in-container
+stat -c %a /tmp > $V/tmpmode.tmp; mv $V/tmpmode.tmp $V/tmpmode
 ls /media/hearth/rpc > $V/rpc.tmp; mv $V/rpc.tmp $V/rpc
 echo from-container > /media/hearth/rpc/from-container
 httpd -p 8080 -h /www
@@ -128,6 +129,8 @@ fn root_lxc_unprivileged_container_lifecycle() {
     eprintln!("devices seen inside: {}", read_trim(&vol.join("dev")));
 
     // Root: the image is read-only; container writes land in the overlay upper.
+    // The image has no /tmp; the runtime made a sticky, world-writable one.
+    assert_eq!(read_trim(&vol.join("tmpmode")), "1777");
     let upper_file = f.spec.data_dir.join("upper/written-in-container");
     assert_eq!(read_trim(&upper_file), "written-in-container");
     assert_eq!(fs::metadata(&upper_file).unwrap().uid(), 100_000);
