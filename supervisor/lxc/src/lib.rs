@@ -34,7 +34,7 @@ mod tool;
 pub use config::{CgroupVersion, ID_MAP_BASE, ID_MAP_COUNT, RenderPaths, render_config};
 pub use lxc::LxcRuntime;
 pub use mount::{MountError, mount_points};
-pub use runtime::{ContainerRuntime, RuntimeError};
+pub use runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 pub use spec::{
     CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, ContainerId, ContainerSpec,
     ContainerState, ContainerStatus, DeviceKind, DeviceSpec, InitSpec, Limits, NetworkSpec,

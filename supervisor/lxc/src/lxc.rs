@@ -34,7 +34,7 @@ use std::time::Duration;
 use crate::bridge::ensure_bridge;
 use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, render_config};
 use crate::mount::{is_mount_point, mount_overlay, mount_squashfs_idmapped, unmount_detach};
-use crate::runtime::{ContainerRuntime, RuntimeError};
+use crate::runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 use crate::spec::{
     ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, SpecError,
 };
@@ -390,6 +390,33 @@ impl ContainerRuntime for LxcRuntime {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError> {
+        // Not under the lock: a long command must not block the other operations.
+        {
+            let _g = self.guard();
+            self.require_spec(id)?;
+            if !matches!(self.query_state(id)?, ContainerState::Running { .. }) {
+                return Err(RuntimeError::NotRunning {
+                    id: id.clone(),
+                    op: "exec",
+                });
+            }
+        }
+        let path = self.lxc_path.to_string_lossy();
+        let mut args = vec!["-n", id.as_str(), "-P", &path, "--clear-env", "--"];
+        args.extend(argv.iter().map(String::as_str));
+        let out = tool::output("lxc-attach", &args).map_err(|source| RuntimeError::Tool {
+            id: id.clone(),
+            op: "exec",
+            source: Box::new(source),
+        })?;
+        Ok(ExecOutput {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
     }
 }
 

@@ -14,6 +14,8 @@
 //! - `destroy` stops (killing), removes everything `create` made, and succeeds for an
 //!   unknown id;
 //! - `state` and the lifecycle calls of an unknown id fail with [`RuntimeError::NotFound`];
+//! - `exec` needs a running container ([`RuntimeError::NotRunning`]) and reports the
+//!   command's exit code, not an error, when the command fails;
 //! - `list` reports every created container, including ones a previous process created
 //!   and started (containers outlive the supervisor).
 
@@ -38,6 +40,20 @@ pub trait ContainerRuntime: Send + Sync {
     fn state(&self, id: &ContainerId) -> Result<ContainerState, RuntimeError>;
     /// Every created container with its state, sorted by id.
     fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError>;
+    /// Runs `argv` in the running container as its root with an empty environment and
+    /// waits for it (debugging and one-off commands; services use the RPC socket).
+    fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError>;
+}
+
+/// What a command run by [`ContainerRuntime::exec`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code; `None` if killed by a signal.
+    pub code: Option<i32>,
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error.
+    pub stderr: Vec<u8>,
 }
 
 /// A runtime operation failed.
@@ -55,6 +71,14 @@ pub enum RuntimeError {
     /// The operation needs the container stopped.
     #[error("container {id} is running; {op} needs it stopped")]
     Busy {
+        /// The container.
+        id: ContainerId,
+        /// The refused operation.
+        op: &'static str,
+    },
+    /// The operation needs the container running.
+    #[error("container {id} is not running; {op} needs it running")]
+    NotRunning {
         /// The container.
         id: ContainerId,
         /// The refused operation.

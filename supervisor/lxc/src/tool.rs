@@ -69,6 +69,21 @@ where
     }
 }
 
+/// Runs `program args…` to completion and returns its output whatever the exit status;
+/// only a failure to start it is an error.
+pub(crate) fn output(program: &str, args: &[&str]) -> Result<std::process::Output, ToolError> {
+    tracing::debug!(program, ?args, "running tool");
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| ToolError::Spawn {
+            program: program.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            source,
+        })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 mod tests {

@@ -9,7 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use hearth_lxc::{
-    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, RuntimeError,
+    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutput,
+    RuntimeError,
 };
 
 /// A trait operation, for fault injection.
@@ -25,6 +26,8 @@ pub enum Op {
     Destroy,
     /// `state`.
     State,
+    /// `exec`.
+    Exec,
 }
 
 impl Op {
@@ -35,6 +38,7 @@ impl Op {
             Op::Stop => "stop",
             Op::Destroy => "destroy",
             Op::State => "state",
+            Op::Exec => "exec",
         }
     }
 }
@@ -54,6 +58,8 @@ pub enum Call {
     State(ContainerId),
     /// `list()`.
     List,
+    /// `exec(id, argv)`.
+    Exec(ContainerId, Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +73,7 @@ struct Inner {
     containers: BTreeMap<ContainerId, (ContainerSpec, ContainerState)>,
     calls: Vec<Call>,
     faults: BTreeMap<(Op, ContainerId), Remaining>,
+    exec_results: BTreeMap<ContainerId, ExecOutput>,
     next_pid: u32,
 }
 
@@ -121,6 +128,11 @@ impl FakeRuntime {
             }
             _ => false,
         }
+    }
+
+    /// What `exec` on `id` returns from now on (default: exit code 0, no output).
+    pub fn set_exec_output(&self, id: &ContainerId, output: ExecOutput) {
+        self.lock().exec_results.insert(id.clone(), output);
     }
 
     /// The spec a container was created with.
@@ -229,6 +241,21 @@ impl ContainerRuntime for FakeRuntime {
                 state: *state,
             })
             .collect())
+    }
+
+    fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError> {
+        let mut inner = self.lock();
+        inner.enter(Call::Exec(id.clone(), argv.to_vec()), Op::Exec, id)?;
+        if !matches!(inner.get_mut(id)?.1, ContainerState::Running { .. }) {
+            return Err(RuntimeError::NotRunning {
+                id: id.clone(),
+                op: "exec",
+            });
+        }
+        Ok(inner.exec_results.get(id).cloned().unwrap_or(ExecOutput {
+            code: Some(0),
+            ..ExecOutput::default()
+        }))
     }
 }
 
@@ -364,6 +391,32 @@ mod tests {
                 Call::List,
             ]
         );
+    }
+
+    #[test]
+    fn exec_needs_a_running_container_and_returns_the_set_output() {
+        let rt = FakeRuntime::new();
+        let s = spec("svc");
+        let argv = vec!["true".to_owned()];
+        assert!(matches!(
+            rt.exec(&s.id, &argv),
+            Err(RuntimeError::NotFound { .. })
+        ));
+        rt.create(&s).unwrap();
+        assert!(matches!(
+            rt.exec(&s.id, &argv),
+            Err(RuntimeError::NotRunning { .. })
+        ));
+        rt.start(&s.id).unwrap();
+        assert_eq!(rt.exec(&s.id, &argv).unwrap().code, Some(0));
+        let out = ExecOutput {
+            code: Some(3),
+            stdout: b"out".to_vec(),
+            stderr: vec![],
+        };
+        rt.set_exec_output(&s.id, out.clone());
+        assert_eq!(rt.exec(&s.id, &argv).unwrap(), out);
+        assert!(rt.calls().contains(&Call::Exec(s.id.clone(), argv)));
     }
 
     #[test]

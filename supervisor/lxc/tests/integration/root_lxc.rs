@@ -211,6 +211,15 @@ fn root_lxc_unprivileged_container_lifecycle() {
         Err(hearth_lxc::RuntimeError::Busy { .. })
     ));
 
+    // exec runs as the container's root and reports exit codes.
+    let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let out = rt.exec(id, &argv(&["id", "-u"])).unwrap();
+    assert_eq!((out.code, out.stdout.as_slice()), (Some(0), &b"0\n"[..]));
+    let out = rt
+        .exec(id, &argv(&["sh", "-c", "echo oops >&2; exit 3"]))
+        .unwrap();
+    assert_eq!((out.code, out.stderr.as_slice()), (Some(3), &b"oops\n"[..]));
+
     // Graceful stop: init gets SIGTERM and exits well within the timeout.
     let t0 = Instant::now();
     rt.stop(id, Duration::from_secs(10)).unwrap();
@@ -219,6 +228,10 @@ fn root_lxc_unprivileged_container_lifecycle() {
     assert_eq!(read_trim(&vol.join("stopped")), "bye");
     assert!(!Path::new(&format!("/proc/{pid}")).exists());
     rt.stop(id, Duration::from_secs(1)).unwrap(); // stopping a stopped container is fine
+    assert!(matches!(
+        rt.exec(id, &argv(&["true"])),
+        Err(hearth_lxc::RuntimeError::NotRunning { .. })
+    ));
 
     // Restart keeps the overlay contents.
     rt.start(id).unwrap();
