@@ -17,18 +17,20 @@
 //! them when missing (after a reboot). Volume, RPC and init bind mounts are made by LXC in
 //! the container's mount namespace (see `config`), so they never exist on the host.
 //!
-//! Invariants: operations of one runtime are serialised by a mutex; `destroy` removes the
+//! Invariants: operations on one container are serialised (a busy set + condvar; other
+//! containers are not held up by a slow stop); `list` takes no guard; `destroy` removes the
 //! container directory only after both host mounts are gone, and never recursively, so a
 //! mount that could not be removed is never descended into.
 //!
-//! Limitations: one mutex for all containers (a slow stop delays other operations); the
-//! cgroup version is detected once per runtime.
+//! Limitations: the cgroup version is detected once per runtime; serialisation is per
+//! process (two runtimes on one LXC path must not act on the same container at once).
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::bridge::ensure_bridge;
@@ -47,7 +49,23 @@ const SPEC_FILE: &str = "hearth.json";
 pub struct LxcRuntime {
     lxc_path: PathBuf,
     cgroup: CgroupVersion,
-    lock: Mutex<()>,
+    /// Containers with an operation in progress; one operation per container at a time.
+    busy: Mutex<BTreeSet<ContainerId>>,
+    released: Condvar,
+}
+
+/// Marks a container busy until dropped.
+struct Busy<'a> {
+    runtime: &'a LxcRuntime,
+    id: ContainerId,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.runtime.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.id);
+        self.runtime.released.notify_all();
+    }
 }
 
 /// Paths of one container's directory.
@@ -73,7 +91,8 @@ impl LxcRuntime {
         Ok(Self {
             lxc_path,
             cgroup,
-            lock: Mutex::new(()),
+            busy: Mutex::new(BTreeSet::new()),
+            released: Condvar::new(),
         })
     }
 
@@ -101,9 +120,19 @@ impl LxcRuntime {
         }
     }
 
-    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        // A panic while holding the lock leaves no state behind in `()`.
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    /// Waits until no other operation runs on `id`, then holds it until the guard drops.
+    fn guard(&self, id: &ContainerId) -> Busy<'_> {
+        // The set stays consistent through a panic (insert/remove are atomic), so a
+        // poisoned lock is taken over.
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        while busy.contains(id) {
+            busy = self.released.wait(busy).unwrap_or_else(|p| p.into_inner());
+        }
+        busy.insert(id.clone());
+        Busy {
+            runtime: self,
+            id: id.clone(),
+        }
     }
 
     fn load_spec(&self, id: &ContainerId) -> Result<Option<ContainerSpec>, RuntimeError> {
@@ -229,7 +258,7 @@ impl ContainerRuntime for LxcRuntime {
     fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
         spec.validate()?;
         check_devices(spec)?;
-        let _g = self.guard();
+        let _g = self.guard(&spec.id);
         let id = &spec.id;
         let d = self.dirs(id);
         if let Some(existing) = self.load_spec(id)? {
@@ -259,7 +288,7 @@ impl ContainerRuntime for LxcRuntime {
     }
 
     fn start(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        let _g = self.guard();
+        let _g = self.guard(id);
         let spec = self.require_spec(id)?;
         if let ContainerState::Running { .. } = self.query_state(id)? {
             return Ok(());
@@ -285,22 +314,15 @@ impl ContainerRuntime for LxcRuntime {
                 log: error_lines(&d.log),
             }
         })?;
-        match self.query_state(id)? {
-            ContainerState::Running { pid } => {
-                tracing::info!(container = %id, pid, "started");
-                Ok(())
-            }
-            state => Err(RuntimeError::Timeout {
-                id: id.clone(),
-                op: "start",
-                after: Duration::ZERO,
-                state,
-            }),
-        }
+        // `lxc-start -d` returns once LXC saw the container RUNNING; an init that exits at
+        // once is reported by the next `state`, as any later death is.
+        let state = self.query_state(id)?;
+        tracing::info!(container = %id, ?state, "started");
+        Ok(())
     }
 
     fn stop(&self, id: &ContainerId, timeout: Duration) -> Result<(), RuntimeError> {
-        let _g = self.guard();
+        let _g = self.guard(id);
         self.require_spec(id)?;
         if self.query_state(id)? == ContainerState::Stopped {
             return Ok(());
@@ -333,7 +355,7 @@ impl ContainerRuntime for LxcRuntime {
     }
 
     fn destroy(&self, id: &ContainerId) -> Result<(), RuntimeError> {
-        let _g = self.guard();
+        let _g = self.guard(id);
         let d = self.dirs(id);
         if !d.dir.exists() {
             return Ok(());
@@ -362,13 +384,12 @@ impl ContainerRuntime for LxcRuntime {
     }
 
     fn state(&self, id: &ContainerId) -> Result<ContainerState, RuntimeError> {
-        let _g = self.guard();
+        let _g = self.guard(id);
         self.require_spec(id)?;
         self.query_state(id)
     }
 
     fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
-        let _g = self.guard();
         let entries = fs::read_dir(&self.lxc_path).map_err(|source| RuntimeError::List {
             path: self.lxc_path.clone(),
             source,
@@ -393,9 +414,9 @@ impl ContainerRuntime for LxcRuntime {
     }
 
     fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError> {
-        // Not under the lock: a long command must not block the other operations.
+        // The guard covers only the check: a long command must not block stop or destroy.
         {
-            let _g = self.guard();
+            let _g = self.guard(id);
             self.require_spec(id)?;
             if !matches!(self.query_state(id)?, ContainerState::Running { .. }) {
                 return Err(RuntimeError::NotRunning {

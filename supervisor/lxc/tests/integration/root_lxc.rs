@@ -410,3 +410,59 @@ fn root_lxc_failed_create_is_listed_and_destroyable() {
     assert!(mounts_under(f.dir.path()).is_empty());
     assert!(!f.lxc_path().join(f.spec.id.as_str()).exists());
 }
+
+/// Several containers created and started at once on one runtime (loop devices, bridge
+/// setup and user namespaces raced for) all run, each on its own address.
+#[test]
+fn root_lxc_parallel_containers_on_one_runtime() {
+    let init = "#!/bin/sh\nhttpd -p 8080 -h /www\nwhile true; do sleep 1; done\n";
+    let f = Fixture::new("par", 10, init);
+    let specs: Vec<_> = (0..3u8)
+        .map(|i| {
+            let mut s = f.spec.clone();
+            s.id = hearth_lxc::ContainerId::new(format!("{}-{i}", f.spec.id)).unwrap();
+            s.network.address = std::net::Ipv4Addr::new(10, 89, 0, 11 + i);
+            s.data_dir = f.dir.path().join(format!("data-{i}"));
+            s
+        })
+        .collect();
+    struct DestroyAll<'a>(&'a LxcRuntime, &'a [hearth_lxc::ContainerSpec]);
+    impl Drop for DestroyAll<'_> {
+        fn drop(&mut self) {
+            for s in self.1 {
+                let _ = self.0.destroy(&s.id);
+            }
+        }
+    }
+    let rt = &f.runtime;
+    let _cleanup = DestroyAll(rt, &specs);
+    std::thread::scope(|scope| {
+        for s in &specs {
+            scope.spawn(move || {
+                rt.create(s).unwrap();
+                rt.start(&s.id).unwrap();
+            });
+        }
+    });
+    let listed = rt.list().unwrap();
+    assert_eq!(listed.len(), 3);
+    for s in &specs {
+        assert!(matches!(
+            rt.state(&s.id).unwrap(),
+            ContainerState::Running { .. }
+        ));
+        let addr = SocketAddr::from((s.network.address, 8080));
+        let body = wait_for(Duration::from_secs(10), || http_get(addr));
+        assert!(
+            body.is_some_and(|b| b.contains("hello from the container")),
+            "{addr}"
+        );
+    }
+    std::thread::scope(|scope| {
+        for s in &specs {
+            scope.spawn(move || rt.destroy(&s.id).unwrap());
+        }
+    });
+    assert!(rt.list().unwrap().is_empty());
+    assert!(mounts_under(f.dir.path()).is_empty());
+}
