@@ -47,7 +47,7 @@ pub(crate) enum Route {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProcessError {
     /// `pthread_sigmask` failed.
-    #[error("block signals SIGCHLD, SIGTERM, SIGINT: {0}")]
+    #[error("block signals SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT: {0}")]
     BlockSignals(Errno),
     /// `prctl(PR_SET_CHILD_SUBREAPER)` failed.
     #[error("become child subreaper (prctl PR_SET_CHILD_SUBREAPER): {0}")]
@@ -75,7 +75,8 @@ impl Reaper {
     /// Spawns `cmd` in a new process group and registers its exit route.
     pub(crate) fn spawn(&self, cmd: &mut Command, route: Route) -> io::Result<(Child, i32)> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let child = cmd.process_group(0).spawn()?;
+        reset_signals_in_child(cmd.process_group(0));
+        let child = cmd.spawn()?;
         let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
         routes.insert(pid, route);
         Ok((child, pid))
@@ -108,10 +109,59 @@ impl Reaper {
     }
 }
 
+/// Signals whose disposition children get reset to the default: we may have
+/// inherited them ignored (a shell starts background jobs with `SIGINT` and
+/// `SIGQUIT` ignored), and ignored dispositions survive `exec`.
+const RESET_IN_CHILD: [Signal; 12] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGPIPE,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGCHLD,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+];
+
+/// Makes the child start with no blocked signals and default dispositions. The
+/// standard library does not reset the mask on every spawn path, and our mask blocks
+/// `SIGTERM`/`SIGINT`/`SIGCHLD`: without this a daemon could never be stopped
+/// gracefully.
+#[allow(unsafe_code)]
+fn reset_signals_in_child(cmd: &mut Command) {
+    let hook = || -> io::Result<()> {
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+            .map_err(io::Error::from)?;
+        for s in RESET_IN_CHILD {
+            // SAFETY: installing SIG_DFL registers no handler of ours, so nothing can
+            // run in signal context; sigaction is async-signal-safe.
+            unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl) }
+                .map_err(io::Error::from)?;
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only calls async-signal-safe
+    // functions (pthread_sigmask, sigaction) on stack data; it allocates nothing
+    // (nix's SigSet is a plain sigset_t and errors are plain errno values).
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
 /// Blocks the signals the signal thread takes; call before starting any thread.
 pub(crate) fn block_signals() -> Result<SigSet, ProcessError> {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
         set.add(s);
     }
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(ProcessError::BlockSignals)?;
@@ -123,7 +173,8 @@ pub(crate) fn become_subreaper() -> Result<(), ProcessError> {
     nix::sys::prctl::set_child_subreaper(true).map_err(ProcessError::Subreaper)
 }
 
-/// Starts the signal thread: reaps on `SIGCHLD`, calls `on_stop` on `SIGTERM`/`SIGINT`.
+/// Starts the signal thread: reaps on `SIGCHLD`, calls `on_stop` on `SIGTERM`/`SIGINT`,
+/// ignores `SIGHUP` and `SIGQUIT` (a stray terminal signal must not kill PID 1's work).
 pub(crate) fn spawn_signal_thread(
     set: SigSet,
     reaper: Arc<Reaper>,
@@ -136,7 +187,8 @@ pub(crate) fn spawn_signal_thread(
             loop {
                 match set.wait() {
                     Ok(Signal::SIGCHLD) => reaper.reap_all(),
-                    Ok(sig) => on_stop(sig.as_str()),
+                    Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => on_stop(sig.as_str()),
+                    Ok(sig) => tracing::info!(signal = sig.as_str(), "ignored signal"),
                     Err(error) => tracing::warn!(%error, "sigwait"),
                 }
             }

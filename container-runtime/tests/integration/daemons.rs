@@ -1,0 +1,228 @@
+//! Daemon lifecycle against real processes.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::harness::{Container, T, alive, exists, wait_for};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn health<'a>(d: &'a Value, id: &str) -> &'a Value {
+    d["health"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == id)
+        .unwrap()
+}
+
+#[test]
+fn requires_order_readiness_and_http_health_checks() {
+    let port = free_port();
+    let spec = json!({"daemons": [
+        {"id": "web", "requires": ["db"],
+         "command": ["python3", "-m", "http.server", port.to_string(), "--bind", "127.0.0.1"],
+         "ready": {"probe": {"tcp": {"port": port}}, "interval": "50ms", "gracePeriod": "20s"},
+         "healthChecks": [
+            {"id": "root", "name": "Root", "probe": {"http": {"port": port}},
+             "interval": "100ms", "gracePeriod": "0ms"},
+            {"id": "missing", "name": "Missing", "probe": {"http": {"port": port, "path": "/missing"}},
+             "interval": "100ms", "gracePeriod": "0ms"},
+            {"id": "exec", "name": "Exec", "probe": {"exec": {"command": ["sh", "-c", "test -f db.ready"]}},
+             "interval": "100ms", "gracePeriod": "0ms"}
+         ]},
+        {"id": "db", "command": ["sh", "-c", "sleep 0.6; touch db.ready; echo db up; exec sleep 1000"],
+         "ready": {"probe": {"exec": {"command": ["test", "-f", "db.ready"]}}, "interval": "50ms"}}
+    ]});
+    let c = Container::start(spec, &[]);
+    let mut conn = c.connect();
+    // db is probed until its file exists; web waits for it.
+    let web = conn.wait_daemon("web", T, |d| {
+        d["state"] == "running"
+            && health(d, "root")["result"] == "success"
+            && health(d, "missing")["result"] == "failure"
+            && health(d, "exec")["result"] == "success"
+    });
+    let db = conn.daemon("db");
+    let db_started = db["startedAt"].as_u64().unwrap();
+    let web_started = web["startedAt"].as_u64().unwrap();
+    assert!(
+        web_started >= db_started + 600,
+        "web started {}ms after db, before db was ready",
+        web_started as i64 - db_started as i64
+    );
+    let message = health(&web, "missing")["message"].as_str().unwrap();
+    assert!(message.contains("returned 404, expected 200"), "{message}");
+    assert_eq!(health(&web, "root")["name"], "Root");
+    // Output and lifecycle lines are in the logs, in order.
+    let lines = conn.log_lines("db");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["stream"] == "stdout" && l["line"] == "db up")
+    );
+    let file = std::fs::read_to_string(c.path().join("logs/db.log")).unwrap();
+    assert!(file.contains(" stdout db up\n"), "{file}");
+}
+
+#[test]
+fn crash_loop_and_missing_command_are_reported() {
+    let spec = json!({"daemons": [
+        {"id": "crash", "command": ["sh", "-c", "echo boom >&2; exit 1"]},
+        {"id": "ghost", "command": ["/nonexistent/hearth-test-binary"]},
+        {"id": "fine", "command": ["sleep", "1000"]}
+    ]});
+    let c = Container::start(spec, &["--crash-limit", "3"]);
+    let mut conn = c.connect();
+    let crash = conn.wait_daemon("crash", T, |d| d["state"] == "crashLoop");
+    let err = crash["lastError"].as_str().unwrap();
+    assert!(err.starts_with("crash loop: 3 failures"), "{err}");
+    assert!(err.contains("exit status 1"), "{err}");
+    assert_eq!(crash["restarts"], 2);
+    assert_eq!(crash["health"], json!([]));
+    let ghost = conn.wait_daemon("ghost", T, |d| d["state"] == "crashLoop");
+    let err = ghost["lastError"].as_str().unwrap();
+    assert!(err.contains("/nonexistent/hearth-test-binary"), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(
+        conn.log_lines("crash")
+            .iter()
+            .any(|l| l["stream"] == "stderr" && l["line"] == "boom")
+    );
+    // The others are unaffected.
+    assert_eq!(conn.daemon("fine")["state"], "running");
+    // An explicit start forgets the crash loop and tries again.
+    conn.ok("start", json!({}));
+    let again = conn.wait_daemon("crash", T, |d| d["state"] != "crashLoop");
+    assert!(again["restarts"].as_u64().unwrap() <= 2, "{again}");
+}
+
+#[test]
+fn stop_sends_the_stop_signal_then_sigkill_after_the_timeout() {
+    let spec = json!({"daemons": [
+        {"id": "stubborn", "stopTimeout": "700ms",
+         "command": ["sh", "-c", "trap '' TERM; echo trapped; while true; do sleep 0.05; done"]},
+        {"id": "polite", "command": ["sleep", "1000"], "stopSignal": "SIGINT"}
+    ]});
+    let c = Container::start(spec, &[]);
+    let mut conn = c.connect();
+    wait_for(T, || {
+        conn.log_lines("stubborn")
+            .iter()
+            .any(|l| l["line"] == "trapped")
+    });
+    let pid = conn.daemon("stubborn")["pid"].as_i64().unwrap();
+    let polite = conn.daemon("polite")["pid"].as_i64().unwrap();
+    let start = Instant::now();
+    conn.ok("stop", json!({}));
+    let polite_status = conn.wait_daemon("polite", T, |d| d["state"] == "stopped");
+    assert_eq!(polite_status["lastExit"], "killed by signal 2");
+    let stopped = conn.wait_daemon("stubborn", T, |d| d["state"] == "stopped");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(650),
+        "killed too early: {took:?}"
+    );
+    assert_eq!(stopped["lastExit"], "killed by signal 9");
+    assert!(!alive(pid) && !alive(polite));
+    let notes: Vec<String> = conn
+        .log_lines("stubborn")
+        .iter()
+        .filter(|l| l["stream"] == "hearth")
+        .map(|l| l["line"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(notes.iter().any(|n| n == "sent SIGTERM"), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("SIGKILL")), "{notes:?}");
+}
+
+#[test]
+fn orphaned_grandchildren_are_adopted_and_reaped() {
+    let spec = json!({"daemons": [
+        {"id": "parent",
+         "command": ["sh", "-c", "sh -c 'sleep 0.5 & echo $! > grand.pid'; exec sleep 1000"]}
+    ]});
+    let c = Container::start(spec, &[]);
+    let pid_file = c.path().join("grand.pid");
+    wait_for(T, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let grand: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // While it runs, its parent (the inner sh) is gone and we adopted it.
+    let stat = std::fs::read_to_string(format!("/proc/{grand}/stat")).unwrap();
+    let ppid: i64 = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(ppid, i64::from(c.pid()));
+    // When it exits it does not stay a zombie.
+    wait_for(T, || !exists(grand));
+}
+
+#[test]
+fn sigterm_stops_daemons_in_reverse_order_and_exits() {
+    let spec = json!({"daemons": [
+        {"id": "b", "requires": ["a"], "command": ["sh", "-c", "trap 'echo b-term; exit 0' TERM; while true; do sleep 0.05; done"]},
+        {"id": "a", "command": ["sh", "-c", "trap 'echo a-term; exit 0' TERM; while true; do sleep 0.05; done"]}
+    ]});
+    let mut c = Container::start(spec, &[]);
+    let mut conn = c.connect();
+    conn.wait_daemon("b", T, |d| d["state"] == "running");
+    let a = conn.daemon("a")["pid"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let status = c.terminate();
+    assert!(status.success(), "{status}");
+    assert!(!alive(a));
+    let logs = std::fs::read_to_string(c.path().join("logs/a.log")).unwrap()
+        + &std::fs::read_to_string(c.path().join("logs/b.log")).unwrap();
+    let time_of = |word: &str| -> u64 {
+        logs.lines()
+            .find(|l| l.ends_with(word))
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(time_of("b-term") <= time_of("a-term"), "{logs}");
+    assert!(!c.socket.exists());
+}
+
+#[test]
+fn restart_replaces_the_processes() {
+    let spec = json!({"daemons": [{"id": "s", "command": ["sleep", "1000"]}]});
+    let c = Container::start(spec, &[]);
+    let mut conn = c.connect();
+    let before = conn.wait_daemon("s", T, |d| d["state"] == "running")["pid"]
+        .as_i64()
+        .unwrap();
+    conn.ok("restart", json!({}));
+    let after = conn.wait_daemon("s", T, |d| {
+        d["state"] == "running" && d["pid"].as_i64() != Some(before)
+    });
+    assert_eq!(after["restarts"], 0);
+    assert!(!alive(before));
+    // Status changes were pushed to this connection.
+    assert!(
+        conn.notifications
+            .iter()
+            .any(|n| n["method"] == "status.changed")
+    );
+}
