@@ -75,6 +75,14 @@ fn http_get(addr: SocketAddr) -> Option<String> {
     Some(out)
 }
 
+/// Whether some loop device is backed by `image`.
+fn loop_attached(image: &Path) -> bool {
+    fs::read_dir("/sys/block").unwrap().flatten().any(|e| {
+        fs::read_to_string(e.path().join("loop/backing_file"))
+            .is_ok_and(|b| Path::new(b.trim()) == image)
+    })
+}
+
 fn mounts_under(dir: &Path) -> Vec<std::path::PathBuf> {
     mount_points()
         .unwrap()
@@ -236,6 +244,10 @@ fn root_lxc_unprivileged_container_lifecycle() {
     // Restart keeps the overlay contents.
     rt.start(id).unwrap();
     let pid2 = running_pid(rt, &f);
+    assert!(
+        loop_backs(&f.spec.image),
+        "no loop device backed by the image"
+    );
     assert_ne!(pid, pid2);
 
     // Destroy kills, unmounts and removes; data and volumes stay; twice is fine.
@@ -249,6 +261,11 @@ fn root_lxc_unprivileged_container_lifecycle() {
     );
     assert!(mounts_under(f.dir.path()).is_empty());
     assert!(!lxc_path.join(id.as_str()).exists());
+    // The loop device went away with the mount (autoclear).
+    assert!(
+        !loop_backs(&f.spec.image),
+        "loop device still attached after destroy"
+    );
     assert!(upper_file.exists());
     assert!(vol.join("ticks").exists());
     rt.destroy(id).unwrap();
