@@ -244,10 +244,7 @@ fn root_lxc_unprivileged_container_lifecycle() {
     // Restart keeps the overlay contents.
     rt.start(id).unwrap();
     let pid2 = running_pid(rt, &f);
-    assert!(
-        loop_backs(&f.spec.image),
-        "no loop device backed by the image"
-    );
+    assert!(loop_attached(&f.spec.image), "no loop device for the image");
     assert_ne!(pid, pid2);
 
     // Destroy kills, unmounts and removes; data and volumes stay; twice is fine.
@@ -262,8 +259,11 @@ fn root_lxc_unprivileged_container_lifecycle() {
     assert!(mounts_under(f.dir.path()).is_empty());
     assert!(!lxc_path.join(id.as_str()).exists());
     // The loop device went away with the mount (autoclear).
+    let detached = wait_for(Duration::from_secs(5), || {
+        (!loop_attached(&f.spec.image)).then_some(())
+    });
     assert!(
-        !loop_backs(&f.spec.image),
+        detached.is_some(),
         "loop device still attached after destroy"
     );
     assert!(upper_file.exists());
