@@ -527,6 +527,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn devices_must_match_the_host_node() {
+        let mut spec = crate::spec::tests::minimal_spec();
+        let null = crate::spec::DeviceSpec {
+            path: "/dev/null".into(),
+            kind: DeviceKind::Char,
+            major: 1,
+            minor: 3,
+            read_only: false,
+        };
+        spec.devices = vec![null.clone()];
+        check_devices(&spec).unwrap();
+        for wrong in [
+            crate::spec::DeviceSpec {
+                minor: 5,
+                ..null.clone()
+            },
+            crate::spec::DeviceSpec {
+                kind: DeviceKind::Block,
+                ..null.clone()
+            },
+            crate::spec::DeviceSpec {
+                path: "/etc/passwd".into(),
+                ..null.clone()
+            },
+            crate::spec::DeviceSpec {
+                path: "/dev/no-such-device".into(),
+                ..null.clone()
+            },
+        ] {
+            spec.devices = vec![wrong.clone()];
+            assert!(
+                matches!(check_devices(&spec), Err(SpecError::DeviceMismatch { .. })),
+                "{wrong:?}"
+            );
+        }
+    }
+
+    #[test]
     fn lxc_info_states() {
         assert_eq!(
             parse_lxc_info("State:          RUNNING\nPID:            4242\n"),
