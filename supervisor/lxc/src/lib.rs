@@ -15,9 +15,12 @@
 //!
 //! Invariants: nothing here runs a shell; every config value comes from a validated spec.
 //!
-//! Limitations: cgroup v1 and v2 keys are both rendered correctly, but only v1 hosts are
-//! tested (the development machines run v1); the host paths inside the container
-//! (`/media/hearth/...`) are constants here until `hearth-layout` owns them.
+//! Limitations: volumes and the RPC dir must live on a filesystem that supports idmapped
+//! mounts (ext4, xfs, btrfs, tmpfs since Linux 6.3; not NFS), the data dir on one that can
+//! hold an overlay upper (xattrs); cgroup v1 and v2 keys are both rendered, but only v1
+//! hosts are tested (the development machines run v1); the paths inside the container
+//! (`/media/hearth/...`) are constants here until `hearth-layout` owns them; no outbound
+//! NAT or firewall (that belongs to `supervisor/net`).
 //!
 //! Rejected: liblxc bindings (C FFI and `unsafe` across the crate for what five `lxc-*`
 //! commands do); privileged containers; chown'ing images and volumes to 100000 (idmapped
