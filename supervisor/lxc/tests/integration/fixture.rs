@@ -16,6 +16,13 @@ use hearth_lxc::{
 /// Bridge used by tests (not `hearth0`, so a running hearthd is not disturbed).
 pub(crate) const TEST_BRIDGE: &str = "hearthtest0";
 
+/// This test process's /24 on the test bridge (10.89.<n>.0/24, n from the pid), so that
+/// two test runs at once on one machine do not fight over addresses. Each run leaves its
+/// gateway address on `hearthtest0`; there are at most 250 of them.
+pub(crate) fn subnet() -> u8 {
+    u8::try_from(std::process::id() % 250 + 1).unwrap()
+}
+
 /// Applets linked in the test image.
 const APPLETS: &[&str] = &[
     "sh", "sleep", "echo", "cat", "id", "ls", "touch", "mkdir", "httpd", "date", "ip", "rm",
@@ -30,7 +37,7 @@ pub(crate) struct Fixture {
 }
 
 impl Fixture {
-    /// `name` must be unique per test; `host` picks the address 10.89.0.<host>.
+    /// `name` must be unique per test; `host` picks the address 10.89.<subnet()>.<host>.
     pub(crate) fn new(name: &str, host: u8, init_script: &str) -> Self {
         assert!(
             rustix::process::geteuid().is_root(),
@@ -64,9 +71,9 @@ impl Fixture {
             },
             network: NetworkSpec {
                 bridge: TEST_BRIDGE.into(),
-                address: Ipv4Addr::new(10, 89, 0, host),
+                address: Ipv4Addr::new(10, 89, subnet(), host),
                 prefix_len: 24,
-                gateway: Ipv4Addr::new(10, 89, 0, 1),
+                gateway: Ipv4Addr::new(10, 89, subnet(), 1),
             },
             limits: Limits::default(),
             devices: vec![],

@@ -438,7 +438,7 @@ fn root_lxc_parallel_containers_on_one_runtime() {
         .map(|i| {
             let mut s = f.spec.clone();
             s.id = hearth_lxc::ContainerId::new(format!("{}-{i}", f.spec.id)).unwrap();
-            s.network.address = std::net::Ipv4Addr::new(10, 89, 0, 11 + i);
+            s.network.address = std::net::Ipv4Addr::new(10, 89, super::fixture::subnet(), 11 + i);
             s.data_dir = f.dir.path().join(format!("data-{i}"));
             s
         })
