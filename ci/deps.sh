@@ -12,6 +12,9 @@ APT_PACKAGES=(
   busybox-static
   # unprivileged LXC containers (supervisor/lxc): lxc-* tools, newuidmap/newgidmap, ip
   lxc uidmap iproute2
+  # OS images (imager/): GPT with sfdisk, FAT ESP with mkfs.vfat + mtools, cpio to inspect
+  # initramfs; boot tests under qemu TCG with OVMF (ci/vm-test.sh)
+  fdisk dosfstools mtools cpio qemu-system-x86 ovmf
   # benchmarks and tests
   b3sum time curl jq wrk
   # python venv for the official MCP client SDK used by system tests

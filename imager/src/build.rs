@@ -1,0 +1,187 @@
+//! `hearth-imager build`: the ordered steps from a recipe to the output directory.
+//!
+//! Output (in `--out`): `hearth-<version>-<target>.img` (GPT: ESP, root-a, root-b),
+//! `hearth-<version>-<target>.root.squashfs`, `vmlinuz`, `initrd.img`, `SHA256SUMS`.
+//! Work files live in `--out/work` and are removed after a successful build.
+
+use std::path::{Path, PathBuf};
+
+use crate::disk::{self, DiskError};
+use crate::esp::{self, EspError};
+use crate::ids;
+use crate::initramfs::{self, InitramfsError};
+use crate::recipe::{self, RecipeError};
+use crate::rootfs::{self, RootfsError};
+
+/// Inputs of one build.
+#[derive(Debug)]
+pub(crate) struct BuildArgs {
+    pub(crate) recipe: PathBuf,
+    pub(crate) out: PathBuf,
+    pub(crate) hearth_init: PathBuf,
+    pub(crate) hearthd: PathBuf,
+    pub(crate) cache: PathBuf,
+    pub(crate) extra_cmdline: String,
+    pub(crate) keep_work: bool,
+}
+
+/// A build step failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildError {
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    #[error("root filesystem: {0}")]
+    Rootfs(#[from] RootfsError),
+    #[error("initramfs: {0}")]
+    Initramfs(#[from] InitramfsError),
+    #[error("ESP: {0}")]
+    Esp(#[from] EspError),
+    #[error("disk image: {0}")]
+    Disk(#[from] DiskError),
+    /// A file operation of the build itself failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_owned();
+    move |source| BuildError::Io { op, path, source }
+}
+
+fn step(n: u32, what: &str) {
+    println!("[{n}/7] {what}");
+}
+
+/// Runs the whole build; returns the disk image path.
+pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
+    let started = std::time::Instant::now();
+    step(1, &format!("recipe {}", a.recipe.display()));
+    let (r, recipe_bytes) = recipe::load(&a.recipe)?;
+    for bin in [&a.hearth_init, &a.hearthd] {
+        std::fs::metadata(bin).map_err(io("reading binary", bin))?;
+    }
+    let epoch = r.source_date_epoch;
+    let mut seed = recipe_bytes.clone();
+    seed.extend_from_slice(a.extra_cmdline.as_bytes());
+    let cmdline = format!("{} {}", r.cmdline, a.extra_cmdline)
+        .trim()
+        .to_owned();
+
+    std::fs::create_dir_all(&a.out).map_err(io("creating", &a.out))?;
+    let work = a.out.join("work");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(io("removing", &work))?;
+    }
+    std::fs::create_dir_all(&work).map_err(io("creating", &work))?;
+    let root = work.join("rootfs");
+
+    step(
+        2,
+        &format!(
+            "root filesystem: mmdebstrap {} ({} packages)",
+            r.suite,
+            r.packages.len()
+        ),
+    );
+    rootfs::debootstrap(&r, &root, &a.cache)?;
+    step(3, "installing hearth-init and hearthd");
+    rootfs::install_hearth(&root, &a.hearth_init, &a.hearthd, &r.version)?;
+    let boot = rootfs::boot_files(&root)?;
+    println!("    kernel {}", boot.release);
+
+    let name = format!("hearth-{}-{}", r.version, r.target);
+    step(4, "root squashfs");
+    let squashfs = a.out.join(format!("{name}.root.squashfs"));
+    rootfs::squashfs(&root, &squashfs, epoch)?;
+
+    step(5, "initramfs");
+    let initrd = a.out.join("initrd.img");
+    let bytes = initramfs::build(
+        &a.hearth_init,
+        &boot.modules_dir,
+        &boot.release,
+        &r.initramfs_modules,
+        epoch,
+    )?;
+    std::fs::write(&initrd, bytes).map_err(io("writing", &initrd))?;
+    let kernel = a.out.join("vmlinuz");
+    std::fs::copy(&boot.kernel, &kernel).map_err(io("copying", &boot.kernel))?;
+    for f in [&initrd, &kernel] {
+        set_mtime(f, epoch)?;
+    }
+    let efi = work.join("BOOTX64.EFI");
+    std::fs::copy(&boot.boot_efi, &efi).map_err(io("copying", &boot.boot_efi))?;
+    set_mtime(&efi, epoch)?;
+
+    step(
+        6,
+        "ESP (systemd-boot, entries for slots a and b with boot counting)",
+    );
+    let esp_img = work.join("esp.img");
+    esp::build(
+        &esp_img,
+        &work.join("esp"),
+        &esp::EspInputs {
+            boot_efi: &efi,
+            kernel: &kernel,
+            initramfs: &initrd,
+            version: &r.version,
+            cmdline: &cmdline,
+            size_mib: r.esp_mib,
+        },
+        &seed,
+        epoch,
+    )?;
+
+    step(7, "GPT disk image");
+    let img = a.out.join(format!("{name}.img"));
+    let layout = disk::layout(r.esp_mib, r.slot_mib);
+    disk::assemble(
+        &img,
+        &layout,
+        &seed,
+        &[
+            ("esp", esp_img.as_path()),
+            ("root-a", squashfs.as_path()),
+            ("root-b", squashfs.as_path()),
+        ],
+        epoch,
+    )?;
+
+    let mut sums = String::new();
+    for f in [&img, &squashfs, &kernel, &initrd] {
+        let h = ids::sha256_file(f).map_err(io("hashing", f))?;
+        let file_name = f
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        sums.push_str(&format!("{h}  {file_name}\n"));
+    }
+    let sums_path = a.out.join("SHA256SUMS");
+    std::fs::write(&sums_path, &sums).map_err(io("writing", &sums_path))?;
+    if !a.keep_work {
+        std::fs::remove_dir_all(&work).map_err(io("removing", &work))?;
+    }
+    print!("{sums}");
+    println!(
+        "done in {:.0} s: {} ({} MiB)",
+        started.elapsed().as_secs_f64(),
+        img.display(),
+        layout.total_mib
+    );
+    Ok(img)
+}
+
+fn set_mtime(path: &Path, epoch: u64) -> Result<(), BuildError> {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(t))
+        .map_err(io("setting mtime of", path))
+}

@@ -1,0 +1,168 @@
+//! The initramfs: `hearth-init` as `/init`, `/dev/console`, the kernel modules the recipe
+//! lists (plus dependencies, skipping built-ins) with a trimmed `modules.dep`, and
+//! `/etc/hearth/modules` telling `hearth-init` what to load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::cpio::{Archive, Node};
+
+/// Building the initramfs failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InitramfsError {
+    /// A file could not be read or written.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A module is neither built in nor in `modules.dep`.
+    #[error("kernel module {name} is neither built into kernel {release} nor in its modules.dep")]
+    UnknownModule { name: String, release: String },
+}
+
+fn norm(path_or_name: &str) -> String {
+    let base = path_or_name.rsplit('/').next().unwrap_or(path_or_name);
+    base.split(".ko").next().unwrap_or(base).replace('-', "_")
+}
+
+/// Resolves `wanted` against `modules.dep` / `modules.builtin`: the `modules.dep` lines to
+/// ship (sorted) and the names to load (built-ins dropped).
+pub(crate) fn resolve(
+    dep: &str,
+    builtin: &str,
+    wanted: &[String],
+    release: &str,
+) -> Result<(Vec<String>, Vec<String>), InitramfsError> {
+    let builtins: BTreeSet<String> = builtin.lines().map(norm).collect();
+    let mut by_name: BTreeMap<String, (&str, Vec<&str>)> = BTreeMap::new();
+    for line in dep.lines() {
+        if let Some((path, rest)) = line.split_once(':') {
+            by_name.insert(norm(path), (path.trim(), rest.split_whitespace().collect()));
+        }
+    }
+    let mut lines = BTreeSet::new();
+    let mut load = Vec::new();
+    let mut queue: Vec<String> = Vec::new();
+    for name in wanted {
+        let n = norm(name);
+        if builtins.contains(&n) {
+            continue;
+        }
+        if !by_name.contains_key(&n) {
+            return Err(InitramfsError::UnknownModule {
+                name: name.clone(),
+                release: release.to_owned(),
+            });
+        }
+        load.push(n.clone());
+        queue.push(n);
+    }
+    while let Some(n) = queue.pop() {
+        let Some((path, deps)) = by_name.get(&n) else {
+            continue;
+        };
+        let mut line = format!("{path}:");
+        for d in deps {
+            line.push(' ');
+            line.push_str(d);
+        }
+        if lines.insert(line) {
+            queue.extend(deps.iter().map(|d| norm(d)));
+        }
+    }
+    Ok((lines.into_iter().collect(), load))
+}
+
+/// Builds the initramfs bytes.
+pub(crate) fn build(
+    hearth_init: &Path,
+    modules_dir: &Path,
+    release: &str,
+    wanted: &[String],
+    epoch: u64,
+) -> Result<Vec<u8>, InitramfsError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| InitramfsError::Io {
+            op: "reading",
+            path: p.to_owned(),
+            source,
+        })
+    };
+    let text = |p: &Path| read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let dep = text(&modules_dir.join("modules.dep"))?;
+    let builtin = text(&modules_dir.join("modules.builtin"))?;
+    let (lines, load) = resolve(&dep, &builtin, wanted, release)?;
+    let mut a = Archive::default();
+    a.add(
+        "init",
+        Node::File {
+            data: read(hearth_init)?,
+            executable: true,
+        },
+    );
+    a.add("dev/console", Node::CharDev { major: 5, minor: 1 });
+    for dir in ["proc", "sys", "sysroot"] {
+        a.add(dir, Node::Dir);
+    }
+    let base = format!("lib/modules/{release}");
+    for line in &lines {
+        let path = line.split(':').next().unwrap_or_default();
+        a.add(
+            &format!("{base}/{path}"),
+            Node::File {
+                data: read(&modules_dir.join(path))?,
+                executable: false,
+            },
+        );
+    }
+    let mut dep_text = lines.join("\n");
+    dep_text.push('\n');
+    a.add(
+        &format!("{base}/modules.dep"),
+        Node::File {
+            data: dep_text.into_bytes(),
+            executable: false,
+        },
+    );
+    a.add(
+        "etc/hearth/modules",
+        Node::File {
+            data: load
+                .iter()
+                .map(|m| format!("{m}\n"))
+                .collect::<String>()
+                .into_bytes(),
+            executable: false,
+        },
+    );
+    Ok(a.to_bytes(epoch))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_dependencies_and_skips_builtins() {
+        let dep = "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko\n\
+                   kernel/lib/crc16.ko:\nkernel/fs/jbd2/jbd2.ko:\nkernel/fs/other.ko:\n";
+        let builtin = "kernel/drivers/block/virtio_blk.ko\n";
+        let wanted = ["virtio-blk".to_owned(), "ext4".to_owned()];
+        let (lines, load) = resolve(dep, builtin, &wanted, "6.1").unwrap();
+        assert_eq!(load, ["ext4"]);
+        assert_eq!(
+            lines,
+            [
+                "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko",
+                "kernel/fs/jbd2/jbd2.ko:",
+                "kernel/lib/crc16.ko:",
+            ]
+        );
+        let err = resolve(dep, builtin, &["nope".to_owned()], "6.1").unwrap_err();
+        assert!(err.to_string().contains("nope") && err.to_string().contains("6.1"));
+    }
+}

@@ -1,0 +1,186 @@
+//! The image recipe (`imager/recipes/<target>.toml`): wire format and validation.
+//!
+//! # Design
+//! [`Recipe`] is the serde view (`deny_unknown_fields`, every field documented); [`load`]
+//! parses and validates it, so the rest of the build only sees a recipe that makes sense.
+//!
+//! # Limitations
+//! Package pinning is `name=version` per package; the mirror is not a dated snapshot, so a
+//! rebuild months later resolves dependencies differently.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Targets this imager can build.
+pub(crate) const SUPPORTED_TARGETS: &[&str] = &["x86_64-uefi"];
+
+/// One image recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Recipe {
+    /// Image target (`x86_64-uefi`).
+    pub(crate) target: String,
+    /// Hearth version written into file names and boot entries.
+    pub(crate) version: String,
+    /// Timestamp (seconds since the epoch) for every file and filesystem.
+    pub(crate) source_date_epoch: u64,
+    /// Debian suite (`bookworm`).
+    pub(crate) suite: String,
+    /// Debian mirror URL.
+    pub(crate) mirror: String,
+    /// Packages installed on top of `minbase` (`name` or `name=version`).
+    pub(crate) packages: Vec<String>,
+    /// dpkg `path-exclude` globs.
+    #[serde(default)]
+    pub(crate) path_exclude: Vec<String>,
+    /// Kernel modules loaded by the initramfs, in order (dependencies are added).
+    pub(crate) initramfs_modules: Vec<String>,
+    /// Kernel command line shared by both boot entries.
+    #[serde(default)]
+    pub(crate) cmdline: String,
+    /// Size of the EFI system partition in MiB.
+    pub(crate) esp_mib: u64,
+    /// Size of each root slot partition in MiB.
+    pub(crate) slot_mib: u64,
+}
+
+/// A recipe that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecipeError {
+    /// The file could not be read.
+    #[error("reading recipe {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has unknown fields.
+    #[error("parsing recipe {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A value is invalid.
+    #[error("recipe {path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// Reads, parses and validates a recipe; also returns its bytes (input of derived ids).
+pub(crate) fn load(path: &Path) -> Result<(Recipe, Vec<u8>), RecipeError> {
+    let bytes = std::fs::read(path).map_err(|source| RecipeError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = String::from_utf8_lossy(&bytes);
+    let recipe: Recipe = toml::from_str(&text).map_err(|source| RecipeError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    validate(&recipe).map_err(|reason| RecipeError::Invalid {
+        path: path.to_owned(),
+        reason,
+    })?;
+    Ok((recipe, bytes))
+}
+
+fn validate(r: &Recipe) -> Result<(), String> {
+    if !SUPPORTED_TARGETS.contains(&r.target.as_str()) {
+        return Err(format!(
+            "unsupported target {:?} (supported: {})",
+            r.target,
+            SUPPORTED_TARGETS.join(", ")
+        ));
+    }
+    let name_ok = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._+".contains(c) || extra.contains(c))
+    };
+    if !name_ok(&r.version, "") || !name_ok(&r.suite, "") {
+        return Err("version and suite must be non-empty [A-Za-z0-9._+-]".into());
+    }
+    for p in &r.packages {
+        if !name_ok(p, "=:~") || p.starts_with('-') {
+            return Err(format!("bad package name {p:?}"));
+        }
+    }
+    let has = |prefix: &str| r.packages.iter().any(|p| p.starts_with(prefix));
+    if !has("linux-image-") {
+        return Err("packages must include a kernel (linux-image-…)".into());
+    }
+    if !has("systemd-boot-efi") {
+        return Err("packages must include systemd-boot-efi (the boot loader binary)".into());
+    }
+    if r.initramfs_modules.iter().any(|m| !name_ok(m, "")) {
+        return Err("initramfs_modules: bad module name".into());
+    }
+    if r.cmdline.contains('\n') || r.cmdline.contains("hearth.slot=") {
+        return Err("cmdline must be one line and must not set hearth.slot".into());
+    }
+    if !(16..=4096).contains(&r.esp_mib) || !(64..=65536).contains(&r.slot_mib) {
+        return Err("esp_mib must be 16..=4096 and slot_mib 64..=65536".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("r.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const GOOD: &str = r#"
+target = "x86_64-uefi"
+version = "0.1.0"
+source_date_epoch = 1
+suite = "bookworm"
+mirror = "http://deb.debian.org/debian"
+packages = ["linux-image-amd64", "systemd-boot-efi"]
+initramfs_modules = ["ext4"]
+esp_mib = 64
+slot_mib = 512
+"#;
+
+    #[test]
+    fn shipped_recipe_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/x86_64-uefi.toml");
+        let (r, _) = load(&p).unwrap();
+        assert_eq!(r.target, "x86_64-uefi");
+    }
+
+    #[test]
+    fn bad_recipes_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(&write(dir.path(), GOOD)).is_ok());
+        let cases = [
+            (
+                GOOD.replace("x86_64-uefi", "sparc-bios"),
+                "unsupported target",
+            ),
+            (GOOD.replace("\"linux-image-amd64\", ", ""), "kernel"),
+            (GOOD.replace("\"ext4\"", "\"e/x\""), "module"),
+            (GOOD.replace("slot_mib = 512", "slot_mib = 1"), "slot_mib"),
+            (GOOD.replace("esp_mib", "esp_mb"), "unknown field"),
+            (
+                GOOD.replace("\"systemd-boot-efi\"", "\"systemd-boot-efi\", \"--evil\""),
+                "bad package",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = load(&write(dir.path(), &text)).unwrap_err().to_string();
+            assert!(err.contains(want), "{want}: {err}");
+            assert!(err.contains("r.toml"), "{err}");
+        }
+        let err = load(&dir.path().join("missing.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reading recipe"), "{err}");
+    }
+}

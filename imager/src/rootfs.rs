@@ -1,0 +1,170 @@
+//! The root filesystem: `mmdebstrap --variant=minbase` plus the recipe's packages, then our
+//! binaries, then the pieces the boot needs from it (kernel, modules, systemd-boot).
+//!
+//! # Design
+//! Downloaded `.deb`s are kept in a cache directory (mmdebstrap's documented `sync-in` /
+//! `sync-out` hooks), so a second build does not download again. `hearthd` and
+//! `hearth-init` are copied in (a `.deb` from `debian/` is the goal).
+//!
+//! # Limitations
+//! No `overlays/` yet; binaries are copied, not installed as a package.
+
+use std::path::{Path, PathBuf};
+
+use crate::recipe::Recipe;
+use crate::tool::{self, ToolError};
+
+/// Building or inspecting the root filesystem failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RootfsError {
+    /// A file operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// mmdebstrap or mksquashfs failed.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// The root has no kernel or more than one.
+    #[error("expected exactly one kernel in {dir}, found {found:?}")]
+    Kernel { dir: PathBuf, found: Vec<String> },
+    /// A file the image needs is missing from the root.
+    #[error("{path} is missing from the root filesystem (is package {package} in the recipe?)")]
+    Missing {
+        path: PathBuf,
+        package: &'static str,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RootfsError {
+    let path = path.to_owned();
+    move |source| RootfsError::Io { op, path, source }
+}
+
+/// Runs mmdebstrap into `root` (which must not exist yet).
+pub(crate) fn debootstrap(r: &Recipe, root: &Path, cache: &Path) -> Result<(), RootfsError> {
+    std::fs::create_dir_all(cache).map_err(io("creating", cache))?;
+    let cache = std::fs::canonicalize(cache).map_err(io("resolving", cache))?;
+    let c = cache.to_string_lossy();
+    let mut args: Vec<String> = vec![
+        "--variant=minbase".into(),
+        "--mode=root".into(),
+        "--format=directory".into(),
+        format!("--include={}", r.packages.join(",")),
+        "--skip=download/empty".into(),
+        "--skip=essential/unlink".into(),
+        "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/".into(),
+        format!("--setup-hook=sync-in '{c}' /var/cache/apt/archives/"),
+        format!("--customize-hook=sync-out /var/cache/apt/archives '{c}'"),
+        "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb".into(),
+    ];
+    for glob in &r.path_exclude {
+        args.push(format!("--dpkgopt=path-exclude={glob}"));
+    }
+    args.push(r.suite.clone());
+    args.push(root.to_string_lossy().into_owned());
+    args.push(r.mirror.clone());
+    tool::run("mmdebstrap", &args, r.source_date_epoch, None)?;
+    Ok(())
+}
+
+/// Copies our binaries and creates the directories the boot mounts onto.
+pub(crate) fn install_hearth(
+    root: &Path,
+    hearth_init: &Path,
+    hearthd: &Path,
+    version: &str,
+) -> Result<(), RootfsError> {
+    use std::os::unix::fs::PermissionsExt;
+    for (src, dest) in [
+        (hearth_init, "usr/sbin/hearth-init"),
+        (hearthd, "usr/bin/hearthd"),
+    ] {
+        let to = root.join(dest);
+        std::fs::copy(src, &to).map_err(io("copying binary", src))?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
+            .map_err(io("chmod", &to))?;
+    }
+    for dir in ["media/hearth/data", "etc/hearth"] {
+        let p = root.join(dir);
+        std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
+    }
+    for (file, text) in [
+        ("etc/hostname", "hearth\n".to_owned()),
+        ("etc/hearth/version", format!("{version}\n")),
+        ("etc/machine-id", String::new()),
+    ] {
+        let p = root.join(file);
+        std::fs::write(&p, text).map_err(io("writing", &p))?;
+    }
+    Ok(())
+}
+
+/// What the boot needs from the root.
+#[derive(Debug)]
+pub(crate) struct BootFiles {
+    pub(crate) kernel: PathBuf,
+    pub(crate) release: String,
+    pub(crate) modules_dir: PathBuf,
+    pub(crate) boot_efi: PathBuf,
+}
+
+/// Finds the kernel, its modules and systemd-boot in `root`.
+pub(crate) fn boot_files(root: &Path) -> Result<BootFiles, RootfsError> {
+    let boot = root.join("boot");
+    let mut found: Vec<String> = std::fs::read_dir(&boot)
+        .map_err(io("listing", &boot))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("vmlinuz-"))
+        .collect();
+    found.sort();
+    let [name] = found.as_slice() else {
+        return Err(RootfsError::Kernel { dir: boot, found });
+    };
+    let release = name.trim_start_matches("vmlinuz-").to_owned();
+    let modules_dir = root.join("lib/modules").join(&release);
+    let boot_efi = root.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi");
+    for (path, package) in [
+        (&modules_dir, "linux-image-*"),
+        (&boot_efi, "systemd-boot-efi"),
+    ] {
+        if !path.exists() {
+            return Err(RootfsError::Missing {
+                path: path.clone(),
+                package,
+            });
+        }
+    }
+    Ok(BootFiles {
+        kernel: boot.join(name),
+        release,
+        modules_dir,
+        boot_efi,
+    })
+}
+
+/// Packs the root into a reproducible squashfs.
+pub(crate) fn squashfs(root: &Path, out: &Path, epoch: u64) -> Result<(), RootfsError> {
+    let _ = std::fs::remove_file(out);
+    let e = epoch.to_string();
+    let args: Vec<&std::ffi::OsStr> = vec![
+        root.as_os_str(),
+        out.as_os_str(),
+        "-noappend".as_ref(),
+        "-comp".as_ref(),
+        "zstd".as_ref(),
+        "-no-xattrs".as_ref(),
+        "-all-time".as_ref(),
+        e.as_ref(),
+        "-mkfs-time".as_ref(),
+        e.as_ref(),
+        "-reproducible".as_ref(),
+        "-quiet".as_ref(),
+        "-no-progress".as_ref(),
+    ];
+    tool::run("mksquashfs", &args, epoch, None)?;
+    Ok(())
+}
