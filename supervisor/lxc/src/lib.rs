@@ -32,6 +32,7 @@ mod lxc;
 mod mount;
 mod runtime;
 mod spec;
+mod stats;
 mod tool;
 
 pub use config::{CgroupVersion, ID_MAP_BASE, ID_MAP_COUNT, RenderPaths, render_config};
@@ -43,4 +44,5 @@ pub use spec::{
     ContainerState, ContainerStatus, DeviceKind, DeviceSpec, InitSpec, Limits, NetworkSpec,
     SpecError,
 };
+pub use stats::{ContainerStats, StatsError};
 pub use tool::ToolError;

@@ -40,6 +40,7 @@ use crate::runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 use crate::spec::{
     ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, SpecError,
 };
+use crate::stats::{ContainerStats, read_stats};
 use crate::tool;
 
 const SPEC_FILE: &str = "hearth.json";
@@ -437,6 +438,21 @@ impl ContainerRuntime for LxcRuntime {
             code: out.status.code(),
             stdout: out.stdout,
             stderr: out.stderr,
+        })
+    }
+
+    fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+        let _g = self.guard(id);
+        self.require_spec(id)?;
+        let ContainerState::Running { pid } = self.query_state(id)? else {
+            return Err(RuntimeError::NotRunning {
+                id: id.clone(),
+                op: "stats",
+            });
+        };
+        read_stats(self.cgroup, id.as_str(), pid).map_err(|source| RuntimeError::Stats {
+            id: id.clone(),
+            source,
         })
     }
 }

@@ -14,7 +14,7 @@
 //! - `destroy` stops (killing), removes everything `create` made, and succeeds for an
 //!   unknown id;
 //! - `state` and the lifecycle calls of an unknown id fail with [`RuntimeError::NotFound`];
-//! - `exec` needs a running container ([`RuntimeError::NotRunning`]) and reports the
+//! - `exec` and `stats` need a running container ([`RuntimeError::NotRunning`]) and reports the
 //!   command's exit code, not an error, when the command fails;
 //! - `list` reports every created container, including ones a previous process created
 //!   and started (containers outlive the supervisor).
@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::mount::MountError;
 use crate::spec::{ContainerId, ContainerSpec, ContainerState, ContainerStatus, SpecError};
+use crate::stats::{ContainerStats, StatsError};
 use crate::tool::ToolError;
 
 /// Creates, runs and removes service containers.
@@ -43,6 +44,8 @@ pub trait ContainerRuntime: Send + Sync {
     /// Runs `argv` in the running container as its root with an empty environment and
     /// waits for it (debugging and one-off commands; services use the RPC socket).
     fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError>;
+    /// Resource use of the running container.
+    fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError>;
 }
 
 /// What a command run by [`ContainerRuntime::exec`] did.
@@ -111,6 +114,14 @@ pub enum RuntimeError {
         id: ContainerId,
         /// Why.
         source: MountError,
+    },
+    /// Reading the container's cgroup counters failed.
+    #[error("container {id}: reading resource use: {source}")]
+    Stats {
+        /// The container.
+        id: ContainerId,
+        /// Why.
+        source: StatsError,
     },
     /// An external tool (`lxc-start`, `ip` …) failed.
     #[error("container {id}: {op}: {source}")]

@@ -9,8 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use hearth_lxc::{
-    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, ExecOutput,
-    RuntimeError,
+    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerStats, ContainerStatus,
+    ExecOutput, RuntimeError,
 };
 
 /// A trait operation, for fault injection.
@@ -28,6 +28,8 @@ pub enum Op {
     State,
     /// `exec`.
     Exec,
+    /// `stats`.
+    Stats,
 }
 
 impl Op {
@@ -39,6 +41,7 @@ impl Op {
             Op::Destroy => "destroy",
             Op::State => "state",
             Op::Exec => "exec",
+            Op::Stats => "stats",
         }
     }
 }
@@ -60,6 +63,8 @@ pub enum Call {
     List,
     /// `exec(id, argv)`.
     Exec(ContainerId, Vec<String>),
+    /// `stats(id)`.
+    Stats(ContainerId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +79,7 @@ struct Inner {
     calls: Vec<Call>,
     faults: BTreeMap<(Op, ContainerId), Remaining>,
     exec_results: BTreeMap<ContainerId, ExecOutput>,
+    stats: BTreeMap<ContainerId, ContainerStats>,
     next_pid: u32,
 }
 
@@ -133,6 +139,11 @@ impl FakeRuntime {
     /// What `exec` on `id` returns from now on (default: exit code 0, no output).
     pub fn set_exec_output(&self, id: &ContainerId, output: ExecOutput) {
         self.lock().exec_results.insert(id.clone(), output);
+    }
+
+    /// What `stats` on `id` returns from now on (default: all zero).
+    pub fn set_stats(&self, id: &ContainerId, stats: ContainerStats) {
+        self.lock().stats.insert(id.clone(), stats);
     }
 
     /// The spec a container was created with.
@@ -256,6 +267,18 @@ impl ContainerRuntime for FakeRuntime {
             code: Some(0),
             ..ExecOutput::default()
         }))
+    }
+
+    fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+        let mut inner = self.lock();
+        inner.enter(Call::Stats(id.clone()), Op::Stats, id)?;
+        if !matches!(inner.get_mut(id)?.1, ContainerState::Running { .. }) {
+            return Err(RuntimeError::NotRunning {
+                id: id.clone(),
+                op: "stats",
+            });
+        }
+        Ok(inner.stats.get(id).copied().unwrap_or_default())
     }
 }
 
@@ -417,6 +440,26 @@ mod tests {
         rt.set_exec_output(&s.id, out.clone());
         assert_eq!(rt.exec(&s.id, &argv).unwrap(), out);
         assert!(rt.calls().contains(&Call::Exec(s.id.clone(), argv)));
+    }
+
+    #[test]
+    fn stats_of_a_running_container() {
+        let rt = FakeRuntime::new();
+        let s = spec("svc");
+        rt.create(&s).unwrap();
+        assert!(matches!(
+            rt.stats(&s.id),
+            Err(RuntimeError::NotRunning { .. })
+        ));
+        rt.start(&s.id).unwrap();
+        assert_eq!(rt.stats(&s.id).unwrap(), ContainerStats::default());
+        let set = ContainerStats {
+            memory_bytes: 5 << 20,
+            pids: 3,
+            cpu_time: Duration::from_millis(250),
+        };
+        rt.set_stats(&s.id, set);
+        assert_eq!(rt.stats(&s.id).unwrap(), set);
     }
 
     #[test]

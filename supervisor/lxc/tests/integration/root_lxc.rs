@@ -204,6 +204,13 @@ fn root_lxc_unprivileged_container_lifecycle() {
         assert_ne!(p, me, "container {pid} descends from the test process");
         p = status_ids(p, "PPid:")[0];
     }
+    // Resource use comes from the same cgroups (sh, sleep and httpd at least).
+    let stats = rt.stats(id).unwrap();
+    assert!(stats.memory_bytes > 0, "{stats:?}");
+    assert!(stats.memory_bytes <= 64 << 20, "{stats:?}");
+    assert!(stats.pids >= 3, "{stats:?}");
+    assert!(stats.cpu_time > Duration::ZERO, "{stats:?}");
+
     // A new runtime on the same path (hearthd restarted) adopts the running container.
     let again = LxcRuntime::new(f.lxc_path()).unwrap();
     let listed = again.list().unwrap();
@@ -238,6 +245,10 @@ fn root_lxc_unprivileged_container_lifecycle() {
     rt.stop(id, Duration::from_secs(1)).unwrap(); // stopping a stopped container is fine
     assert!(matches!(
         rt.exec(id, &argv(&["true"])),
+        Err(hearth_lxc::RuntimeError::NotRunning { .. })
+    ));
+    assert!(matches!(
+        rt.stats(id),
         Err(hearth_lxc::RuntimeError::NotRunning { .. })
     ));
 
