@@ -5,7 +5,8 @@
 //! One thread owns the supervisor. Everything else (signal thread, probe threads,
 //! RPC threads) sends it an [`Event`] over one channel; the loop waits on that channel
 //! until the supervisor's next deadline, handles the event, calls `tick`, and pushes
-//! `status.changed` to every connected client when the status changed.
+//! `status.changed` to every connected client when the status changed (a client
+//! gets the current status as its first `status.changed` when it connects).
 
 use std::process::Stdio;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -146,8 +147,8 @@ fn fingerprint(status: &ServiceStatus) -> ServiceStatus {
 /// Runs until shutdown completes.
 pub(crate) fn run(mut sup: Supervisor, mut procs: RealProcesses, events: Receiver<Event>) {
     let mut clients: Vec<Weak<Client>> = Vec::new();
-    let mut last = fingerprint(&sup.status(now()));
     sup.tick(now(), &mut procs);
+    let mut last = fingerprint(&sup.status(now()));
     loop {
         let event = match sup.next_deadline() {
             Some(deadline) => {
@@ -194,7 +195,12 @@ fn handle(
             tracing::info!(signal = name, "stopping everything");
             sup.shutdown();
         }
-        Event::Client(client) => clients.push(Arc::downgrade(&client)),
+        Event::Client(client) => {
+            // A new client first gets the current status, then every change.
+            let mut one = vec![Arc::downgrade(&client)];
+            notify(&mut one, &sup.status(now()));
+            clients.extend(one);
+        }
         Event::Control(request, reply) => {
             let result = match request {
                 Control::Status => Ok(()),

@@ -219,10 +219,22 @@ fn restart_replaces_the_processes() {
     });
     assert_eq!(after["restarts"], 0);
     assert!(!alive(before));
-    // Status changes were pushed to this connection.
-    assert!(
-        conn.notifications
-            .iter()
-            .any(|n| n["method"] == "status.changed")
+    // The connection got the status on connect, then the restart's changes pushed.
+    let states: Vec<String> = conn
+        .notifications
+        .iter()
+        .filter(|n| n["method"] == "status.changed")
+        .map(|n| {
+            n["params"]["daemons"][0]["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("running"),
+        "{states:?}"
     );
+    assert!(states.iter().any(|s| s == "stopping"), "{states:?}");
 }
