@@ -19,6 +19,9 @@
 //! Invariants: the input spec has been validated ([`ContainerSpec::validate`]), so no
 //! value contains whitespace or a newline that could inject a config line.
 //!
+//! - the console log (PID 1's stdout/stderr, for when `hearth-container` itself fails) is
+//!   capped at 1 MiB.
+//!
 //! Rejected: `lxc.include` of the distribution's `common.conf` (its content changes with the
 //! LXC package, and `userns.conf` empties the device list meant for root-started
 //! containers); AppArmor profiles (the hosts run without AppArmor; `unconfined` is explicit).
@@ -99,6 +102,8 @@ pub fn render_config(
     line("lxc.log.file", &paths.log_file.display());
     line("lxc.log.level", &"WARN");
     line("lxc.console.logfile", &paths.console_log.display());
+    // PID 1's own output only (daemons log over RPC); capped so it cannot fill the disk.
+    line("lxc.console.size", &"1MB");
     let mut init = CONTAINER_INIT_PATH.to_owned();
     for arg in &spec.init.args {
         init.push(' ');

@@ -494,3 +494,26 @@ fn root_lxc_parallel_containers_on_one_runtime() {
     assert!(rt.list().unwrap().is_empty());
     assert!(mounts_under(f.dir.path()).is_empty());
 }
+
+/// PID 1's console output is kept, but capped (1 MiB) so a chatty init cannot fill the disk.
+#[test]
+fn root_lxc_console_log_is_capped() {
+    let init = "#!/bin/sh\nline=0123456789012345678901234567890123456789012345678901234567890123\n\
+                i=0\nwhile [ $i -lt 40000 ]; do echo $line$line; i=$((i+1)); done\n\
+                echo done > /media/hearth/volumes/main/done\nwhile true; do sleep 1; done\n";
+    let f = Fixture::new("chatty", 8, init);
+    let rt = &f.runtime;
+    rt.create(&f.spec).unwrap();
+    rt.start(&f.spec.id).unwrap();
+    let done = wait_for(Duration::from_secs(30), || {
+        f.volume().join("done").exists().then_some(())
+    });
+    assert!(done.is_some(), "init did not finish writing");
+    let log = f.lxc_path().join(f.spec.id.as_str()).join("console.log");
+    let len = fs::metadata(&log).unwrap().len();
+    assert!(len > 0, "console output was not kept");
+    assert!(
+        len <= 1 << 20,
+        "console log grew to {len} bytes (5 MiB written)"
+    );
+}
