@@ -19,6 +19,7 @@
 //! Invariants: the input spec has been validated ([`ContainerSpec::validate`]), so no
 //! value contains whitespace or a newline that could inject a config line.
 //!
+//! - seccomp: [`SECCOMP_POLICY`], a small denylist written beside the config;
 //! - the console log (PID 1's stdout/stderr, for when `hearth-container` itself fails) is
 //!   capped at 1 MiB.
 //!
@@ -56,7 +57,24 @@ pub struct RenderPaths<'a> {
     pub log_file: &'a Path,
     /// Where the container console (init's stdout/stderr) is written.
     pub console_log: &'a Path,
+    /// Where the runtime wrote [`SECCOMP_POLICY`].
+    pub seccomp: &'a Path,
 }
+
+/// The seccomp policy every container gets (LXC's format): the calls LXC's own
+/// `common.seccomp` denies — loading kernel code, and `open_by_handle_at`, which escaped
+/// containers before — plus refusing forced unmounts.
+pub const SECCOMP_POLICY: &str = "2
+denylist
+reject_force_umount
+[all]
+kexec_load errno 1
+kexec_file_load errno 1
+open_by_handle_at errno 1
+init_module errno 1
+finit_module errno 1
+delete_module errno 1
+";
 
 /// Pseudo-devices every container gets (major, minor), as in LXC's `common.conf`.
 const BASE_DEVICES: &[(char, &str)] = &[
@@ -91,6 +109,7 @@ pub fn render_config(
     line("lxc.idmap", &format!("u 0 {ID_MAP_BASE} {ID_MAP_COUNT}"));
     line("lxc.idmap", &format!("g 0 {ID_MAP_BASE} {ID_MAP_COUNT}"));
     line("lxc.apparmor.profile", &"unconfined");
+    line("lxc.seccomp.profile", &paths.seccomp.display());
     line(
         "lxc.cap.drop",
         &"mac_admin mac_override sys_time sys_module sys_rawio",
@@ -241,6 +260,7 @@ mod tests {
             rootfs: Path::new("/var/lib/hearth/lxc/hello-world/rootfs"),
             log_file: Path::new("/var/lib/hearth/lxc/hello-world/lxc.log"),
             console_log: Path::new("/var/lib/hearth/lxc/hello-world/console.log"),
+            seccomp: Path::new("/var/lib/hearth/lxc/hello-world/seccomp"),
         }
     }
 

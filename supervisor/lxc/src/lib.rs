@@ -35,7 +35,9 @@ mod spec;
 mod stats;
 mod tool;
 
-pub use config::{CgroupVersion, ID_MAP_BASE, ID_MAP_COUNT, RenderPaths, render_config};
+pub use config::{
+    CgroupVersion, ID_MAP_BASE, ID_MAP_COUNT, RenderPaths, SECCOMP_POLICY, render_config,
+};
 pub use lxc::LxcRuntime;
 pub use mount::{MountError, mount_points};
 pub use runtime::{ContainerRuntime, ExecOutput, RuntimeError};

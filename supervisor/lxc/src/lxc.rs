@@ -4,6 +4,7 @@
 //! ```text
 //! <lxc path>/<id>/hearth.json   the ContainerSpec (written first: the source of truth)
 //! <lxc path>/<id>/config        rendered LXC config (rewritten on create and start)
+//! <lxc path>/<id>/seccomp       the seccomp policy the config names
 //! <lxc path>/<id>/lower/        the image squashfs, read-only, idmapped 0→100000
 //! <lxc path>/<id>/rootfs/       overlay: lower + <data dir>/upper (+ <data dir>/work)
 //! <lxc path>/<id>/lxc.log, console.log
@@ -34,7 +35,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use crate::bridge::ensure_bridge;
-use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, render_config};
+use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, SECCOMP_POLICY, render_config};
 use crate::mount::{is_mount_point, mount_overlay, mount_squashfs_idmapped, unmount_detach};
 use crate::runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 use crate::spec::{
@@ -78,6 +79,7 @@ struct Dirs {
     rootfs: PathBuf,
     log: PathBuf,
     console: PathBuf,
+    seccomp: PathBuf,
 }
 
 impl LxcRuntime {
@@ -117,6 +119,7 @@ impl LxcRuntime {
             rootfs: dir.join("rootfs"),
             log: dir.join("lxc.log"),
             console: dir.join("console.log"),
+            seccomp: dir.join("seccomp"),
             dir,
         }
     }
@@ -232,10 +235,13 @@ impl LxcRuntime {
     }
 
     fn write_config(&self, spec: &ContainerSpec, d: &Dirs) -> Result<(), RuntimeError> {
+        write_atomic(&d.seccomp, SECCOMP_POLICY.as_bytes())
+            .map_err(|e| io_err("writing", &spec.id, &d.seccomp, e))?;
         let paths = RenderPaths {
             rootfs: &d.rootfs,
             log_file: &d.log,
             console_log: &d.console,
+            seccomp: &d.seccomp,
         };
         write_atomic(
             &d.config,

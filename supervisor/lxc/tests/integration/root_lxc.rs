@@ -120,6 +120,8 @@ fn root_lxc_unprivileged_container_lifecycle() {
     assert_eq!(status_ids(pid, "Uid:"), vec![100_000; 4]);
     assert_eq!(status_ids(pid, "Gid:"), vec![100_000; 4]);
     assert_eq!(read_trim(&vol.join("uid")), "0");
+    // Confined by the seccomp policy (mode 2 = filter).
+    assert_eq!(status_ids(pid, "Seccomp:"), vec![2]);
 
     // The volume is an idmapped bind: container root's files are host root's.
     assert_eq!(fs::metadata(vol.join("uid")).unwrap().uid(), 0);
