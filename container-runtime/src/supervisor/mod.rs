@@ -15,7 +15,8 @@
 //! run) → on exit `backingOff` → `waiting` … or `crashLoop` after too many failures
 //! ([`policy`]). Stopping sends the daemon's stop signal to its process group, then
 //! `SIGKILL` after its stop timeout; a daemon is only signalled once every daemon that
-//! requires it is down, so the stop order is the reverse of the start order.
+//! requires it is down, so the stop order is the reverse of the start order. When a
+//! daemon's process ends, the rest of its process group is killed.
 //!
 //! # Invariants
 //! - Each process gets a fresh `generation`; probe results of an older generation
@@ -344,6 +345,9 @@ impl Supervisor {
         let d = &mut self.daemons[i];
         d.last_exit = Some(exit);
         procs.note(&d.spec.id, &format!("process {pid} ended: {exit}"));
+        // Whatever the daemon left behind in its process group (a wrapper's children)
+        // would hold its ports and pipes across the restart.
+        procs.signal_group(pid, StopSignal::Kill);
         match d.state {
             State::Stopping {
                 then_restart: false,

@@ -263,6 +263,8 @@ fn running_to_backing_off_on_exit_then_restart() {
     let (_, web) = running(&mut sup, &mut fake, &mut clock);
     assert!(sup.on_exit(web, ExitInfo::Code(1), clock.now(), &mut fake));
     assert!(matches!(sup.state(WEB), State::BackingOff { .. }));
+    // Leftovers in its process group are killed.
+    assert_eq!(fake.signals, vec![(web, StopSignal::Kill)]);
     let status = sup.status(clock.now());
     assert_eq!(status.daemons[1].retry_in_ms, Some(1000));
     assert_eq!(
@@ -341,6 +343,7 @@ fn starting_past_grace_is_stopped_and_restarted() {
     ));
     assert_eq!(fake.signals, vec![(pid, StopSignal::Int)]);
     sup.on_exit(pid, ExitInfo::Signal(2), clock.now(), &mut fake);
+    assert_eq!(fake.signals[1], (pid, StopSignal::Kill));
     assert!(matches!(sup.state(DB), State::BackingOff { .. }));
     assert!(
         sup.status(clock.now()).daemons[0]
@@ -370,7 +373,7 @@ fn stop_goes_in_reverse_order_and_kills_after_timeout() {
     sup.on_exit(web, ExitInfo::Signal(9), clock.now(), &mut fake);
     assert_eq!(sup.state(WEB), State::Stopped);
     sup.tick(clock.now(), &mut fake);
-    assert_eq!(fake.signals[2], (db, StopSignal::Int));
+    assert_eq!(fake.signals[3], (db, StopSignal::Int));
     sup.on_exit(db, ExitInfo::Code(0), clock.now(), &mut fake);
     assert_eq!(sup.state(DB), State::Stopped);
     assert!(sup.status(clock.now()).all_down);

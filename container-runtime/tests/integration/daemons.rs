@@ -238,3 +238,25 @@ fn restart_replaces_the_processes() {
     );
     assert!(states.iter().any(|s| s == "stopping"), "{states:?}");
 }
+
+#[test]
+fn leftovers_of_an_exited_daemon_are_killed_with_its_process_group() {
+    let spec = json!({"daemons": [
+        {"id": "wrapper",
+         "command": ["sh", "-c", "sleep 1000 & echo $! > straggler.pid; sleep 0.3; exit 1"]}
+    ]});
+    let c = Container::start(spec, &["--restart-delay", "60s"]);
+    let mut conn = c.connect();
+    let pid_file = c.path().join("straggler.pid");
+    wait_for(T, || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let straggler: i64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(straggler));
+    conn.wait_daemon("wrapper", T, |d| d["state"] == "backingOff");
+    wait_for(T, || !exists(straggler));
+}

@@ -38,7 +38,12 @@ impl Container {
             .arg(dir.path().join("rpc"))
             .arg("--log-dir")
             .arg(dir.path().join("logs"))
-            .args(["--subreaper", "--autostart", "--restart-delay", "20ms"])
+            .args(["--subreaper", "--autostart"])
+            .args(if extra.contains(&"--restart-delay") {
+                &[][..]
+            } else {
+                &["--restart-delay", "20ms"][..]
+            })
             .args(extra)
             .current_dir(dir.path())
             .stdin(Stdio::null())
