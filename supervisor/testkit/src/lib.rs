@@ -7,10 +7,13 @@
 //! implement — the same idempotency and error cases as the real implementation — so that
 //! a test passing against the fake means something.
 //!
-//! Current fakes: [`FakeRuntime`] for `hearth_lxc::ContainerRuntime`.
+//! Current fakes: [`FakeRuntime`] for `hearth_lxc::ContainerRuntime`, kept honest by
+//! [`check_runtime_contract`], which hearth-lxc also runs against the real runtime.
 //! Rejected: mock frameworks with per-call expectations (tests would restate the
 //! implementation instead of checking behaviour).
 
+mod contract;
 mod runtime;
 
+pub use contract::check_runtime_contract;
 pub use runtime::{Call, FakeRuntime, Op};

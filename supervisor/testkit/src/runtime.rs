@@ -463,6 +463,11 @@ mod tests {
     }
 
     #[test]
+    fn fake_follows_the_runtime_contract() {
+        crate::check_runtime_contract(&FakeRuntime::new(), &spec("svc"));
+    }
+
+    #[test]
     fn usable_as_a_trait_object() {
         let rt: std::sync::Arc<dyn ContainerRuntime> = std::sync::Arc::new(FakeRuntime::new());
         assert!(rt.list().unwrap().is_empty());

@@ -519,3 +519,11 @@ fn root_lxc_console_log_is_capped() {
         "console log grew to {len} bytes (5 MiB written)"
     );
 }
+
+/// The real runtime follows the same contract as the fake (`hearth-testkit`).
+#[test]
+fn root_lxc_runtime_contract() {
+    let init = "#!/bin/sh\ntrap 'exit 0' TERM\nwhile true; do sleep 1; done\n";
+    let f = Fixture::new("contract", 9, init);
+    hearth_testkit::check_runtime_contract(&f.runtime, &f.spec);
+}
