@@ -25,6 +25,12 @@
 //!
 //! Limitations: the cgroup version is detected once per runtime; serialisation is per
 //! process (two runtimes on one LXC path must not act on the same container at once).
+//!
+//! Rejected: `lxc-start -f <file>` (with the config at LXC's default place, `lxc-info`,
+//! `lxc-stop` and `lxc-attach` find a container by name alone, also after a restart);
+//! unmounting the root on `stop` (a restart would pay the loop + idmap setup again, and
+//! the mounts are cheap to keep); `lxc-destroy` (it deletes the rootfs directory
+//! recursively, which here is a live overlay over the service's data).
 
 use std::collections::BTreeSet;
 use std::fs;
