@@ -345,3 +345,48 @@ mod tests {
         assert!(current > 0 && rotated > 0);
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod proptests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The capped reader agrees with splitting on `\n` and truncating, for any
+        /// input, buffer size and cap.
+        #[test]
+        fn capped_reader_matches_split_and_truncate(
+            data in vec(prop_oneof![Just(b'\n'), any::<u8>()], 0..600),
+            capacity in 1usize..40,
+            max in 0usize..30,
+        ) {
+            let mut reader = BufReader::with_capacity(capacity, &data[..]);
+            let mut got = Vec::new();
+            loop {
+                let mut buf = Vec::new();
+                let n = read_line_capped(&mut reader, &mut buf, max).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.push((buf, n));
+            }
+            let mut pieces: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+            let ends_with_newline = data.last() == Some(&b'\n') || data.is_empty();
+            if ends_with_newline {
+                pieces.pop();
+            }
+            let last = pieces.len().saturating_sub(1);
+            let expected: Vec<(Vec<u8>, usize)> = pieces
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let newline = usize::from(i != last || ends_with_newline);
+                    (p[..p.len().min(max)].to_vec(), p.len() + newline)
+                })
+                .collect();
+            prop_assert_eq!(got, expected);
+        }
+    }
+}

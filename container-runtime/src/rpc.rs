@@ -332,3 +332,84 @@ fn action(ctx: &Context, raw: Option<Value>) -> Result<Value, RpcError> {
     }
     run_action(spec, p.input, &ctx.reaper)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn context() -> (Arc<Context>, Arc<Client>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (events, rx) = mpsc::channel();
+        // Answer every control request like an empty supervisor would.
+        std::thread::spawn(move || {
+            while let Ok(event) = rx.recv() {
+                if let Event::Control(_, reply) = event {
+                    let _ = reply.send(Ok(json!({"desired": "stopped", "allDown": true})));
+                }
+            }
+        });
+        let logs = crate::logs::LogStore::new(dir.path(), 1 << 16, 1 << 16).unwrap();
+        let ctx = Arc::new(Context {
+            events,
+            logs: Arc::new(Mutex::new(logs)),
+            actions: Vec::new(),
+            reaper: Arc::new(Reaper::new(|_, _| {})),
+        });
+        let (a, _b) = UnixStream::pair().unwrap();
+        let client = Arc::new(Client {
+            stream: Mutex::new(a),
+        });
+        (ctx, client, dir)
+    }
+
+    fn answer(line: &str) -> Response {
+        let (ctx, client, _dir) = context();
+        handle_line(line.as_bytes(), &ctx, &client).unwrap()
+    }
+
+    fn code(r: &Response) -> Option<i32> {
+        match &r.payload {
+            hearth_rpc::ResponsePayload::Error(e) => Some(e.code),
+            hearth_rpc::ResponsePayload::Result(_) => None,
+        }
+    }
+
+    #[test]
+    fn requests_are_dispatched_and_errors_coded() {
+        let ok = answer(r#"{"jsonrpc":"2.0","id":"a","method":"status"}"#);
+        assert_eq!((ok.id.clone(), code(&ok)), (json!("a"), None));
+        assert_eq!(code(&answer("{")), Some(-32700));
+        assert_eq!(code(&answer(r#"{"id":1,"method":5}"#)), Some(-32600));
+        assert_eq!(code(&answer(r#"{"id":1,"method":"x.y"}"#)), Some(-32601));
+        assert_eq!(
+            code(&answer(r#"{"id":1,"method":"stop","params":{"now":true}}"#)),
+            Some(-32602)
+        );
+        assert_eq!(
+            code(&answer(r#"{"id":1,"method":"logs","params":{"limit":-1}}"#)),
+            Some(-32602)
+        );
+    }
+
+    proptest! {
+        /// Arbitrary bytes never panic and always get an answer with an id.
+        #[test]
+        fn any_line_gets_an_answer(line in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let (ctx, client, _dir) = context();
+            prop_assert!(handle_line(&line, &ctx, &client).is_some());
+        }
+
+        /// Any JSON object with a string method is answered (never left pending).
+        #[test]
+        fn any_request_object_gets_an_answer(method in "[a-z.]{0,12}", id in any::<u32>()) {
+            let (ctx, client, _dir) = context();
+            let line = json!({"jsonrpc": "2.0", "id": id, "method": method}).to_string();
+            let answer = handle_line(line.as_bytes(), &ctx, &client);
+            if method != "action.run" {
+                prop_assert_eq!(answer.unwrap().id, json!(id));
+            }
+        }
+    }
+}
