@@ -37,12 +37,15 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::bridge::ensure_bridge;
 use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, SECCOMP_POLICY, render_config};
-use crate::mount::{is_mount_point, mount_overlay, mount_squashfs_idmapped, unmount_detach};
+use crate::mount::{
+    IdmapUserns, MountError, idmap_userns, is_mount_point, mount_overlay, mount_squashfs_idmapped,
+    unmount_detach,
+};
 use crate::runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 use crate::spec::{
     ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, SpecError,
@@ -60,6 +63,8 @@ pub struct LxcRuntime {
     /// Containers with an operation in progress; one operation per container at a time.
     busy: Mutex<BTreeSet<ContainerId>>,
     released: Condvar,
+    /// The idmap user namespace, made on first use and shared by all image mounts.
+    userns: OnceLock<IdmapUserns>,
 }
 
 /// Marks a container busy until dropped.
@@ -102,6 +107,7 @@ impl LxcRuntime {
             cgroup,
             busy: Mutex::new(BTreeSet::new()),
             released: Condvar::new(),
+            userns: OnceLock::new(),
         })
     }
 
@@ -128,6 +134,15 @@ impl LxcRuntime {
             seccomp: dir.join("seccomp"),
             dir,
         }
+    }
+
+    fn userns(&self) -> Result<&IdmapUserns, MountError> {
+        if let Some(u) = self.userns.get() {
+            return Ok(u);
+        }
+        let fresh = idmap_userns()?;
+        // A concurrent caller may have won; either namespace maps the same ids.
+        Ok(self.userns.get_or_init(|| fresh))
     }
 
     /// Waits until no other operation runs on `id`, then holds it until the guard drops.
@@ -211,7 +226,8 @@ impl LxcRuntime {
         let lower_guard = if is_mount_point(&d.lower).map_err(mnt)? {
             None
         } else {
-            Some(mount_squashfs_idmapped(&spec.image, &d.lower).map_err(mnt)?)
+            let userns = self.userns().map_err(mnt)?;
+            Some(mount_squashfs_idmapped(&spec.image, &d.lower, userns).map_err(mnt)?)
         };
         if !is_mount_point(&d.rootfs).map_err(mnt)? {
             mount_overlay(&d.lower, &upper, &work, &d.rootfs)

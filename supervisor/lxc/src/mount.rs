@@ -10,7 +10,8 @@
 //!   (image files owned by root are owned by the container's root) before `move_mount`
 //!   attaches it. util-linux 2.38's `X-mount.idmap` silently does nothing, hence syscalls;
 //! - the user namespace fd comes from a short-lived `unshare --user sleep` child whose
-//!   maps we write; the fd keeps the namespace alive for as long as the mount needs it;
+//!   maps we write; the fd keeps the namespace alive, and `LxcRuntime` makes one and
+//!   reuses it for every image mount;
 //! - overlay: `fsopen("overlay")` with `lowerdir`/`upperdir`/`workdir` set one key at a
 //!   time (no option-string escaping). Overlayfs accepts idmapped lower layers; the
 //!   overlay itself cannot be idmapped, so the upper dir is owned by 100000 on disk.
@@ -131,13 +132,13 @@ impl Drop for MountGuard {
 pub(crate) fn mount_squashfs_idmapped(
     image: &Path,
     target: &Path,
+    userns: &IdmapUserns,
 ) -> Result<MountGuard, MountError> {
     let err = |source| MountError::MountSquashfs {
         image: image.to_owned(),
         target: target.to_owned(),
         source,
     };
-    let userns = idmap_userns()?;
     let (loop_path, _loop_fd) = attach_loop_read_only(image)?;
     let fs = fsopen("squashfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| err(e.into()))?;
     fsconfig_set_string(&fs, "source", &loop_path).map_err(|e| err(e.into()))?;
@@ -147,7 +148,7 @@ pub(crate) fn mount_squashfs_idmapped(
         | MountAttrFlags::MOUNT_ATTR_NODEV
         | MountAttrFlags::MOUNT_ATTR_NOSUID;
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(|e| err(e.into()))?;
-    mount_setattr_idmap(&mnt, &userns).map_err(err)?;
+    mount_setattr_idmap(&mnt, &userns.0).map_err(err)?;
     move_mount(
         &mnt,
         "",
@@ -244,8 +245,13 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A user namespace mapping uid and gid 0 → [`ID_MAP_BASE`] for [`ID_MAP_COUNT`] ids.
-fn idmap_userns() -> Result<OwnedFd, MountError> {
+/// A user namespace mapping uid and gid 0 → [`ID_MAP_BASE`] for [`ID_MAP_COUNT`] ids,
+/// kept alive by this fd (no process lives in it). One per runtime is enough.
+#[derive(Debug)]
+pub(crate) struct IdmapUserns(OwnedFd);
+
+/// Creates an [`IdmapUserns`].
+pub(crate) fn idmap_userns() -> Result<IdmapUserns, MountError> {
     let err = |source| MountError::UserNamespace { source };
     let args = ["--user", "--", "sleep", "30"];
     tracing::debug!(program = "unshare", ?args, "spawning idmap holder");
@@ -281,7 +287,7 @@ fn idmap_userns() -> Result<OwnedFd, MountError> {
     std::fs::write(proc_dir.join("gid_map"), &map).map_err(err)?;
     let ns = File::open(proc_dir.join("ns/user")).map_err(err)?;
     drop(holder);
-    Ok(ns.into())
+    Ok(IdmapUserns(ns.into()))
 }
 
 struct KillOnDrop(Child);
