@@ -476,6 +476,11 @@ impl Supervisor {
                 self.daemons[i].state = State::Waiting;
                 self.advance(i, now, procs);
             }
+            // A `start` that arrived while the daemon was still stopping.
+            State::Stopped if running => {
+                self.daemons[i].state = State::Waiting;
+                self.advance(i, now, procs);
+            }
             State::Waiting if running && self.requirements_ready(i) => self.spawn(i, now, procs),
             State::Starting {
                 pid,

@@ -449,3 +449,22 @@ fn unknown_pids_are_not_daemons() {
     let mut fake = Fake::default();
     assert!(!sup.on_exit(4242, ExitInfo::Code(0), Clock::new().now(), &mut fake));
 }
+
+#[test]
+fn start_while_stopping_starts_again_after_the_exit() {
+    let mut sup = Supervisor::new(&two_daemons(), policy()).unwrap();
+    let mut fake = Fake::default();
+    let mut clock = Clock::new();
+    let (_, web) = running(&mut sup, &mut fake, &mut clock);
+    sup.stop();
+    sup.tick(clock.now(), &mut fake);
+    assert!(matches!(sup.state(WEB), State::Stopping { .. }));
+    sup.start().unwrap();
+    sup.on_exit(web, ExitInfo::Signal(15), clock.now(), &mut fake);
+    assert_eq!(sup.state(WEB), State::Stopped);
+    sup.tick(clock.now(), &mut fake);
+    assert!(matches!(sup.state(WEB), State::Running { pid } if pid != web));
+    // Not counted as a failure.
+    assert_eq!(sup.status(clock.now()).daemons[1].restarts, 0);
+    assert_eq!(sup.status(clock.now()).daemons[1].last_error, None);
+}
