@@ -14,7 +14,8 @@
 //! - `destroy` stops (killing), removes everything `create` made, and succeeds for an
 //!   unknown id;
 //! - `state` and the lifecycle calls of an unknown id fail with [`RuntimeError::NotFound`];
-//! - `exec` and `stats` need a running container ([`RuntimeError::NotRunning`]) and reports the
+//! - `exec` and `stats` are optional (default: [`RuntimeError::Unsupported`]); where
+//!   implemented they need a running container ([`RuntimeError::NotRunning`]) and reports the
 //!   command's exit code, not an error, when the command fails;
 //! - `list` reports every created container, including ones a previous process created
 //!   and started (containers outlive the supervisor).
@@ -43,9 +44,24 @@ pub trait ContainerRuntime: Send + Sync {
     fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError>;
     /// Runs `argv` in the running container as its root with an empty environment and
     /// waits for it (debugging and one-off commands; services use the RPC socket).
-    fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError>;
+    ///
+    /// Optional: the default answers [`RuntimeError::Unsupported`].
+    fn exec(&self, id: &ContainerId, argv: &[String]) -> Result<ExecOutput, RuntimeError> {
+        let _ = argv;
+        Err(RuntimeError::Unsupported {
+            id: id.clone(),
+            op: "exec",
+        })
+    }
     /// Resource use of the running container.
-    fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError>;
+    ///
+    /// Optional: the default answers [`RuntimeError::Unsupported`].
+    fn stats(&self, id: &ContainerId) -> Result<ContainerStats, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            id: id.clone(),
+            op: "stats",
+        })
+    }
 }
 
 /// What a command run by [`ContainerRuntime::exec`] did.
@@ -85,6 +101,14 @@ pub enum RuntimeError {
         /// The container.
         id: ContainerId,
         /// The refused operation.
+        op: &'static str,
+    },
+    /// This runtime does not implement an optional operation.
+    #[error("container {id}: {op} is not supported by this runtime")]
+    Unsupported {
+        /// The container.
+        id: ContainerId,
+        /// The operation.
         op: &'static str,
     },
     /// A file operation on the runtime's own state failed.
@@ -165,4 +189,48 @@ pub enum RuntimeError {
         /// What happened.
         message: String,
     },
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+mod tests {
+    use super::*;
+
+    /// A runtime with only the required operations.
+    struct Minimal;
+
+    impl ContainerRuntime for Minimal {
+        fn create(&self, _: &ContainerSpec) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn start(&self, _: &ContainerId) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn stop(&self, _: &ContainerId, _: Duration) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn destroy(&self, _: &ContainerId) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        fn state(&self, _: &ContainerId) -> Result<ContainerState, RuntimeError> {
+            Ok(ContainerState::Stopped)
+        }
+        fn list(&self) -> Result<Vec<ContainerStatus>, RuntimeError> {
+            Ok(vec![])
+        }
+    }
+
+    #[test]
+    fn optional_operations_default_to_unsupported() {
+        let id = ContainerId::new("a").unwrap();
+        let rt: &dyn ContainerRuntime = &Minimal;
+        assert!(matches!(
+            rt.exec(&id, &[]),
+            Err(RuntimeError::Unsupported { op: "exec", .. })
+        ));
+        assert!(matches!(
+            rt.stats(&id),
+            Err(RuntimeError::Unsupported { op: "stats", .. })
+        ));
+    }
 }
