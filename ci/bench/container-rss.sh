@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
+command -v node >/dev/null || { echo "container-rss: needs node (the Node.js baseline); apt-get install nodejs" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "container-rss: needs python3 (the RPC client)" >&2; exit 1; }
 
 target_args=()
 bin_dir="$CARGO_TARGET_DIR/release"

@@ -701,6 +701,10 @@ fn daemon_status(d: &Daemon, now: Now) -> DaemonStatus {
         restarts: d.restarts,
         last_exit: d.last_exit.map(|e| e.to_string()),
         last_error: d.last_error.clone(),
+        readiness_failure: match (&d.state, &d.ready_probe.result) {
+            (State::Starting { .. }, HealthResult::Failure { message }) => Some(message.clone()),
+            _ => None,
+        },
         retry_in_ms,
         health,
     }

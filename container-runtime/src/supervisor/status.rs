@@ -64,6 +64,8 @@ pub(crate) struct DaemonStatus {
     pub(crate) last_exit: Option<String>,
     /// The last failure (spawn error, exit, readiness timeout, crash loop).
     pub(crate) last_error: Option<String>,
+    /// Why the last readiness probe failed, while `starting`.
+    pub(crate) readiness_failure: Option<String>,
     /// Milliseconds until the next restart while `backingOff`.
     pub(crate) retry_in_ms: Option<u64>,
     /// Health checks.

@@ -181,6 +181,7 @@ fn starting_to_running_on_readiness_and_dependent_starts() {
     );
     ready(&mut sup, &fake, now);
     assert!(matches!(sup.state(DB), State::Running { .. }));
+    assert_eq!(sup.status(now).daemons[0].readiness_failure, None);
     sup.tick(now, &mut fake);
     assert!(matches!(sup.state(WEB), State::Running { .. }));
     // web has no readiness probe: its health check runs at once.
