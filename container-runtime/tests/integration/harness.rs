@@ -16,9 +16,15 @@ pub(crate) struct Container {
 }
 
 impl Container {
-    /// Starts with `spec` (daemons get `"image": "main"` added), `--autostart` and
-    /// fast restart settings; waits for the socket.
-    pub(crate) fn start(mut spec: Value, extra: &[&str]) -> Container {
+    /// Starts with `spec` (daemons get `"image": "main"` added), `--autostart`,
+    /// `--subreaper` and fast restart settings; waits for the socket.
+    pub(crate) fn start(spec: Value, extra: &[&str]) -> Container {
+        Container::start_wrapped(spec, extra, &[])
+    }
+
+    /// Like [`Container::start`], but runs the binary through `wrapper` (a command
+    /// prefix such as `unshare --pid …`), without `--subreaper` when wrapped.
+    pub(crate) fn start_wrapped(mut spec: Value, extra: &[&str], wrapper: &[&str]) -> Container {
         for d in spec["daemons"].as_array_mut().unwrap() {
             d["image"] = json!("main");
         }
@@ -31,14 +37,27 @@ impl Container {
         let spec_path = dir.path().join("spec.json");
         std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
         let socket = dir.path().join("rpc/service.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth-container"))
+        let bin = env!("CARGO_BIN_EXE_hearth-container");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new(bin);
+                cmd.arg("--subreaper");
+                cmd
+            }
+        };
+        let child = cmd
             .arg("--spec")
             .arg(&spec_path)
             .arg("--rpc-dir")
             .arg(dir.path().join("rpc"))
             .arg("--log-dir")
             .arg(dir.path().join("logs"))
-            .args(["--subreaper", "--autostart"])
+            .arg("--autostart")
             .args(if extra.contains(&"--restart-delay") {
                 &[][..]
             } else {
@@ -46,6 +65,10 @@ impl Container {
             })
             .args(extra)
             .current_dir(dir.path())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
