@@ -7,7 +7,9 @@
 //! `shutdown`) are sent to the runtime loop as [`Control`] and answered when it
 //! replies; `logs` reads the shared log ring directly; `action.run` runs on its own
 //! thread so a long action does not block the connection. Every connection also
-//! receives `status.changed` notifications (pushed by the runtime loop).
+//! receives `status.changed` notifications (pushed by the runtime loop). Output goes
+//! through a bounded queue and a writer thread per connection: a peer that stops
+//! reading is disconnected once the queue is full, and never blocks the loop.
 //!
 //! Wire types and error codes are `hearth-rpc`'s ([`Request`], [`Response`],
 //! [`RpcError`]), so hearthd speaks one JSON-RPC dialect everywhere.
@@ -18,10 +20,11 @@
 //! `shutdown`.
 
 use std::io::{self, BufReader, Write};
+use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::time::Duration;
 
 use hearth_rpc::{ErrorCode, Request, Response, RpcError};
@@ -60,18 +63,47 @@ pub(crate) enum Control {
 /// Reply channel of a [`Control`] request.
 pub(crate) type Reply = Sender<Result<Value, RpcError>>;
 
-/// One connected client; writes are serialised.
+/// Lines queued for one client before it counts as stuck and is disconnected.
+const CLIENT_QUEUE: usize = 256;
+
+/// One connected client. Lines are queued to a writer thread so that neither the
+/// runtime loop (notifications) nor a reader ever blocks on a slow peer.
 pub(crate) struct Client {
-    stream: Mutex<UnixStream>,
+    queue: SyncSender<Vec<u8>>,
+    stream: UnixStream,
 }
 
 impl Client {
-    /// Writes one JSON value as a line.
+    /// Starts the writer thread for `stream`.
+    pub(crate) fn new(stream: UnixStream) -> io::Result<Arc<Client>> {
+        let mut writer = stream.try_clone()?;
+        let (queue, lines) = mpsc::sync_channel::<Vec<u8>>(CLIENT_QUEUE);
+        std::thread::Builder::new()
+            .name("rpc-writer".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                for line in lines {
+                    if writer.write_all(&line).is_err() {
+                        let _ = writer.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+            })?;
+        Ok(Arc::new(Client { queue, stream }))
+    }
+
+    /// Queues one JSON value as a line; a client whose queue is full is disconnected.
     pub(crate) fn send(&self, value: &impl serde::Serialize) -> io::Result<()> {
         let mut line = serde_json::to_vec(value).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut stream = self.stream.lock().unwrap_or_else(|p| p.into_inner());
-        stream.write_all(&line)
+        match self.queue.try_send(line) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                let _ = self.stream.shutdown(Shutdown::Both);
+                Err(io::Error::other("client does not read; disconnected"))
+            }
+            Err(TrySendError::Disconnected(_)) => Err(io::ErrorKind::BrokenPipe.into()),
+        }
     }
 }
 
@@ -148,17 +180,13 @@ pub(crate) fn serve(dir: &Path, ctx: Arc<Context>) -> Result<PathBuf, SocketErro
 }
 
 fn handle_client(stream: UnixStream, ctx: &Arc<Context>) {
-    let writer = match stream.try_clone() {
-        Ok(w) => w,
+    let client = match stream.try_clone().and_then(Client::new) {
+        Ok(c) => c,
         Err(error) => {
-            tracing::warn!(%error, "clone RPC stream");
+            tracing::warn!(%error, "set up RPC client");
             return;
         }
     };
-    let _ = writer.set_write_timeout(Some(Duration::from_secs(5)));
-    let client = Arc::new(Client {
-        stream: Mutex::new(writer),
-    });
     let _ = ctx.events.send(Event::Client(Arc::clone(&client)));
     let mut reader = BufReader::with_capacity(8 * 1024, stream);
     let mut line = Vec::new();
@@ -353,15 +381,13 @@ mod tests {
         let logs = crate::logs::LogStore::new(dir.path(), 1 << 16, 1 << 16).unwrap();
         let ctx = Arc::new(Context {
             events,
-            logs: Arc::new(Mutex::new(logs)),
+            logs: Arc::new(std::sync::Mutex::new(logs)),
             actions: Vec::new(),
             reaper: Arc::new(Reaper::new(|_, _| {})),
         });
-        let (a, _b) = UnixStream::pair().unwrap();
-        let client = Arc::new(Client {
-            stream: Mutex::new(a),
-        });
-        (ctx, client, dir)
+        let (a, b) = UnixStream::pair().unwrap();
+        std::mem::forget(b);
+        (ctx, Client::new(a).unwrap(), dir)
     }
 
     fn answer(line: &str) -> Response {
@@ -391,6 +417,20 @@ mod tests {
             code(&answer(r#"{"id":1,"method":"logs","params":{"limit":-1}}"#)),
             Some(-32602)
         );
+    }
+
+    #[test]
+    fn a_client_that_does_not_read_is_disconnected_without_blocking() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let client = Client::new(a).unwrap();
+        let big = "x".repeat(64 * 1024);
+        let start = std::time::Instant::now();
+        let sent = (0..10_000)
+            .take_while(|_| client.send(&big).is_ok())
+            .count();
+        assert!(sent < 10_000, "never noticed the stuck client");
+        assert!(start.elapsed() < Duration::from_secs(5));
+        drop(b);
     }
 
     proptest! {
