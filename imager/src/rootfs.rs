@@ -60,6 +60,14 @@ pub(crate) fn debootstrap(r: &Recipe, root: &Path, cache: &Path) -> Result<(), R
         format!("--setup-hook=sync-in '{c}' /var/cache/apt/archives/"),
         format!("--customize-hook=sync-out /var/cache/apt/archives '{c}'"),
         "--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb".into(),
+        // The kernel package pulls in initramfs-tools, whose initrd we never use (ours is
+        // built here): divert update-initramfs to `true` while packages install.
+        "--essential-hook=chroot \"$1\" dpkg-divert --quiet --local --rename --add \
+         /usr/sbin/update-initramfs && ln -s /bin/true \"$1\"/usr/sbin/update-initramfs"
+            .into(),
+        "--customize-hook=rm -f \"$1\"/usr/sbin/update-initramfs && chroot \"$1\" \
+         dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs"
+            .into(),
     ];
     for glob in &r.path_exclude {
         args.push(format!("--dpkgopt=path-exclude={glob}"));
@@ -146,10 +154,11 @@ pub(crate) fn boot_files(root: &Path) -> Result<BootFiles, RootfsError> {
     })
 }
 
-/// Packs the root into a reproducible squashfs.
+/// Packs the root into a reproducible squashfs. `SOURCE_DATE_EPOCH` (set by the tool
+/// helper) fixes every file time and the filesystem time; mksquashfs refuses it together
+/// with `-all-time`/`-mkfs-time`.
 pub(crate) fn squashfs(root: &Path, out: &Path, epoch: u64) -> Result<(), RootfsError> {
     let _ = std::fs::remove_file(out);
-    let e = epoch.to_string();
     let args: Vec<&std::ffi::OsStr> = vec![
         root.as_os_str(),
         out.as_os_str(),
@@ -157,10 +166,6 @@ pub(crate) fn squashfs(root: &Path, out: &Path, epoch: u64) -> Result<(), Rootfs
         "-comp".as_ref(),
         "zstd".as_ref(),
         "-no-xattrs".as_ref(),
-        "-all-time".as_ref(),
-        e.as_ref(),
-        "-mkfs-time".as_ref(),
-        e.as_ref(),
         "-reproducible".as_ref(),
         "-quiet".as_ref(),
         "-no-progress".as_ref(),

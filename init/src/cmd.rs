@@ -8,6 +8,21 @@ use std::process::{Command, Stdio};
 
 use crate::log::log_info;
 
+/// `PATH` for programs we start when we have none: the kernel starts PID 1 without one,
+/// and `sfdisk`/`mkfs.ext4` live in `sbin`.
+pub(crate) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A `Command` for `program`, with [`DEFAULT_PATH`] if the environment has no `PATH` (the
+/// child's `PATH` is also the one used to find `program`).
+pub(crate) fn command(program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    if std::env::var_os("PATH").is_none() {
+        c.env("PATH", DEFAULT_PATH);
+    }
+    c
+}
+
 /// Running an external command failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CmdError {
@@ -45,7 +60,7 @@ pub(crate) fn run<S: AsRef<OsStr>>(
         argv: argv.clone(),
         source,
     };
-    let mut child = Command::new(program)
+    let mut child = command(program)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -135,7 +135,9 @@ fn create_data_partition(root_device: &str) -> Result<String, CreateError> {
     cmd::run("sfdisk", &["--relocate", "gpt-bak-std", &disk], None)?;
     cmd::run(
         "sfdisk",
-        &["--append", "--wipe", "never", &disk],
+        // --no-reread: the disk is in use (the root slot is mounted); sfdisk then tells the
+        // kernel about the new partition only (BLKPG) instead of re-reading the table.
+        &["--append", "--no-reread", "--wipe", "never", &disk],
         Some("name=data, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"),
     )?;
     let part =

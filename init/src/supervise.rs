@@ -21,7 +21,6 @@
 
 use std::ffi::OsString;
 use std::os::fd::AsFd;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -179,7 +178,7 @@ fn start(cfg: &Config, failures: &mut u32) -> State {
             until: Instant::now() + cfg.backoff.max,
         };
     };
-    match Command::new(program).args(args).spawn() {
+    match crate::cmd::command(program).args(args).spawn() {
         Ok(child) => {
             let raw = i32::try_from(child.id()).unwrap_or(i32::MAX);
             log_info!("started {} (pid {raw})", program.to_string_lossy());

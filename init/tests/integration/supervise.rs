@@ -139,3 +139,26 @@ fn usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn without_path_the_service_gets_a_default_path_with_sbin() {
+    // The kernel starts PID 1 with no PATH; sfdisk and mkfs.ext4 live in sbin.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("path");
+    let child = Command::new("/usr/bin/env")
+        .args(["-i", env!("CARGO_BIN_EXE_hearth-init"), "supervise", "--"])
+        .args([
+            "/bin/sh",
+            "-c",
+            &format!("echo \"$PATH\" > {}; exec sleep 5", out.display()),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = wait_for_lines(&out, 1, Duration::from_secs(5));
+    sigterm(&child);
+    let (ok, stderr) = finish(child, Duration::from_secs(8));
+    assert!(ok, "{stderr}");
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].split(':').any(|p| p == "/usr/sbin"), "{lines:?}");
+}
