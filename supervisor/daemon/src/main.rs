@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod mcp;
+mod services;
 
 use clap::Parser;
 use hearth_api::{ApiConfig, App, AppParts, LogBuffer};
@@ -58,6 +59,13 @@ struct Args {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = 1 << 20)]
     body_limit: usize,
+    /// `hearth-container`, bind-mounted into every service container as its init.
+    #[arg(
+        long,
+        env = "HEARTH_CONTAINER_INIT",
+        default_value = "/usr/lib/hearth/hearth-container"
+    )]
+    container_init: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +143,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         logs,
         config,
     })?;
+    let services_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
     let app = app.with_mcp(mcp);
     let setup_done = app.setup_complete();
@@ -158,8 +167,16 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         // Handlers first: a signal right after the announcement must shut down cleanly.
         let cancel = CancellationToken::new();
         let signals = wait_for_signal(cancel.clone())?;
+        let supervisor = services::spawn(
+            &data_dir,
+            services_store,
+            args.container_init.clone(),
+            cancel.child_token(),
+        );
         announce(addr, setup_done, &data_dir);
         let served = hearth_api::serve(listener, app, cancel.clone()).await;
+        // Containers keep running; the next start adopts them.
+        supervisor.shutdown().await;
         signals.abort();
         tracing::info!("hearthd stopped");
         served.map_err(DaemonError::from)

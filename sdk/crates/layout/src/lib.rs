@@ -33,6 +33,13 @@ pub const RUN_DIR: &str = "run";
 /// data directory. Its content authenticates the `hearth` CLI on the same machine.
 pub const LOCAL_COOKIE_FILE: &str = "run/local.cookie";
 
+/// Installed package archives, `<id>/<version>.s9pk`, relative to the data directory.
+pub const PACKAGE_ARCHIVE_DIR: &str = "packages/archive";
+/// Extracted, verified container images, `<id>/<image>.squashfs`, relative to the data dir.
+pub const PACKAGE_IMAGE_DIR: &str = "packages/images";
+/// Per-service data (volumes, container overlay), `<id>/`, relative to the data directory.
+pub const PACKAGE_DATA_DIR: &str = "packages/data";
+
 /// JSON-RPC endpoint (POST).
 pub const RPC_PATH: &str = "/rpc/v1";
 /// Live state stream (WebSocket): a dump of the public state, then one patch per revision.

@@ -4,6 +4,7 @@
 mod auth;
 mod db;
 pub(crate) mod notification;
+mod package;
 mod server;
 mod setup;
 
@@ -39,6 +40,14 @@ pub(crate) fn registry(
     auth::register(&mut r, Arc::clone(auth), config.session_max_age);
     notification::register(&mut r, store.clone());
     db::register(&mut r, store.clone());
+    package::register(
+        &mut r,
+        hearth_services::Packages::new(
+            store.clone(),
+            config.data_dir.clone(),
+            hearth_services::Host::this_machine(),
+        ),
+    );
     r
 }
 

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod db;
 pub mod notification;
+pub mod package;
 pub mod server;
 pub mod setup;
 
@@ -243,6 +244,100 @@ declare_methods! {
         params: notification::IdsParams,
         result: (),
         description: "Delete the notifications with these ids (unknown ids are ignored).",
+    }
+    /// `package.trust.add`
+    PackageTrustAdd {
+        name: "package.trust.add",
+        auth: Authenticated,
+        mutates: true,
+        params: package::TrustAddParams,
+        result: package::TrustedKey,
+        description: "Trust a package signer: `publicKey` is the developer's Ed25519 public \
+            key in PEM. Packages signed by a trusted key install without `allowUntrusted`. \
+            Adding a key twice keeps the first entry.",
+    }
+    /// `package.trust.list`
+    PackageTrustList {
+        name: "package.trust.list",
+        auth: Authenticated,
+        mutates: false,
+        params: NoParams,
+        result: Vec<package::TrustedKey>,
+        description: "List trusted package signers (fingerprint, PEM key, name, when added).",
+    }
+    /// `package.trust.remove`
+    PackageTrustRemove {
+        name: "package.trust.remove",
+        auth: Authenticated,
+        mutates: true,
+        params: package::TrustRemoveParams,
+        result: (),
+        description: "Stop trusting the signer with this fingerprint (installed packages \
+            stay). Fails with code 6 if no such key is trusted.",
+    }
+    /// `package.install`
+    PackageInstall {
+        name: "package.install",
+        auth: Authenticated,
+        mutates: true,
+        params: package::InstallParams,
+        result: package::InstallResult,
+        description: "Install an .s9pk file that is on the server (`path`). The signature, \
+            every hash, the signer (must be trusted unless `allowUntrusted`), the CPU \
+            architecture, the OS version, required dependencies and the service spec are \
+            checked before anything is copied. Progress shows in \
+            `/packageData/<id>/stateInfo`; the service ends up installed and stopped.",
+    }
+    /// `package.list`
+    PackageList {
+        name: "package.list",
+        auth: Authenticated,
+        mutates: false,
+        params: NoParams,
+        result: Vec<package::PackageSummary>,
+        description: "List installed packages with their version, install state, desired \
+            and observed run state and last error.",
+    }
+    /// `package.start`
+    PackageStart {
+        name: "package.start",
+        auth: Authenticated,
+        mutates: true,
+        params: package::IdParams,
+        result: (),
+        description: "Ask for the service to run. Returns once recorded; the supervisor \
+            starts the container and `/packageData/<id>/statusInfo` shows the progress.",
+    }
+    /// `package.stop`
+    PackageStop {
+        name: "package.stop",
+        auth: Authenticated,
+        mutates: true,
+        params: package::IdParams,
+        result: (),
+        description: "Ask for the service to stop. Returns once recorded; the supervisor \
+            stops the container and `/packageData/<id>/statusInfo` shows the progress.",
+    }
+    /// `package.restart`
+    PackageRestart {
+        name: "package.restart",
+        auth: Authenticated,
+        mutates: true,
+        params: package::IdParams,
+        result: (),
+        description: "Ask for the service to be stopped and started again; it then stays \
+            running. Returns once recorded.",
+    }
+    /// `package.uninstall`
+    PackageUninstall {
+        name: "package.uninstall",
+        auth: Authenticated,
+        mutates: true,
+        params: package::UninstallParams,
+        result: (),
+        description: "Remove a package: the supervisor stops and destroys its container, \
+            deletes the archive and, unless `keepData`, the service's data. The entry \
+            disappears from `/packageData` when done.",
     }
     /// `db.dump`
     DbDump {

@@ -1,0 +1,188 @@
+//! `package.*`: install from a path, trusted signers, desired run state.
+//!
+//! Handlers only call [`Packages`] (blocking, so through `spawn_blocking`); the
+//! reconcile loop in `hearth-services` does the container work. The mapping of
+//! [`InstallError`] / [`PackageError`] to wire errors lives here: refusals are `-32602`
+//! with `data.reason` (and `data.missing` / `data.fingerprint` where useful), unknown
+//! packages and keys `6`, store failures `29`, anything else `-32603` with the details
+//! in the log.
+
+use std::path::Path;
+
+use hearth_rpc::methods::{
+    PackageInstall, PackageList, PackageRestart, PackageStart, PackageStop, PackageTrustAdd,
+    PackageTrustList, PackageTrustRemove, PackageUninstall,
+};
+use hearth_rpc::{ErrorCode, RpcError};
+use hearth_services::{InstallError, PackageError, Packages};
+
+use crate::dispatch::{Registry, Reply};
+use crate::error::blocking;
+
+fn refused(reason: &str, message: String) -> RpcError {
+    RpcError::new(ErrorCode::InvalidParams, message).with("reason", reason)
+}
+
+fn install_error(e: InstallError) -> RpcError {
+    let message = e.to_string();
+    match e {
+        InstallError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            RpcError::new(ErrorCode::NotFound, message).with("what", "file")
+        }
+        InstallError::Open { .. } => refused("unreadable", message),
+        InstallError::Verify { .. } => refused("verification", message),
+        InstallError::UntrustedSigner { fingerprint, .. } => {
+            refused("untrustedSigner", message).with("fingerprint", fingerprint)
+        }
+        InstallError::Manifest { .. } => refused("manifest", message),
+        InstallError::Spec { .. } => refused("serviceSpec", message),
+        InstallError::Arch { .. } => refused("architecture", message),
+        InstallError::OsVersion { .. } => refused("osVersion", message),
+        InstallError::Dependencies { missing, .. } => {
+            refused("dependencies", message).with("missing", missing)
+        }
+        InstallError::AlreadyInstalled { .. } => refused("alreadyInstalled", message),
+        InstallError::Store { .. } => {
+            tracing::error!(error = %message, "install: state store failure");
+            RpcError::new(ErrorCode::Database, "the state database failed; try again")
+        }
+        _ => {
+            tracing::error!(error = %message, "install failed");
+            RpcError::internal()
+        }
+    }
+}
+
+fn package_error(e: PackageError) -> RpcError {
+    let message = e.to_string();
+    match e {
+        PackageError::NotFound { what, .. } => {
+            RpcError::new(ErrorCode::NotFound, message).with("what", what)
+        }
+        PackageError::WrongState { .. } => refused("wrongState", message),
+        PackageError::Key(_) => RpcError::invalid_params("publicKey", message),
+        PackageError::Store { .. } => {
+            tracing::error!(error = %message, "package: state store failure");
+            RpcError::new(ErrorCode::Database, "the state database failed; try again")
+        }
+        PackageError::Document { .. } => {
+            tracing::error!(error = %message, "package: damaged state document");
+            RpcError::internal()
+        }
+    }
+}
+
+pub(crate) fn register(r: &mut Registry, packages: Packages) {
+    let p = packages.clone();
+    r.register::<PackageTrustAdd, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let (key, rev) = blocking("trust package key", move || {
+                p.trust_add(&params.public_key, params.name)
+                    .map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::at(key, rev))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageTrustList, _, _>(move |_, _| {
+        let p = p.clone();
+        async move {
+            let keys = blocking("list trusted keys", move || {
+                p.trust_list().map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::new(keys))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageTrustRemove, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let rev = blocking("untrust package key", move || {
+                p.trust_remove(&params.fingerprint).map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::at((), rev))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageInstall, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            if !Path::new(&params.path).is_absolute() {
+                return Err(RpcError::invalid_params(
+                    "path",
+                    "must be an absolute path on the server",
+                ));
+            }
+            let (result, rev) = blocking("install package", move || {
+                p.install(Path::new(&params.path), params.allow_untrusted)
+                    .map_err(install_error)
+            })
+            .await?;
+            Ok(Reply::at(result, rev))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageList, _, _>(move |_, _| {
+        let p = p.clone();
+        async move {
+            let list = blocking("list packages", move || p.list().map_err(package_error)).await?;
+            Ok(Reply::new(list))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageStart, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let rev = blocking("start package", move || {
+                p.start(&params.id).map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::at((), rev))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageStop, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let rev = blocking("stop package", move || {
+                p.stop(&params.id).map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::at((), rev))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageRestart, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let rev = blocking("restart package", move || {
+                p.restart(&params.id).map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::at((), rev))
+        }
+    });
+
+    r.register::<PackageUninstall, _, _>(move |_, params| {
+        let p = packages.clone();
+        async move {
+            let rev = blocking("uninstall package", move || {
+                p.uninstall(&params.id, params.keep_data)
+                    .map_err(package_error)
+            })
+            .await?;
+            Ok(Reply::at((), rev))
+        }
+    });
+}

@@ -1,0 +1,466 @@
+//! `package.install` from a file on the server.
+//!
+//! # Order (what makes it safe)
+//! 1. Open the archive: signature checked before the root TOC is trusted.
+//! 2. `verify_all`: every TOC and every file hash.
+//! 3. Signer against the trusted keys (refused unless `allowUntrusted`).
+//! 4. Manifest and service spec parsed and validated; architecture (an image for this
+//!    host's arch, in the archive), OS version, required dependencies (all problems
+//!    listed at once).
+//! 5. Only then: an `installing` entry is recorded (the id is reserved atomically), the
+//!    archive is copied filtered to this arch (`filter_arch`, verified while copied,
+//!    temp file + rename) to `packages/archive/<id>/<version>.s9pk`, the root image is
+//!    extracted verified to `packages/images/<id>/<image>.squashfs` (temp + rename),
+//!    and the entry becomes `installed` with desired state `stopped`.
+//!
+//! A failure in step 5 removes what was written and the entry. Steps 1–4 write nothing.
+//!
+//! # Limitations
+//! * Updates (installing over an installed id) are refused; uninstall first.
+//! * Progress is recorded per phase (`copying`, `unpacking`), not per byte; the
+//!   verification before the entry exists is not visible in the state.
+//! * Packages without `hearth.json` (StartOS JavaScript packages) are refused.
+//! * Images that would need emulation (`emulateMissingAs`) are refused.
+//!
+//! # Rejected alternatives
+//! Mounting the squashfs straight out of the archive (loop device with an offset): no
+//! extra disk space, but the reader does not expose body offsets yet and a loop device
+//! bypasses the hash check on every later read. Extraction verifies once.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use hearth_layout::{PACKAGE_ARCHIVE_DIR, PACKAGE_DATA_DIR, PACKAGE_IMAGE_DIR};
+use hearth_rpc::methods::package::InstallResult;
+use hearth_s9pk::manifest::{ExtendedVersion, Manifest, Version, VersionRange};
+use hearth_s9pk::spec::ServiceSpec;
+use hearth_s9pk::{S9pkReader, VerifyingKey};
+use hearth_store::{MutateError, Store};
+use serde_json::Value;
+
+use crate::doc::{
+    self, ContainerInfo, InstallState, PACKAGE_DATA, PackageEntry, Signer, StateInfo,
+};
+use crate::error::InstallError;
+use crate::status::StatusInfo;
+
+/// Largest `manifest.json` / `hearth.json` read.
+const MAX_META: u64 = 1 << 20;
+
+/// What the host offers packages.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// CPU architecture as packages name it (`x86_64`, `aarch64`, `riscv64`).
+    pub arch: String,
+    /// The OS version packages' `osVersion` is compared with.
+    pub os_version: Version,
+}
+
+impl Host {
+    /// This machine: its architecture and the StartOS API level Hearth implements
+    /// (`hearth_s9pk::manifest::DEFAULT_OS_VERSION`, what `hearth s9pk pack` writes).
+    pub fn this_machine() -> Host {
+        Host {
+            arch: std::env::consts::ARCH.to_owned(),
+            os_version: Version::release(hearth_s9pk::manifest::DEFAULT_OS_VERSION),
+        }
+    }
+}
+
+/// Everything checked and read before anything is written.
+struct Checked {
+    manifest: Manifest,
+    manifest_json: Value,
+    spec: ServiceSpec,
+    root_image: String,
+    signer: Signer,
+}
+
+type Reader = S9pkReader<BufReader<File>>;
+
+fn open_reader(path: &Path) -> Result<Reader, InstallError> {
+    let file = File::open(path).map_err(|source| InstallError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    S9pkReader::open(BufReader::new(file), None).map_err(|source| InstallError::Verify {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+/// Installs the package at `path`; returns the result and the final revision.
+pub(crate) fn install(
+    store: &Store,
+    data_dir: &Path,
+    host: &Host,
+    path: &Path,
+    allow_untrusted: bool,
+) -> Result<(InstallResult, u64), InstallError> {
+    let mut reader = open_reader(path)?;
+    let trusted = crate::trust::keys(store).map_err(|e| InstallError::Record {
+        id: String::new(),
+        reason: e.to_string(),
+    })?;
+    let checked = check(store, host, path, &mut reader, &trusted, allow_untrusted)?;
+    let id = checked.manifest.id.clone();
+    let version = checked.manifest.version.to_string();
+    reserve(store, &checked)?;
+    tracing::info!(package = %id, %version, signer = %checked.signer.fingerprint, "installing");
+    match copy_and_register(store, data_dir, host, &mut reader, &checked) {
+        Ok(rev) => Ok((
+            InstallResult {
+                id,
+                version,
+                signer_fingerprint: checked.signer.fingerprint,
+                signer_trusted: checked.signer.trusted,
+            },
+            rev,
+        )),
+        Err(e) => {
+            tracing::warn!(package = %id, error = %e, "install failed; rolling back");
+            rollback(store, data_dir, &id);
+            Err(e)
+        }
+    }
+}
+
+fn check(
+    store: &Store,
+    host: &Host,
+    path: &Path,
+    reader: &mut Reader,
+    trusted: &[VerifyingKey],
+    allow_untrusted: bool,
+) -> Result<Checked, InstallError> {
+    let verify = |source| InstallError::Verify {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    reader.verify_all().map_err(verify)?;
+    let key = reader.signer();
+    let fingerprint = crate::trust::fingerprint(&key);
+    let is_trusted = reader.check_signer(trusted).is_ok();
+    if !is_trusted && !allow_untrusted {
+        return Err(InstallError::UntrustedSigner {
+            path: path.to_owned(),
+            fingerprint,
+        });
+    }
+    let manifest_err = |reason: String| InstallError::Manifest {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = reader
+        .read_file("manifest.json", MAX_META)
+        .map_err(|e| manifest_err(e.to_string()))?;
+    let manifest = Manifest::from_json(&bytes).map_err(|e| manifest_err(e.to_string()))?;
+    manifest
+        .validate()
+        .map_err(|e| manifest_err(e.to_string()))?;
+    hearth_lxc::ContainerId::new(manifest.id.as_str())
+        .map_err(|e| manifest_err(format!("id cannot name a container: {e}")))?;
+    let manifest_json: Value =
+        serde_json::from_slice(&bytes).map_err(|e| manifest_err(e.to_string()))?;
+    let spec_err = |reason: String| InstallError::Spec {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = reader.read_file("hearth.json", MAX_META).map_err(|e| {
+        spec_err(format!(
+            "{e} (packages without a Hearth service spec cannot run yet)"
+        ))
+    })?;
+    let spec = ServiceSpec::from_json(&bytes).map_err(|e| spec_err(e.to_string()))?;
+    spec.validate(&manifest)
+        .map_err(|e| spec_err(e.to_string()))?;
+    let root_image = spec
+        .start_order()
+        .map_err(|e| spec_err(e.to_string()))?
+        .first()
+        .map(|d| d.image.clone())
+        .ok_or_else(|| spec_err("no daemons".into()))?;
+    check_arch(host, &manifest, reader)?;
+    if manifest.os_version > host.os_version {
+        return Err(InstallError::OsVersion {
+            id: manifest.id.clone(),
+            needed: manifest.os_version.to_string(),
+            ours: host.os_version.to_string(),
+        });
+    }
+    check_dependencies(store, &manifest, &spec)?;
+    Ok(Checked {
+        manifest_json,
+        spec,
+        root_image,
+        signer: Signer {
+            fingerprint,
+            key: hearth_s9pk::base64_encode(key.as_bytes()),
+            trusted: is_trusted,
+        },
+        manifest,
+    })
+}
+
+fn image_entry(arch: &str, image: &str) -> String {
+    format!("images/{arch}/{image}.squashfs")
+}
+
+fn check_arch(host: &Host, manifest: &Manifest, reader: &mut Reader) -> Result<(), InstallError> {
+    let err = |reason: String| InstallError::Arch {
+        id: manifest.id.clone(),
+        arch: host.arch.clone(),
+        reason,
+    };
+    if let Some(arches) = &manifest.hardware_requirements.arch
+        && !arches.contains(&host.arch)
+    {
+        let list: Vec<&str> = arches.iter().map(String::as_str).collect();
+        return Err(err(format!("it supports only {}", list.join(", "))));
+    }
+    for (id, image) in &manifest.images {
+        if !image.arch.contains(&host.arch) {
+            let list: Vec<&str> = image.arch.iter().map(String::as_str).collect();
+            return Err(err(format!(
+                "image {id} is built for {} only{}",
+                list.join(", "),
+                if image.emulate_missing_as.is_some() {
+                    " (emulation is not supported)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let entry = image_entry(&host.arch, id);
+        match reader.entry(&entry) {
+            Ok(e) if e.kind == hearth_s9pk::EntryKind::File => {}
+            _ => return Err(err(format!("the archive has no {entry}"))),
+        }
+    }
+    Ok(())
+}
+
+fn check_dependencies(
+    store: &Store,
+    manifest: &Manifest,
+    spec: &ServiceSpec,
+) -> Result<(), InstallError> {
+    let doc = store.get("").map_err(|source| InstallError::Store {
+        op: "read installed packages",
+        source,
+    })?;
+    let installed = doc::entries(&doc);
+    let mut missing = Vec::new();
+    for (dep, info) in &manifest.dependencies {
+        if info.optional {
+            continue;
+        }
+        let range = spec
+            .dependencies
+            .iter()
+            .find(|d| d.id == *dep)
+            .map_or_else(VersionRange::any, |d| d.version_range.clone());
+        let found = installed
+            .iter()
+            .find(|(id, e)| id == dep && e.state_info.state == InstallState::Installed);
+        match found {
+            None => missing.push(format!("{dep} {range} (not installed)")),
+            Some((_, e)) => {
+                let v = e.version();
+                let ok = v
+                    .parse::<ExtendedVersion>()
+                    .is_ok_and(|v| range.satisfies(&v));
+                if !ok {
+                    missing.push(format!("{dep} {range} (installed: {v})"));
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(InstallError::Dependencies {
+            id: manifest.id.clone(),
+            missing,
+        })
+    }
+}
+
+fn record_err(e: MutateError<InstallError>) -> InstallError {
+    match e {
+        MutateError::Rejected(e) => e,
+        MutateError::Store(source) => InstallError::Store {
+            op: "record package",
+            source,
+        },
+    }
+}
+
+fn doc_err(id: &str, e: impl std::fmt::Display) -> InstallError {
+    InstallError::Record {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Records the `installing` entry; refuses an id that is already present.
+fn reserve(store: &Store, c: &Checked) -> Result<u64, InstallError> {
+    let id = c.manifest.id.as_str();
+    let entry = PackageEntry {
+        state_info: StateInfo {
+            state: InstallState::Installing,
+            phase: Some("copying".into()),
+            keep_data: false,
+        },
+        manifest: c.manifest_json.clone(),
+        signer: c.signer.clone(),
+        archive: archive_rel(id, &c.manifest.version.to_string()),
+        container: ContainerInfo {
+            root_image: c.root_image.clone(),
+            volumes: c.manifest.volumes.iter().cloned().collect(),
+            index: 0,
+            memory: c.spec.resources.memory,
+            pids: c.spec.resources.pids,
+            cpu_millicores: c.spec.resources.cpu_millicores,
+        },
+        status_info: StatusInfo::stopped(),
+    };
+    store
+        .mutate(|d| {
+            let existing = doc::entries(d);
+            if let Some((_, e)) = existing.iter().find(|(i, _)| i == id) {
+                return Err(InstallError::AlreadyInstalled {
+                    id: id.to_owned(),
+                    version: e.version(),
+                });
+            }
+            let used: BTreeSet<u8> = existing.iter().map(|(_, e)| e.container.index).collect();
+            let index = (2..=254u8)
+                .find(|i| !used.contains(i))
+                .ok_or_else(|| doc_err(id, "no free container address (253 services)"))?;
+            let mut entry = entry;
+            entry.container.index = index;
+            let v = serde_json::to_value(&entry).map_err(|e| doc_err(id, e))?;
+            doc::object_mut(d, PACKAGE_DATA)
+                .map_err(|e| doc_err(id, e))?
+                .insert(id.to_owned(), v);
+            Ok(())
+        })
+        .map(|m| m.revision)
+        .map_err(record_err)
+}
+
+pub(crate) fn archive_rel(id: &str, version: &str) -> String {
+    format!("{PACKAGE_ARCHIVE_DIR}/{id}/{version}.s9pk")
+}
+
+/// `packages/images/<id>/<image>.squashfs` under `data_dir`.
+pub(crate) fn image_path(data_dir: &Path, id: &str, image: &str) -> PathBuf {
+    data_dir
+        .join(PACKAGE_IMAGE_DIR)
+        .join(id)
+        .join(format!("{image}.squashfs"))
+}
+
+fn set_phase(
+    store: &Store,
+    id: &str,
+    phase: Option<&str>,
+    state: InstallState,
+) -> Result<u64, InstallError> {
+    doc::update(store, id, "record install progress", |e| {
+        e.state_info.phase = phase.map(str::to_owned);
+        e.state_info.state = state;
+        Ok(())
+    })
+    .map(|(_, rev)| rev)
+    .map_err(|e| doc_err(id, e))
+}
+
+fn io_err<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> InstallError + 'a {
+    move |source| InstallError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn copy_and_register(
+    store: &Store,
+    data_dir: &Path,
+    host: &Host,
+    reader: &mut Reader,
+    c: &Checked,
+) -> Result<u64, InstallError> {
+    let id = c.manifest.id.as_str();
+    let archive = data_dir.join(archive_rel(id, &c.manifest.version.to_string()));
+    let dir = archive.parent().unwrap_or(data_dir);
+    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    hearth_s9pk::filter_arch(reader, &host.arch, &archive).map_err(|source| {
+        InstallError::Copy {
+            path: archive.clone(),
+            source: Box::new(source),
+        }
+    })?;
+
+    set_phase(store, id, Some("unpacking"), InstallState::Installing)?;
+    let mut copy = open_reader(&archive)?;
+    let image = image_path(data_dir, id, &c.root_image);
+    extract(&mut copy, &image_entry(&host.arch, &c.root_image), &image)?;
+    let data = data_dir.join(PACKAGE_DATA_DIR).join(id);
+    std::fs::create_dir_all(&data).map_err(io_err("create directory", &data))?;
+    set_phase(store, id, None, InstallState::Installed)
+}
+
+/// Copies one archive file (hash-checked while read) to `dest` via temp + rename.
+fn extract(reader: &mut Reader, entry: &str, dest: &Path) -> Result<(), InstallError> {
+    let dir = dest.parent().unwrap_or(dest);
+    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("image")
+    ));
+    let result = (|| {
+        let mut out = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut body = reader
+            .open_file(entry)
+            .map_err(|source| InstallError::Extract {
+                entry: entry.to_owned(),
+                path: dest.to_owned(),
+                source: Box::new(source),
+            })?;
+        std::io::copy(&mut body, &mut out).map_err(io_err("extract image to", &tmp))?;
+        out.sync_all().map_err(io_err("sync", &tmp))?;
+        std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes what a failed install wrote, and its entry. The data directory is kept: it
+/// may hold data of an earlier install uninstalled with `keepData`.
+fn rollback(store: &Store, data_dir: &Path, id: &str) {
+    for dir in [PACKAGE_ARCHIVE_DIR, PACKAGE_IMAGE_DIR] {
+        let path = data_dir.join(dir).join(id);
+        if let Err(error) = std::fs::remove_dir_all(&path)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), %error, "rollback: cannot remove");
+        }
+    }
+    let removed = store.mutate(|d| {
+        doc::object_mut(d, PACKAGE_DATA).map(|m| {
+            m.remove(id);
+        })
+    });
+    if let Err(error) = removed {
+        tracing::warn!(package = %id, %error, "rollback: cannot remove the entry");
+    }
+}

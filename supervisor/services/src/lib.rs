@@ -1,0 +1,53 @@
+//! Installed services: install and trust packages, record desired state, and drive
+//! containers to it.
+//!
+//! # Purpose
+//! The `package.*` methods of the API call [`Packages`]; hearthd runs one
+//! [`Supervisor`] that reconciles every installed package with a
+//! [`hearth_lxc::ContainerRuntime`].
+//!
+//! # Design
+//! * Desired vs observed: RPCs only write `statusInfo.desired` (and `stateInfo` for
+//!   uninstall) under `/public/packageData/<id>`; a per-service reconcile task reads it,
+//!   asks the runtime what the container is doing, and acts. The decisions are a pure
+//!   state machine (`status.rs`, one unit test per transition); the observed status is
+//!   persisted *before* each action (`starting`, `stopping`) and after it.
+//! * Install verifies everything before writing anything (`install.rs`).
+//! * No god context: [`Packages`] holds the store, the data dir and the host facts; the
+//!   [`Supervisor`] holds the store, the runtime and the container plan.
+//!
+//! # Invariants
+//! * No file is copied or unpacked from an archive whose signature and hashes were not
+//!   all checked, and whose signer was not trusted or explicitly allowed.
+//! * One reconcile task per package id at most; a running container found at start-up
+//!   is adopted, never started twice.
+//!
+//! # Limitations
+//! * No updates, no registry installs, no upload route yet; no health checks (those come
+//!   from `hearth-container` over the RPC socket).
+//! * The container root is the first daemon's image; other images are not mounted yet.
+//!
+//! # Rejected alternatives
+//! * One global reconcile loop: a slow `lxc-stop` of one service would hold up all.
+//! * Reconciling only on store changes: a container can die without any store change;
+//!   a periodic tick (and back-off deadlines) catch it.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod doc;
+mod error;
+mod install;
+mod packages;
+mod reconcile;
+mod status;
+mod supervisor;
+mod trust;
+mod unavailable;
+
+pub use error::{InstallError, PackageError, ReconcileError};
+pub use install::Host;
+pub use packages::Packages;
+pub use reconcile::ContainerPlan;
+pub use supervisor::Supervisor;
+pub use trust::fingerprint;
+pub use unavailable::UnavailableRuntime;

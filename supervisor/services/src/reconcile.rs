@@ -1,0 +1,267 @@
+//! One reconcile step for one package: read the record, ask the runtime, decide
+//! (`status::plan`), persist, act, persist. Blocking; the supervisor runs it in
+//! `spawn_blocking`, tests call it directly with a fake runtime and a fake clock.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hearth_layout::{PACKAGE_ARCHIVE_DIR, PACKAGE_DATA_DIR, PACKAGE_IMAGE_DIR};
+use hearth_lxc::{
+    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, InitSpec, Limits, NetworkSpec,
+    RuntimeError,
+};
+use hearth_store::Store;
+
+use crate::doc::{self, InstallState, PACKAGE_DATA, PackageEntry};
+use crate::error::ReconcileError;
+use crate::status::{self, Action, Desired, Observed, Seen};
+
+/// How containers are laid out on this host.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    /// hearthd's data directory (packages live under `packages/`).
+    pub data_dir: PathBuf,
+    /// The init binary (`hearth-container`) bind-mounted into each container.
+    pub init_binary: PathBuf,
+    /// The bridge service containers join.
+    pub bridge: String,
+    /// The bridge's address; container `n` gets host number `n` in its network.
+    pub gateway: Ipv4Addr,
+    /// Prefix length of the service network (at most 24, so 253 services fit).
+    pub prefix_len: u8,
+    /// How long a stop waits before killing.
+    pub stop_timeout: Duration,
+}
+
+/// What the caller should do after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The package is gone; end its task.
+    Gone,
+    /// Nothing to do until the store changes or the next tick.
+    Idle,
+    /// Run another step at once (a restart's stop finished).
+    Again,
+    /// Nothing to do before this time (ms since the epoch).
+    WaitUntil(u64),
+}
+
+impl ContainerPlan {
+    fn package_dir(&self, id: &str) -> PathBuf {
+        self.data_dir.join(PACKAGE_DATA_DIR).join(id)
+    }
+
+    /// The container spec of a package.
+    pub(crate) fn spec(&self, id: &str, e: &PackageEntry) -> Result<ContainerSpec, ReconcileError> {
+        let err = |reason: String| ReconcileError::Spec {
+            id: id.to_owned(),
+            reason,
+        };
+        let cid = ContainerId::new(id).map_err(|e| err(e.to_string()))?;
+        if self.prefix_len > 24 {
+            return Err(err(format!("prefix /{} leaves no room", self.prefix_len)));
+        }
+        let mask = u32::MAX << (32 - u32::from(self.prefix_len));
+        let address =
+            Ipv4Addr::from((u32::from(self.gateway) & mask) | u32::from(e.container.index));
+        if address == self.gateway {
+            return Err(err(format!("address {address} is the gateway")));
+        }
+        let dir = self.package_dir(id);
+        Ok(ContainerSpec {
+            id: cid,
+            image: crate::install::image_path(&self.data_dir, id, &e.container.root_image),
+            data_dir: dir.join("container"),
+            volumes: e
+                .container
+                .volumes
+                .iter()
+                .map(|v| (v.clone(), dir.join("volumes").join(v)))
+                .collect(),
+            rpc_dir: dir.join("rpc"),
+            init: InitSpec {
+                binary: self.init_binary.clone(),
+                args: Vec::new(),
+            },
+            network: NetworkSpec {
+                bridge: self.bridge.clone(),
+                address,
+                prefix_len: self.prefix_len,
+                gateway: self.gateway,
+            },
+            limits: Limits {
+                memory_bytes: e.container.memory,
+                pids: e.container.pids.map(u64::from),
+                cpu_shares: e
+                    .container
+                    .cpu_millicores
+                    .map(|m| (u64::from(m) * 1024 / 1000).max(2)),
+            },
+            devices: Vec::new(),
+        })
+    }
+}
+
+fn runtime_err<'a>(
+    op: &'static str,
+    id: &'a str,
+) -> impl FnOnce(RuntimeError) -> ReconcileError + 'a {
+    move |source| ReconcileError::Runtime {
+        op,
+        id: id.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+fn seen(runtime: &dyn ContainerRuntime, id: &ContainerId) -> Result<Seen, ReconcileError> {
+    match runtime.state(id) {
+        Ok(ContainerState::Running { .. }) => Ok(Seen::Running),
+        Ok(ContainerState::Stopped) => Ok(Seen::Stopped),
+        Ok(ContainerState::Starting | ContainerState::Stopping | ContainerState::Frozen) => {
+            Ok(Seen::Transient)
+        }
+        Err(RuntimeError::NotFound { .. }) => Ok(Seen::Absent),
+        Err(e) => Err(runtime_err("query", id.as_str())(e)),
+    }
+}
+
+/// Persists `observed`; if `restart_done`, a still-`restarting` desired becomes `running`.
+fn record(
+    store: &Store,
+    id: &str,
+    observed: &Observed,
+    restart_done: bool,
+) -> Result<(), ReconcileError> {
+    doc::update(store, id, "record status", |e| {
+        e.status_info.observed = observed.clone();
+        if restart_done && e.status_info.desired == Desired::Restarting {
+            e.status_info.desired = Desired::Running;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// One step for package `id` at time `now_ms`.
+pub(crate) fn reconcile_once(
+    store: &Store,
+    runtime: &dyn ContainerRuntime,
+    plan: &ContainerPlan,
+    id: &str,
+    now_ms: u64,
+) -> Result<Outcome, ReconcileError> {
+    let Some(entry) = doc::load(store, id)? else {
+        return Ok(Outcome::Gone);
+    };
+    match entry.state_info.state {
+        InstallState::Installing => return Ok(Outcome::Idle),
+        InstallState::Removing => {
+            remove(store, runtime, plan, id, entry.state_info.keep_data)?;
+            return Ok(Outcome::Gone);
+        }
+        InstallState::Installed => {}
+    }
+    let cid = ContainerId::new(id).map_err(|e| ReconcileError::Spec {
+        id: id.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let step = status::plan(&entry.status_info, seen(runtime, &cid)?, now_ms);
+    let mut observed = entry.status_info.observed.clone();
+    if let Some(new) = step.record {
+        record(store, id, &new, false)?;
+        observed = new;
+    }
+    match step.action {
+        Action::None => Ok(Outcome::Idle),
+        Action::WaitUntil(at) => Ok(Outcome::WaitUntil(at)),
+        Action::Start => {
+            let result = plan.spec(id, &entry).and_then(|spec| {
+                prepare_dirs(&spec)?;
+                runtime.create(&spec).map_err(runtime_err("create", id))?;
+                runtime.start(&spec.id).map_err(runtime_err("start", id))
+            });
+            let failed = result.as_ref().err().map(ToString::to_string);
+            if let Some(error) = &failed {
+                tracing::warn!(package = %id, %error, "start failed");
+            } else {
+                tracing::info!(package = %id, "started");
+            }
+            let after = status::after_start(&observed, result.map_err(|e| e.to_string()), now_ms);
+            record(store, id, &after, true)?;
+            Ok(match after.retry_at {
+                Some(at) if failed.is_some() => Outcome::WaitUntil(at),
+                _ => Outcome::Idle,
+            })
+        }
+        Action::Stop => {
+            let result = runtime
+                .stop(&cid, plan.stop_timeout)
+                .map_err(runtime_err("stop", id));
+            let ok = result.is_ok();
+            if let Err(error) = &result {
+                tracing::warn!(package = %id, %error, "stop failed");
+            } else {
+                tracing::info!(package = %id, "stopped");
+            }
+            let after = status::after_stop(&observed, result.map_err(|e| e.to_string()));
+            record(store, id, &after, ok)?;
+            Ok(if ok { Outcome::Again } else { Outcome::Idle })
+        }
+    }
+}
+
+fn prepare_dirs(spec: &ContainerSpec) -> Result<(), ReconcileError> {
+    for dir in std::iter::once(&spec.data_dir)
+        .chain(std::iter::once(&spec.rpc_dir))
+        .chain(spec.volumes.values())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| ReconcileError::Remove {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn remove_dir(path: &Path) -> Result<(), ReconcileError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReconcileError::Remove {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Destroys the container, removes archive and image (and data unless `keep_data`),
+/// then the entry. Each step is idempotent, so a failure is retried from the start.
+fn remove(
+    store: &Store,
+    runtime: &dyn ContainerRuntime,
+    plan: &ContainerPlan,
+    id: &str,
+    keep_data: bool,
+) -> Result<(), ReconcileError> {
+    if let Ok(cid) = ContainerId::new(id) {
+        runtime.destroy(&cid).map_err(runtime_err("destroy", id))?;
+    }
+    remove_dir(&plan.data_dir.join(PACKAGE_ARCHIVE_DIR).join(id))?;
+    remove_dir(&plan.data_dir.join(PACKAGE_IMAGE_DIR).join(id))?;
+    if !keep_data {
+        remove_dir(&plan.package_dir(id))?;
+    }
+    store
+        .mutate(|d| {
+            doc::object_mut(d, PACKAGE_DATA).map(|m| {
+                m.remove(id);
+            })
+        })
+        .map_err(|e| doc::mutate_error("remove package entry", e))?;
+    tracing::info!(package = %id, keep_data, "uninstalled");
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "reconcile_tests.rs"]
+mod tests;

@@ -1,0 +1,273 @@
+//! One test per reconcile transition, with `FakeRuntime`, a real store and a fake clock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_lxc::ContainerId;
+use hearth_testkit::{Call, FakeRuntime, Op};
+use serde_json::json;
+
+use super::*;
+use crate::doc::{ContainerInfo, Signer, StateInfo};
+use crate::status::{RunState, StatusInfo};
+
+struct T {
+    dir: tempfile::TempDir,
+    store: Store,
+    rt: Arc<FakeRuntime>,
+    plan: ContainerPlan,
+}
+
+fn cid() -> ContainerId {
+    ContainerId::new("hello").unwrap()
+}
+
+impl T {
+    fn new(desired: Desired) -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Store::open(&dir.path().join("db"), json!({"public": {}, "private": {}})).unwrap();
+        let data = dir.path().join("data");
+        let entry = PackageEntry {
+            state_info: StateInfo {
+                state: InstallState::Installed,
+                phase: None,
+                keep_data: false,
+            },
+            manifest: json!({"id": "hello", "version": "1.0.0:0"}),
+            signer: Signer {
+                fingerprint: "f".into(),
+                key: "k".into(),
+                trusted: true,
+            },
+            archive: "packages/archive/hello/1.0.0:0.s9pk".into(),
+            container: ContainerInfo {
+                root_image: "main".into(),
+                volumes: vec!["main".into()],
+                index: 7,
+                memory: Some(1 << 28),
+                pids: None,
+                cpu_millicores: Some(500),
+            },
+            status_info: StatusInfo {
+                desired,
+                observed: Observed::default(),
+            },
+        };
+        store
+            .mutate(|d| {
+                doc::object_mut(d, PACKAGE_DATA)?
+                    .insert("hello".into(), serde_json::to_value(&entry).unwrap());
+                Ok::<_, crate::error::PackageError>(())
+            })
+            .unwrap();
+        for sub in ["archive/hello", "images/hello", "data/hello/volumes/main"] {
+            std::fs::create_dir_all(data.join("packages").join(sub)).unwrap();
+        }
+        let plan = ContainerPlan {
+            data_dir: data,
+            init_binary: PathBuf::from("/usr/lib/hearth/hearth-container"),
+            bridge: "hearth0".into(),
+            gateway: "10.88.0.1".parse().unwrap(),
+            prefix_len: 24,
+            stop_timeout: Duration::from_secs(5),
+        };
+        T {
+            dir,
+            store,
+            rt: Arc::new(FakeRuntime::new()),
+            plan,
+        }
+    }
+
+    fn step(&self, now: u64) -> Outcome {
+        reconcile_once(&self.store, self.rt.as_ref(), &self.plan, "hello", now).unwrap()
+    }
+
+    fn status(&self) -> StatusInfo {
+        doc::load(&self.store, "hello")
+            .unwrap()
+            .unwrap()
+            .status_info
+    }
+
+    fn set_desired(&self, desired: Desired) {
+        doc::update(&self.store, "hello", "test", |e| {
+            e.status_info.desired = desired;
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    fn count(&self, f: impl Fn(&Call) -> bool) -> usize {
+        self.rt.calls().iter().filter(|c| f(c)).count()
+    }
+
+    fn starts(&self) -> usize {
+        self.count(|c| matches!(c, Call::Start(_)))
+    }
+}
+
+#[test]
+fn desired_running_creates_and_starts_with_the_package_spec() {
+    let t = T::new(Desired::Running);
+    assert_eq!(t.step(1_000), Outcome::Idle);
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::Running);
+    assert_eq!(s.observed.started_at, Some(1_000));
+    assert_eq!(t.starts(), 1);
+    let spec = t.rt.spec(&cid()).unwrap();
+    assert_eq!(spec.network.address.to_string(), "10.88.0.7");
+    assert!(spec.image.ends_with("packages/images/hello/main.squashfs"));
+    assert!(spec.volumes["main"].ends_with("packages/data/hello/volumes/main"));
+    assert_eq!(spec.limits.memory_bytes, Some(1 << 28));
+    assert_eq!(spec.limits.cpu_shares, Some(512));
+    // Steady state: nothing more happens.
+    assert_eq!(t.step(2_000), Outcome::Idle);
+    assert_eq!(t.starts(), 1);
+}
+
+#[test]
+fn failed_start_records_error_and_retries_after_backoff() {
+    let t = T::new(Desired::Running);
+    t.rt.fail_next(Op::Start, &cid());
+    assert_eq!(t.step(10_000), Outcome::WaitUntil(11_000));
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::BackingOff);
+    assert!(
+        s.observed
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("injected fault")
+    );
+    assert_eq!(t.step(10_500), Outcome::WaitUntil(11_000));
+    assert_eq!(t.starts(), 1, "no start before the back-off deadline");
+    assert_eq!(t.step(11_000), Outcome::Idle);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!(t.starts(), 2);
+}
+
+#[test]
+fn container_that_dies_is_restarted_and_counted() {
+    let t = T::new(Desired::Running);
+    t.step(1);
+    assert!(t.rt.crash(&cid()));
+    t.step(2);
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::Running);
+    assert_eq!(s.observed.restart_count, 1);
+    assert_eq!(s.observed.last_error.as_deref(), Some(crate::status::DIED));
+    assert_eq!(t.starts(), 2);
+}
+
+#[test]
+fn desired_stopped_stops_a_running_container() {
+    let t = T::new(Desired::Running);
+    t.step(1);
+    t.set_desired(Desired::Stopped);
+    assert_eq!(t.step(2), Outcome::Again);
+    assert_eq!(
+        t.count(|c| matches!(c, Call::Stop(_, d) if *d == Duration::from_secs(5))),
+        1
+    );
+    let s = t.status();
+    assert_eq!(
+        (s.observed.state, s.observed.started_at),
+        (RunState::Stopped, None)
+    );
+    assert_eq!(t.step(3), Outcome::Idle);
+    assert_eq!(
+        t.rt.state(&cid()).unwrap(),
+        hearth_lxc::ContainerState::Stopped
+    );
+}
+
+#[test]
+fn failed_stop_keeps_the_error_and_tries_again() {
+    let t = T::new(Desired::Running);
+    t.step(1);
+    t.set_desired(Desired::Stopped);
+    t.rt.fail_next(Op::Stop, &cid());
+    assert_eq!(t.step(2), Outcome::Idle);
+    assert!(t.status().observed.last_error.is_some());
+    assert_eq!(t.step(3), Outcome::Again);
+    assert_eq!(t.status().observed.state, RunState::Stopped);
+}
+
+#[test]
+fn restart_stops_then_starts_and_ends_desired_running() {
+    let t = T::new(Desired::Running);
+    t.step(1);
+    t.set_desired(Desired::Restarting);
+    assert_eq!(t.step(2), Outcome::Again);
+    assert_eq!(t.status().desired, Desired::Running);
+    assert_eq!(t.step(3), Outcome::Idle);
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::Running);
+    assert_eq!(s.observed.restart_count, 0);
+    assert_eq!(t.starts(), 2);
+}
+
+#[test]
+fn running_container_is_adopted_without_a_second_start() {
+    let t = T::new(Desired::Running);
+    let spec = t
+        .plan
+        .spec("hello", &doc::load(&t.store, "hello").unwrap().unwrap())
+        .unwrap();
+    t.rt.create(&spec).unwrap();
+    t.rt.start(&cid()).unwrap();
+    assert_eq!(t.step(5), Outcome::Idle);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!(t.starts(), 1, "only the pre-existing start");
+}
+
+fn uninstall(t: &T, keep_data: bool) {
+    doc::update(&t.store, "hello", "test", |e| {
+        e.state_info.state = InstallState::Removing;
+        e.state_info.keep_data = keep_data;
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn uninstall_destroys_and_removes_archive_image_and_data() {
+    let t = T::new(Desired::Running);
+    t.step(1);
+    uninstall(&t, false);
+    assert_eq!(t.step(2), Outcome::Gone);
+    assert_eq!(t.count(|c| matches!(c, Call::Destroy(_))), 1);
+    assert!(t.rt.state(&cid()).is_err());
+    let pkgs = t.plan.data_dir.join("packages");
+    for sub in ["archive/hello", "images/hello", "data/hello"] {
+        assert!(!pkgs.join(sub).exists(), "{sub} left behind");
+    }
+    assert!(doc::load(&t.store, "hello").unwrap().is_none());
+    assert_eq!(t.step(3), Outcome::Gone);
+    drop(t.dir);
+}
+
+#[test]
+fn uninstall_with_keep_data_keeps_the_data_dir() {
+    let t = T::new(Desired::Stopped);
+    uninstall(&t, true);
+    assert_eq!(t.step(2), Outcome::Gone);
+    let pkgs = t.plan.data_dir.join("packages");
+    assert!(!pkgs.join("archive/hello").exists());
+    assert!(pkgs.join("data/hello/volumes/main").exists());
+}
+
+#[test]
+fn installing_package_is_left_alone() {
+    let t = T::new(Desired::Running);
+    doc::update(&t.store, "hello", "test", |e| {
+        e.state_info.state = InstallState::Installing;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(t.step(1), Outcome::Idle);
+    assert!(t.rt.calls().is_empty());
+}

@@ -1,0 +1,407 @@
+//! The service lifecycle state machine: desired state (set by RPCs) and observed status
+//! (written by the reconciler), and the pure decisions between them.
+//!
+//! # Design
+//! [`plan`] looks at the recorded status and what the runtime reports and returns the
+//! status to persist *before* acting plus the one action to take (start, stop, wait or
+//! nothing); [`after_start`] and [`after_stop`] give the status to persist after the
+//! action. No I/O here, so every transition has a unit test without a runtime.
+//!
+//! # Invariants
+//! * Only RPCs change `desired`, with one exception: a successful stop while
+//!   `restarting` turns it into `running` (the restart is half done).
+//! * Failed starts back off exponentially (1 s, 2 s, 4 s … at most 60 s) via `retryAt`.
+//! * A container that was recorded `running` and is found stopped while desired
+//!   `running` died: `restartCount` grows, `lastError` says so, and it is started again
+//!   at once.
+//!
+//! # Rejected alternatives
+//! Keeping the machine in memory only: after a hearthd restart the reconciler must know
+//! whether a stopped container crashed or was never started; the record says so.
+
+use serde::{Deserialize, Serialize};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum Desired {
+    /// Keep it running.
+    Running,
+    /// Keep it stopped.
+    Stopped,
+    /// Stop it, then keep it running.
+    Restarting,
+}
+
+impl Desired {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+            Desired::Restarting => "restarting",
+        }
+    }
+}
+
+/// The recorded run state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum RunState {
+    /// Not running.
+    Stopped,
+    /// A start is under way.
+    Starting,
+    /// Running (started or adopted).
+    Running,
+    /// A stop is under way (or failed and will be retried).
+    Stopping,
+    /// The last start failed; the next one waits until `retryAt`.
+    BackingOff,
+}
+
+impl RunState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RunState::Stopped => "stopped",
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Stopping => "stopping",
+            RunState::BackingOff => "backingOff",
+        }
+    }
+}
+
+/// `/public/packageData/<id>/statusInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct StatusInfo {
+    /// What the user asked for.
+    pub(crate) desired: Desired,
+    /// What the reconciler observed and did.
+    #[serde(flatten)]
+    pub(crate) observed: Observed,
+}
+
+impl StatusInfo {
+    pub(crate) fn stopped() -> StatusInfo {
+        StatusInfo {
+            desired: Desired::Stopped,
+            observed: Observed::default(),
+        }
+    }
+}
+
+/// The reconciler-owned part of [`StatusInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Observed {
+    /// Recorded run state.
+    pub(crate) state: RunState,
+    /// The last failure starting, stopping or running it.
+    pub(crate) last_error: Option<String>,
+    /// How many times it died while meant to run and was restarted.
+    pub(crate) restart_count: u64,
+    /// When the current run started (ms since the epoch), if running.
+    pub(crate) started_at: Option<u64>,
+    /// Failed starts in a row.
+    pub(crate) attempts: u32,
+    /// No start before this time (ms since the epoch).
+    pub(crate) retry_at: Option<u64>,
+}
+
+impl Default for Observed {
+    fn default() -> Observed {
+        Observed {
+            state: RunState::Stopped,
+            last_error: None,
+            restart_count: 0,
+            started_at: None,
+            attempts: 0,
+            retry_at: None,
+        }
+    }
+}
+
+/// What the runtime reports about the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Not created (or destroyed).
+    Absent,
+    /// Created, not running.
+    Stopped,
+    /// Starting, stopping or frozen: wait for it to settle.
+    Transient,
+    /// Init runs.
+    Running,
+}
+
+/// The one thing to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing until something changes.
+    None,
+    /// Create (idempotent) and start the container.
+    Start,
+    /// Stop the container.
+    Stop,
+    /// Nothing before this time (ms since the epoch).
+    WaitUntil(u64),
+}
+
+/// A decision: what to persist first (if it changed), then what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The observed status to persist before acting, if different.
+    pub(crate) record: Option<Observed>,
+    /// The action.
+    pub(crate) action: Action,
+}
+
+const BACKOFF_BASE_MS: u64 = 1_000;
+const BACKOFF_MAX_MS: u64 = 60_000;
+pub(crate) const DIED: &str = "the container stopped unexpectedly; restarted";
+
+/// Delay before the next start after `attempts` failures in a row.
+pub(crate) fn backoff_ms(attempts: u32) -> u64 {
+    let shift = attempts.saturating_sub(1).min(16);
+    (BACKOFF_BASE_MS << shift).min(BACKOFF_MAX_MS)
+}
+
+fn changed(old: &Observed, new: Observed) -> Option<Observed> {
+    (*old != new).then_some(new)
+}
+
+/// Decides the next step from the record and what the runtime reports.
+pub(crate) fn plan(status: &StatusInfo, seen: Seen, now_ms: u64) -> Plan {
+    let old = &status.observed;
+    let mut new = old.clone();
+    let action = match (status.desired, seen) {
+        (_, Seen::Transient) => Action::None,
+        (Desired::Restarting, Seen::Running) | (Desired::Stopped, Seen::Running) => {
+            new.state = RunState::Stopping;
+            Action::Stop
+        }
+        (Desired::Running, Seen::Running) => {
+            if old.state != RunState::Running {
+                // Started by us earlier or adopted after a hearthd restart.
+                new.state = RunState::Running;
+                new.started_at = old.started_at.or(Some(now_ms));
+                new.attempts = 0;
+                new.retry_at = None;
+            }
+            Action::None
+        }
+        (Desired::Running | Desired::Restarting, Seen::Stopped | Seen::Absent) => {
+            if old.state == RunState::Running && status.desired == Desired::Running {
+                new.restart_count += 1;
+                new.last_error = Some(DIED.into());
+                new.started_at = None;
+                new.state = RunState::Starting;
+                Action::Start
+            } else if let Some(at) = old.retry_at.filter(|at| *at > now_ms) {
+                Action::WaitUntil(at)
+            } else {
+                new.state = RunState::Starting;
+                Action::Start
+            }
+        }
+        (Desired::Stopped, Seen::Stopped | Seen::Absent) => {
+            new.state = RunState::Stopped;
+            new.started_at = None;
+            new.attempts = 0;
+            new.retry_at = None;
+            Action::None
+        }
+    };
+    Plan {
+        record: changed(old, new),
+        action,
+    }
+}
+
+/// The status after a start attempt (`Err` carries the message).
+pub(crate) fn after_start(old: &Observed, result: Result<(), String>, now_ms: u64) -> Observed {
+    let mut new = old.clone();
+    match result {
+        Ok(()) => {
+            new.state = RunState::Running;
+            new.started_at = Some(now_ms);
+            new.attempts = 0;
+            new.retry_at = None;
+        }
+        Err(message) => {
+            new.state = RunState::BackingOff;
+            new.attempts = old.attempts.saturating_add(1);
+            new.retry_at = Some(now_ms + backoff_ms(new.attempts));
+            new.last_error = Some(message);
+            new.started_at = None;
+        }
+    }
+    new
+}
+
+/// The status after a stop attempt, and whether a pending restart may now start.
+pub(crate) fn after_stop(old: &Observed, result: Result<(), String>) -> Observed {
+    let mut new = old.clone();
+    match result {
+        Ok(()) => {
+            new.state = RunState::Stopped;
+            new.started_at = None;
+            new.attempts = 0;
+            new.retry_at = None;
+        }
+        Err(message) => new.last_error = Some(message),
+    }
+    new
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(desired: Desired, state: RunState) -> StatusInfo {
+        StatusInfo {
+            desired,
+            observed: Observed {
+                state,
+                ..Observed::default()
+            },
+        }
+    }
+
+    #[test]
+    fn stopped_wanting_running_starts_after_recording_starting() {
+        let p = plan(
+            &status(Desired::Running, RunState::Stopped),
+            Seen::Absent,
+            5,
+        );
+        assert_eq!(p.action, Action::Start);
+        assert_eq!(p.record.unwrap().state, RunState::Starting);
+    }
+
+    #[test]
+    fn successful_start_is_running_with_start_time() {
+        let o = after_start(&Observed::default(), Ok(()), 42);
+        assert_eq!(o.state, RunState::Running);
+        assert_eq!(o.started_at, Some(42));
+    }
+
+    #[test]
+    fn failed_start_backs_off_exponentially_and_waits() {
+        let o1 = after_start(&Observed::default(), Err("boom".into()), 1_000);
+        assert_eq!(o1.state, RunState::BackingOff);
+        assert_eq!(o1.last_error.as_deref(), Some("boom"));
+        assert_eq!(o1.retry_at, Some(2_000));
+        let o2 = after_start(&o1, Err("boom".into()), 2_000);
+        assert_eq!(o2.retry_at, Some(4_000));
+        let s = StatusInfo {
+            desired: Desired::Running,
+            observed: o2,
+        };
+        assert_eq!(
+            plan(&s, Seen::Stopped, 3_999).action,
+            Action::WaitUntil(4_000)
+        );
+        assert_eq!(plan(&s, Seen::Stopped, 4_000).action, Action::Start);
+        assert_eq!(backoff_ms(40), BACKOFF_MAX_MS);
+    }
+
+    #[test]
+    fn running_that_died_is_counted_and_restarted_at_once() {
+        let mut s = status(Desired::Running, RunState::Running);
+        s.observed.retry_at = Some(u64::MAX);
+        let p = plan(&s, Seen::Stopped, 10);
+        assert_eq!(p.action, Action::Start);
+        let r = p.record.unwrap();
+        assert_eq!(r.restart_count, 1);
+        assert_eq!(r.last_error.as_deref(), Some(DIED));
+    }
+
+    #[test]
+    fn running_found_running_is_adopted_without_action() {
+        let p = plan(
+            &status(Desired::Running, RunState::Stopped),
+            Seen::Running,
+            7,
+        );
+        assert_eq!(p.action, Action::None);
+        let r = p.record.unwrap();
+        assert_eq!((r.state, r.started_at), (RunState::Running, Some(7)));
+        let steady = plan(
+            &status(Desired::Running, RunState::Running),
+            Seen::Running,
+            8,
+        );
+        assert_eq!(
+            steady,
+            Plan {
+                record: None,
+                action: Action::None
+            }
+        );
+    }
+
+    #[test]
+    fn stop_wanted_while_running_records_stopping_then_stops() {
+        let p = plan(
+            &status(Desired::Stopped, RunState::Running),
+            Seen::Running,
+            1,
+        );
+        assert_eq!(p.action, Action::Stop);
+        assert_eq!(p.record.unwrap().state, RunState::Stopping);
+        let after = after_stop(&Observed::default(), Ok(()));
+        assert_eq!(after.state, RunState::Stopped);
+        let failed = after_stop(&Observed::default(), Err("stuck".into()));
+        assert_eq!(failed.last_error.as_deref(), Some("stuck"));
+    }
+
+    #[test]
+    fn stopped_and_wanting_stopped_settles_without_action() {
+        let p = plan(
+            &status(Desired::Stopped, RunState::BackingOff),
+            Seen::Absent,
+            1,
+        );
+        assert_eq!(p.action, Action::None);
+        assert_eq!(p.record.unwrap().state, RunState::Stopped);
+    }
+
+    #[test]
+    fn restarting_stops_a_running_container_then_starts_a_stopped_one() {
+        let p = plan(
+            &status(Desired::Restarting, RunState::Running),
+            Seen::Running,
+            1,
+        );
+        assert_eq!(p.action, Action::Stop);
+        let p = plan(
+            &status(Desired::Restarting, RunState::Stopped),
+            Seen::Stopped,
+            1,
+        );
+        assert_eq!(p.action, Action::Start);
+        assert_eq!(
+            p.record.unwrap().restart_count,
+            0,
+            "a restart is not a crash"
+        );
+    }
+
+    #[test]
+    fn transient_container_is_left_alone() {
+        let p = plan(
+            &status(Desired::Stopped, RunState::Running),
+            Seen::Transient,
+            1,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                record: None,
+                action: Action::None
+            }
+        );
+    }
+}

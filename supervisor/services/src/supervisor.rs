@@ -1,0 +1,235 @@
+//! [`Supervisor`]: one reconcile task per installed package, woken by store changes to
+//! its entry, by its back-off deadline, and by a periodic tick (a container can die
+//! without any store change).
+//!
+//! Tasks live in a `JoinSet` owned by the supervisor's main task and end on its
+//! `CancellationToken`; containers keep running when hearthd stops (they are detached)
+//! and are adopted at the next start: the first step of each task finds them running
+//! and records that, without a second start.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_lxc::ContainerRuntime;
+use hearth_store::Store;
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::doc::{self, PACKAGE_DATA};
+use crate::reconcile::{ContainerPlan, Outcome, reconcile_once};
+
+struct Ctx {
+    store: Store,
+    runtime: Arc<dyn ContainerRuntime>,
+    plan: ContainerPlan,
+    tick: Duration,
+}
+
+/// The running reconcile loops; see the module docs.
+#[derive(Debug)]
+pub struct Supervisor {
+    cancel: CancellationToken,
+    main: tokio::task::JoinHandle<()>,
+}
+
+impl Supervisor {
+    /// Starts supervising every package in `store` with `runtime`; `tick` is the longest
+    /// time between two checks of one container. Must be called inside a tokio runtime.
+    pub fn spawn(
+        store: Store,
+        runtime: Arc<dyn ContainerRuntime>,
+        plan: ContainerPlan,
+        tick: Duration,
+        cancel: CancellationToken,
+    ) -> Supervisor {
+        let ctx = Arc::new(Ctx {
+            store,
+            runtime,
+            plan,
+            tick,
+        });
+        let main = tokio::spawn(run(ctx, cancel.clone()));
+        Supervisor { cancel, main }
+    }
+
+    /// Stops every reconcile task (containers keep running) and waits for them.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        if let Err(error) = self.main.await {
+            tracing::error!(%error, "service supervisor task failed");
+        }
+    }
+}
+
+fn installed_ids(store: &Store) -> BTreeSet<String> {
+    store
+        .get(PACKAGE_DATA)
+        .ok()
+        .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// Package ids touched by a public patch (`None` = possibly all).
+fn touched(patch: &json_patch_paths::Patch) -> Option<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for path in patch {
+        let Some(rest) = path.strip_prefix("/packageData") else {
+            continue;
+        };
+        match rest.split('/').nth(1) {
+            Some(id) if !id.is_empty() => {
+                ids.insert(id.to_owned());
+            }
+            _ => return None,
+        }
+    }
+    Some(ids)
+}
+
+mod json_patch_paths {
+    /// The `path`s of a serialized RFC 6902 patch.
+    pub(super) type Patch = Vec<String>;
+
+    pub(super) fn paths(patch: &serde_json::Value) -> Patch {
+        patch
+            .as_array()
+            .map(|ops| {
+                ops.iter()
+                    .filter_map(|op| op.get("path").and_then(|p| p.as_str()).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn adopt(ctx: &Ctx) {
+    let runtime = Arc::clone(&ctx.runtime);
+    let listed = tokio::task::spawn_blocking(move || runtime.list()).await;
+    let known = installed_ids(&ctx.store);
+    match listed {
+        Ok(Ok(list)) => {
+            for c in list {
+                if known.contains(c.id.as_str()) {
+                    tracing::info!(container = %c.id, state = ?c.state, "adopting container");
+                } else {
+                    tracing::warn!(container = %c.id, "container of no installed package; left alone");
+                }
+            }
+        }
+        Ok(Err(error)) => tracing::warn!(%error, "cannot list containers"),
+        Err(error) => tracing::warn!(%error, "listing containers panicked"),
+    }
+}
+
+async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
+    let mut updates = ctx.store.subscribe().updates;
+    adopt(&ctx).await;
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
+    ensure_tasks(&ctx, &mut tasks, &mut wakers, &cancel);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            update = updates.recv() => {
+                let ids = match update {
+                    Ok(rev) => {
+                        let patch = serde_json::to_value(&rev.patch).unwrap_or(Value::Null);
+                        touched(&json_patch_paths::paths(&patch))
+                    }
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => break,
+                };
+                if ids.as_ref().is_some_and(BTreeSet::is_empty) {
+                    continue;
+                }
+                ensure_tasks(&ctx, &mut tasks, &mut wakers, &cancel);
+                for (id, waker) in &wakers {
+                    if ids.as_ref().is_none_or(|ids| ids.contains(id)) {
+                        waker.notify_one();
+                    }
+                }
+            }
+            Some(done) = tasks.join_next() => {
+                match done {
+                    Ok(id) => { wakers.remove(&id); }
+                    Err(error) => tracing::error!(%error, "reconcile task failed"),
+                }
+                // A package removed and installed again needs a new task.
+                ensure_tasks(&ctx, &mut tasks, &mut wakers, &cancel);
+            }
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn ensure_tasks(
+    ctx: &Arc<Ctx>,
+    tasks: &mut JoinSet<String>,
+    wakers: &mut HashMap<String, Arc<Notify>>,
+    cancel: &CancellationToken,
+) {
+    for id in installed_ids(&ctx.store) {
+        if wakers.contains_key(&id) {
+            continue;
+        }
+        let waker = Arc::new(Notify::new());
+        wakers.insert(id.clone(), Arc::clone(&waker));
+        tasks.spawn(service_task(Arc::clone(ctx), id, waker, cancel.clone()));
+    }
+}
+
+async fn service_task(
+    ctx: Arc<Ctx>,
+    id: String,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) -> String {
+    tracing::debug!(package = %id, "reconcile task started");
+    loop {
+        let step_ctx = Arc::clone(&ctx);
+        let step_id = id.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            reconcile_once(
+                &step_ctx.store,
+                step_ctx.runtime.as_ref(),
+                &step_ctx.plan,
+                &step_id,
+                doc::now_ms(),
+            )
+        })
+        .await;
+        let wait = match outcome {
+            Ok(Ok(Outcome::Gone)) => return id,
+            Ok(Ok(Outcome::Again)) => continue,
+            Ok(Ok(Outcome::Idle)) => ctx.tick,
+            Ok(Ok(Outcome::WaitUntil(at))) => {
+                Duration::from_millis(at.saturating_sub(doc::now_ms())).min(ctx.tick)
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(package = %id, %error, "reconcile failed; retrying");
+                let message = error.to_string();
+                let recorded = doc::update(&ctx.store, &id, "record error", |e| {
+                    e.status_info.observed.last_error = Some(message);
+                    Ok(())
+                });
+                if let Err(error) = recorded {
+                    tracing::warn!(package = %id, %error, "cannot record the error");
+                }
+                ctx.tick
+            }
+            Err(error) => {
+                tracing::error!(package = %id, %error, "reconcile step panicked");
+                ctx.tick
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return id,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

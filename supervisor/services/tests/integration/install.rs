@@ -1,0 +1,252 @@
+//! `Packages::install` and the trust list with real signed archives.
+
+use hearth_s9pk::S9pkReader;
+use hearth_services::InstallError;
+
+use super::common::{ARCH, Pkg, World, key, pem};
+
+#[test]
+fn trusted_package_installs_stopped_with_filtered_archive_and_image() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages
+        .trust_add(&pem(&dev), Some("Dev".into()))
+        .unwrap();
+    let pkg = Pkg::new("hello");
+    let path = pkg.write(&dev, w.dir.path());
+
+    let (result, _) = w.packages.install(&path, false).unwrap();
+    assert_eq!(result.id, "hello");
+    assert_eq!(result.version, "1.0.0:0");
+    assert!(result.signer_trusted);
+    assert_eq!(
+        result.signer_fingerprint,
+        hearth_services::fingerprint(&dev.verifying_key())
+    );
+
+    let e = w.entry("hello");
+    assert_eq!(e["stateInfo"]["state"], "installed");
+    assert_eq!(e["statusInfo"]["desired"], "stopped");
+    assert_eq!(e["statusInfo"]["state"], "stopped");
+    assert_eq!(e["manifest"]["title"], "The hello");
+    assert_eq!(
+        e["signer"]["fingerprint"],
+        result.signer_fingerprint.as_str()
+    );
+    assert_eq!(e["signer"]["trusted"], true);
+
+    // The copy is still correctly signed, keeps only this arch's images, and the
+    // extracted image is byte-identical.
+    let archive = w.data().join("packages/archive/hello/1.0.0:0.s9pk");
+    let mut r = S9pkReader::open(std::fs::File::open(&archive).unwrap(), None).unwrap();
+    r.verify_all().unwrap();
+    assert_eq!(r.signer(), dev.verifying_key());
+    assert!(
+        r.read_file(&format!("images/{ARCH}/main.squashfs"), 1 << 20)
+            .is_ok()
+    );
+    assert!(
+        r.read_file("images/aarch64/main.squashfs", 1 << 20)
+            .is_err()
+    );
+    let image = std::fs::read(w.data().join("packages/images/hello/main.squashfs")).unwrap();
+    assert_eq!(image, pkg.image);
+
+    let list = w.packages.list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        (list[0].state.as_str(), list[0].status.as_str()),
+        ("installed", "stopped")
+    );
+}
+
+#[test]
+fn tampered_byte_is_refused_and_nothing_is_written() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let pkg = Pkg::new("hello");
+    let path = pkg.write(&dev, w.dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Flip one byte inside the image body (a long run of 0x5a).
+    let at = bytes
+        .windows(64)
+        .position(|w| w.iter().all(|b| *b == 0x5a))
+        .unwrap()
+        + 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = w.packages.install(&path, false).unwrap_err();
+    assert!(matches!(err, InstallError::Verify { .. }), "{err}");
+    assert!(err.to_string().contains("hash"), "{err}");
+    assert!(w.entry("hello").is_null());
+    assert!(w.package_files().is_empty(), "{:?}", w.package_files());
+}
+
+#[test]
+fn untrusted_signer_is_refused_unless_allowed_and_recorded_either_way() {
+    let w = World::new();
+    w.packages.trust_add(&pem(&key("dev")), None).unwrap();
+    let stranger = key("stranger");
+    let path = Pkg::new("hello").write(&stranger, w.dir.path());
+    let fp = hearth_services::fingerprint(&stranger.verifying_key());
+
+    let err = w.packages.install(&path, false).unwrap_err();
+    match &err {
+        InstallError::UntrustedSigner { fingerprint, .. } => assert_eq!(fingerprint, &fp),
+        other => panic!("expected untrusted signer, got {other}"),
+    }
+    assert!(err.to_string().contains("allowUntrusted"));
+    assert!(w.entry("hello").is_null());
+    assert!(w.package_files().is_empty());
+
+    let (result, _) = w.packages.install(&path, true).unwrap();
+    assert!(!result.signer_trusted);
+    let e = w.entry("hello");
+    assert_eq!(e["signer"]["fingerprint"], fp.as_str());
+    assert_eq!(e["signer"]["trusted"], false);
+}
+
+#[test]
+fn removed_key_is_no_longer_trusted() {
+    let w = World::new();
+    let dev = key("dev");
+    let (k, _) = w.packages.trust_add(&pem(&dev), None).unwrap();
+    assert_eq!(w.packages.trust_list().unwrap().len(), 1);
+    // Adding the same key again keeps one entry.
+    w.packages
+        .trust_add(&pem(&dev), Some("again".into()))
+        .unwrap();
+    assert_eq!(w.packages.trust_list().unwrap().len(), 1);
+    w.packages.trust_remove(&k.fingerprint).unwrap();
+    assert!(w.packages.trust_list().unwrap().is_empty());
+    assert!(w.packages.trust_remove(&k.fingerprint).is_err());
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    assert!(matches!(
+        w.packages.install(&path, false),
+        Err(InstallError::UntrustedSigner { .. })
+    ));
+    assert!(w.packages.trust_add("not a key", None).is_err());
+}
+
+#[test]
+fn missing_and_out_of_range_dependencies_are_all_listed() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let mut old_db = Pkg::new("db");
+    old_db.version = "1.0.0:0".into();
+    w.packages
+        .install(&old_db.write(&dev, w.dir.path()), false)
+        .unwrap();
+
+    let mut app = Pkg::new("app");
+    app.deps = vec![
+        ("db".into(), ">=2.0.0:0".into(), false),
+        ("cache".into(), ">=1.0.0:0".into(), false),
+        ("metrics".into(), ">=1.0.0:0".into(), true),
+    ];
+    let path = app.write(&dev, w.dir.path());
+    let err = w.packages.install(&path, false).unwrap_err();
+    let InstallError::Dependencies { missing, .. } = &err else {
+        panic!("expected dependencies error, got {err}");
+    };
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.starts_with("cache") && m.contains("not installed"))
+    );
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.starts_with("db") && m.contains("installed: 1.0.0:0"))
+    );
+    assert!(w.entry("app").is_null());
+
+    // With the dependencies satisfied it installs.
+    let mut cache = Pkg::new("cache");
+    cache.version = "1.2.0:0".into();
+    w.packages
+        .install(&cache.write(&dev, w.dir.path()), false)
+        .unwrap();
+    w.packages.uninstall("db", false).unwrap();
+    w.store
+        .mutate(|d| {
+            d["public"]["packageData"]
+                .as_object_mut()
+                .unwrap()
+                .remove("db");
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    let mut new_db = Pkg::new("db");
+    new_db.version = "2.1.0:0".into();
+    w.packages
+        .install(&new_db.write(&dev, w.dir.path()), false)
+        .unwrap();
+    w.packages.install(&path, false).unwrap();
+}
+
+#[test]
+fn wrong_arch_new_os_and_reinstall_are_refused_before_writing() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+
+    let mut arm = Pkg::new("arm-only");
+    arm.arches = vec!["aarch64".into()];
+    let err = w
+        .packages
+        .install(&arm.write(&dev, w.dir.path()), false)
+        .unwrap_err();
+    assert!(matches!(err, InstallError::Arch { .. }), "{err}");
+    assert!(err.to_string().contains("aarch64"), "{err}");
+
+    let mut future = Pkg::new("future");
+    future.os_version = "9.0.0".into();
+    let err = w
+        .packages
+        .install(&future.write(&dev, w.dir.path()), false)
+        .unwrap_err();
+    assert!(matches!(err, InstallError::OsVersion { .. }), "{err}");
+    assert!(w.package_files().is_empty());
+
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    w.packages.install(&path, false).unwrap();
+    let before = w.package_files();
+    let err = w.packages.install(&path, false).unwrap_err();
+    assert!(
+        matches!(err, InstallError::AlreadyInstalled { .. }),
+        "{err}"
+    );
+    assert_eq!(w.package_files(), before);
+    assert_eq!(w.entry("hello")["stateInfo"]["state"], "installed");
+}
+
+#[test]
+fn invalid_service_spec_is_refused() {
+    let w = World::new();
+    let dev = key("dev");
+    let pkg = Pkg::new("hello");
+    let mut b = hearth_s9pk::ArchiveBuilder::new();
+    b.add_file_bytes(
+        "manifest.json",
+        serde_json::to_vec(&pkg.manifest()).unwrap(),
+    )
+    .unwrap();
+    b.add_file_bytes(
+        "hearth.json",
+        br#"{"daemons": [{"id": "web", "image": "nope"}]}"#.to_vec(),
+    )
+    .unwrap();
+    b.add_file_bytes(&format!("images/{ARCH}/main.squashfs"), vec![1; 10])
+        .unwrap();
+    let path = w.dir.path().join("bad.s9pk");
+    b.write_file(&dev, &path).unwrap();
+    let err = w.packages.install(&path, true).unwrap_err();
+    assert!(matches!(err, InstallError::Spec { .. }), "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(w.entry("hello").is_null());
+}

@@ -1,0 +1,147 @@
+//! The `Supervisor` end to end: a real installed package, `FakeRuntime`, desired state
+//! changes through `Packages`, observed status in the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hearth_lxc::{ContainerId, ContainerRuntime};
+use hearth_services::{ContainerPlan, Supervisor};
+use hearth_testkit::{Call, FakeRuntime};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::common::{Pkg, World, key, pem};
+
+fn plan(w: &World) -> ContainerPlan {
+    ContainerPlan {
+        data_dir: w.data(),
+        init_binary: "/usr/lib/hearth/hearth-container".into(),
+        bridge: "hearth0".into(),
+        gateway: "10.88.0.1".parse().unwrap(),
+        prefix_len: 24,
+        stop_timeout: Duration::from_secs(1),
+    }
+}
+
+async fn wait_for(w: &World, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let e = w.entry("hello");
+        if f(&e) {
+            return e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn starts(rt: &FakeRuntime) -> usize {
+    rt.calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Start(_)))
+        .count()
+}
+
+fn installed_world() -> World {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    w.packages.install(&path, false).unwrap();
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_crash_stop_restart_and_uninstall_through_the_supervisor() {
+    let w = installed_world();
+    let rt = Arc::new(FakeRuntime::new());
+    // A long tick: everything below must be driven by store changes, except the crash.
+    let sup = Supervisor::spawn(
+        w.store.clone(),
+        rt.clone(),
+        plan(&w),
+        Duration::from_millis(200),
+        CancellationToken::new(),
+    );
+    let id = ContainerId::new("hello").unwrap();
+
+    w.packages.start("hello").unwrap();
+    wait_for(&w, "running", |e| e["statusInfo"]["state"] == "running").await;
+    assert_eq!(starts(&rt), 1);
+
+    // The container dies without any store change: the tick notices.
+    assert!(rt.crash(&id));
+    let e = wait_for(&w, "restart after crash", |e| {
+        e["statusInfo"]["restartCount"] == 1 && e["statusInfo"]["state"] == "running"
+    })
+    .await;
+    assert!(
+        e["statusInfo"]["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("unexpectedly")
+    );
+
+    w.packages.stop("hello").unwrap();
+    wait_for(&w, "stopped", |e| e["statusInfo"]["state"] == "stopped").await;
+    assert_eq!(rt.state(&id).unwrap(), hearth_lxc::ContainerState::Stopped);
+
+    w.packages.restart("hello").unwrap();
+    wait_for(&w, "running after restart", |e| {
+        e["statusInfo"]["state"] == "running" && e["statusInfo"]["desired"] == "running"
+    })
+    .await;
+
+    w.packages.uninstall("hello", false).unwrap();
+    wait_for(&w, "entry removed", Value::is_null).await;
+    assert!(rt.state(&id).is_err(), "container destroyed");
+    assert!(w.package_files().is_empty(), "{:?}", w.package_files());
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_supervisor_adopts_the_running_container_without_starting_it_again() {
+    let w = installed_world();
+    let rt = Arc::new(FakeRuntime::new());
+    let sup = Supervisor::spawn(
+        w.store.clone(),
+        rt.clone(),
+        plan(&w),
+        Duration::from_millis(50),
+        CancellationToken::new(),
+    );
+    w.packages.start("hello").unwrap();
+    wait_for(&w, "running", |e| e["statusInfo"]["state"] == "running").await;
+    sup.shutdown().await;
+    let started_at = w.entry("hello")["statusInfo"]["startedAt"].clone();
+
+    // hearthd restarts: the container kept running.
+    let sup = Supervisor::spawn(
+        w.store.clone(),
+        rt.clone(),
+        plan(&w),
+        Duration::from_millis(50),
+        CancellationToken::new(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(starts(&rt), 1, "{:?}", rt.calls());
+    let e = w.entry("hello");
+    assert_eq!(e["statusInfo"]["state"], "running");
+    assert_eq!(e["statusInfo"]["startedAt"], started_at);
+    assert!(rt.calls().contains(&Call::List));
+    sup.shutdown().await;
+}
+
+#[test]
+fn lifecycle_calls_check_the_package_and_its_state() {
+    let w = installed_world();
+    assert!(w.packages.start("nope").is_err());
+    w.packages.uninstall("hello", true).unwrap();
+    let err = w.packages.start("hello").unwrap_err();
+    assert!(err.to_string().contains("removing"), "{err}");
+    let list = w.packages.list().unwrap();
+    assert_eq!(list[0].state, "removing");
+}
