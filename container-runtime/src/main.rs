@@ -20,9 +20,10 @@
 //! - Only the reaper calls `waitpid`.
 //!
 //! # Limitations
-//! Daemons run in the container's root filesystem with their env, user and workdir;
-//! per-image roots (`/media/hearth/images/<id>`), spec `mounts` and image entrypoints
-//! (a daemon without `command`) are not applied yet.
+//! Daemons run in the container's root filesystem (the service image, as hearth-lxc
+//! sets it up) with their env, user and workdir; spec `mounts` are bind-mounted for
+//! the whole container at start-up ([`mounts`]). Several images per service and
+//! image entrypoints (a daemon without `command`) are not supported yet.
 //!
 //! # Rejected alternatives
 //! A current-thread tokio runtime: fine for sockets, but process reaping, signal
@@ -32,6 +33,7 @@
 mod action;
 mod health;
 mod logs;
+mod mounts;
 mod process;
 mod rpc;
 mod runtime;
@@ -71,6 +73,10 @@ struct Args {
     /// Directory for daemon logs (`<daemon>.log`, rotated to `.log.1`).
     #[arg(long, default_value = DEFAULT_LOG_DIR)]
     log_dir: PathBuf,
+    /// Where the host mounted the package's volumes (`<dir>/<volume id>`); spec
+    /// `mounts` are bind-mounted from here at start-up.
+    #[arg(long, default_value = mounts::DEFAULT_VOLUMES_DIR)]
+    volumes_dir: PathBuf,
     /// Largest size of one log file before it is rotated, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     log_max_bytes: u64,
@@ -119,6 +125,8 @@ enum StartError {
     Logs(#[from] logs::LogError),
     #[error(transparent)]
     Socket(#[from] rpc::SocketError),
+    #[error(transparent)]
+    Mount(#[from] mounts::MountError),
 }
 
 fn main() -> ExitCode {
@@ -163,6 +171,10 @@ fn run(args: &Args) -> Result<(), StartError> {
         crash_window: args.crash_window.get(),
     };
     let mut sup = Supervisor::new(&spec, policy).map_err(parse_err)?;
+    mounts::apply(
+        &mounts::plan(&spec, &args.volumes_dir)?,
+        &mut mounts::SysMounter,
+    )?;
 
     let (tx, rx) = mpsc::channel();
     let exits = Mutex::new(tx.clone());

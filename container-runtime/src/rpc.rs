@@ -149,12 +149,18 @@ pub(crate) fn serve(dir: &Path, ctx: Arc<Context>) -> Result<PathBuf, SocketErro
         path: dir.to_owned(),
         source,
     })?;
+    // Bound under a temporary name and renamed: the socket file appears only once it
+    // accepts connections (bind and listen are two steps), so a client may simply
+    // wait for the file.
     let path = dir.join(SOCKET_NAME);
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|source| SocketError::Bind {
+    let tmp = dir.join(format!(".{SOCKET_NAME}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let bind_err = |source| SocketError::Bind {
         path: path.clone(),
         source,
-    })?;
+    };
+    let listener = UnixListener::bind(&tmp).map_err(bind_err)?;
+    std::fs::rename(&tmp, &path).map_err(bind_err)?;
     std::thread::Builder::new()
         .name("rpc-accept".into())
         .stack_size(128 * 1024)

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 /// A running `hearth-container` in a temp dir.
 pub(crate) struct Container {
     pub(crate) child: Child,
+    /// Started through a wrapper (`unshare`): the binary is the wrapper's child.
+    wrapped: bool,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) socket: PathBuf,
 }
@@ -24,7 +26,18 @@ impl Container {
 
     /// Like [`Container::start`], but runs the binary through `wrapper` (a command
     /// prefix such as `unshare --pid …`), without `--subreaper` when wrapped.
-    pub(crate) fn start_wrapped(mut spec: Value, extra: &[&str], wrapper: &[&str]) -> Container {
+    pub(crate) fn start_wrapped(spec: Value, extra: &[&str], wrapper: &[&str]) -> Container {
+        Container::start_in(tempfile::tempdir().unwrap(), spec, extra, wrapper)
+    }
+
+    /// Like [`Container::start_wrapped`] in a prepared `dir`; `@DIR@` in the spec's
+    /// strings and in `extra` is replaced by its path.
+    pub(crate) fn start_in(
+        dir: tempfile::TempDir,
+        mut spec: Value,
+        extra: &[&str],
+        wrapper: &[&str],
+    ) -> Container {
         for d in spec["daemons"].as_array_mut().unwrap() {
             d["image"] = json!("main");
         }
@@ -33,9 +46,16 @@ impl Container {
                 a["image"] = json!("main");
             }
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir_text = dir.path().to_str().unwrap().to_owned();
+        let spec_text = serde_json::to_string(&spec)
+            .unwrap()
+            .replace("@DIR@", &dir_text);
+        let extra: Vec<String> = extra
+            .iter()
+            .map(|e| e.replace("@DIR@", &dir_text))
+            .collect();
         let spec_path = dir.path().join("spec.json");
-        std::fs::write(&spec_path, serde_json::to_vec(&spec).unwrap()).unwrap();
+        std::fs::write(&spec_path, spec_text).unwrap();
         let socket = dir.path().join("rpc/service.sock");
         let bin = env!("CARGO_BIN_EXE_hearth-container");
         let mut cmd = match wrapper.split_first() {
@@ -58,12 +78,12 @@ impl Container {
             .arg("--log-dir")
             .arg(dir.path().join("logs"))
             .arg("--autostart")
-            .args(if extra.contains(&"--restart-delay") {
+            .args(if extra.iter().any(|e| e == "--restart-delay") {
                 &[][..]
             } else {
                 &["--restart-delay", "20ms"][..]
             })
-            .args(extra)
+            .args(&extra)
             .current_dir(dir.path())
             .env(
                 "RUST_LOG",
@@ -72,7 +92,12 @@ impl Container {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        let container = Container { child, dir, socket };
+        let container = Container {
+            child,
+            dir,
+            socket,
+            wrapped: !wrapper.is_empty(),
+        };
         wait_for(Duration::from_secs(10), || container.socket.exists());
         container
     }
@@ -81,8 +106,19 @@ impl Container {
         self.dir.path()
     }
 
+    /// Host pid of the `hearth-container` process.
     pub(crate) fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).unwrap()
+        let own = self.child.id();
+        let pid = if self.wrapped {
+            let children = format!("/proc/{own}/task/{own}/children");
+            std::fs::read_to_string(children)
+                .ok()
+                .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+                .unwrap_or(own)
+        } else {
+            own
+        };
+        i32::try_from(pid).unwrap()
     }
 
     pub(crate) fn connect(&self) -> Conn {

@@ -44,8 +44,8 @@ fn root_pid1_in_a_pid_namespace_reaps_orphans_and_stops_on_sigterm() {
     let d = conn.wait_daemon("parent", T, |d| d["state"] == "running");
     // In its own PID namespace hearth-container is 1, so its first child is small.
     assert!(d["pid"].as_i64().unwrap() < 10, "{d}");
-    let unshare = c.child.id();
-    let init = *children(unshare).first().expect("unshare has no child");
+    let init = u32::try_from(c.pid()).unwrap();
+    assert_eq!(children(c.child.id()), [init]);
     assert_eq!(state_and_name(init).1, "hearth-containe");
     wait_for(T, || {
         conn.log_lines("parent")
@@ -76,4 +76,70 @@ fn root_pid1_in_a_pid_namespace_reaps_orphans_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     let log = std::fs::read_to_string(c.path().join("logs/parent.log")).unwrap();
     assert!(log.contains(" hearth sent SIGTERM\n"), "{log}");
+}
+
+#[test]
+fn root_volume_mounts_are_bound_read_write_and_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("volumes/main")).unwrap();
+    std::fs::create_dir_all(dir.path().join("volumes/cfg")).unwrap();
+    std::fs::write(dir.path().join("volumes/cfg/hello"), "from-cfg\n").unwrap();
+    let spec = json!({"daemons": [
+        {"id": "app",
+         "mounts": [{"volume": "main", "path": "@DIR@/mnt/data"},
+                    {"volume": "cfg", "path": "@DIR@/mnt/cfg", "readOnly": true}],
+         "command": ["sh", "-c",
+            "cat mnt/cfg/hello; echo x > mnt/data/written && echo wrote; \
+             touch mnt/cfg/nope 2>/dev/null || echo ro-refused; exec sleep 1000"]}
+    ]});
+    // A private mount namespace keeps the binds away from the host.
+    let wrapper = [
+        "unshare",
+        "--mount",
+        "--pid",
+        "--mount-proc",
+        "--kill-child",
+    ];
+    let c = Container::start_in(dir, spec, &["--volumes-dir", "@DIR@/volumes"], &wrapper);
+    let mut conn = c.connect();
+    wait_for(T, || {
+        let lines = conn.log_lines("app");
+        let has = |s: &str| lines.iter().any(|l| l["line"] == s);
+        has("from-cfg") && has("wrote") && has("ro-refused")
+    });
+    // Written through the bind into the volume.
+    assert!(c.path().join("volumes/main/written").exists());
+    assert!(!c.path().join("volumes/cfg/nope").exists());
+}
+
+#[test]
+fn conflicting_mounts_stop_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = json!({"daemons": [
+        {"id": "a", "command": ["true"], "mounts": [{"volume": "main", "path": "/data"}]},
+        {"id": "b", "command": ["true"], "mounts": [{"volume": "other", "path": "/data"}]}
+    ]});
+    std::fs::write(dir.path().join("spec.json"), {
+        let mut s = spec;
+        for d in s["daemons"].as_array_mut().unwrap() {
+            d["image"] = json!("main");
+        }
+        serde_json::to_vec(&s).unwrap()
+    })
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth-container"))
+        .arg("--spec")
+        .arg(dir.path().join("spec.json"))
+        .arg("--rpc-dir")
+        .arg(dir.path().join("rpc"))
+        .arg("--log-dir")
+        .arg(dir.path().join("logs"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mount path /data: wanted as volume main"),
+        "{stderr}"
+    );
 }
