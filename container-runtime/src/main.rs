@@ -8,8 +8,8 @@
 //! JSON-RPC on `<rpc-dir>/service.sock`.
 //!
 //! # Design
-//! Synchronous: a handful of small threads (signals, RPC accept and one per
-//! connection, two output readers per daemon, one per running probe or action) around
+//! Synchronous: a handful of small threads (signals, RPC accept, a reader and a writer
+//! per connection, two output readers per daemon, one per running probe or action) around
 //! one loop that owns the pure state machine in [`supervisor`]. Resident memory is what
 //! matters in every container, and threads with 64–256 KiB stacks plus `std` and
 //! `nix` cost less, and are simpler to reason about as PID 1, than an async runtime;
@@ -17,7 +17,8 @@
 //!
 //! # Invariants
 //! - Signals are blocked before any thread starts (see [`process`]).
-//! - Only the reaper calls `waitpid`.
+//! - Only the reaper calls `waitpid` (besides the standard library's own wait for a
+//!   child whose `exec` failed, which happens under the same lock as our spawns).
 //!
 //! # Limitations
 //! Daemons run in the container's root filesystem (the service image, as hearth-lxc
