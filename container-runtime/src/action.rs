@@ -16,6 +16,7 @@ use hearth_rpc::{ErrorCode, RpcError};
 use hearth_s9pk::spec::{ActionResult, ActionSpec};
 use serde_json::{Map, Value, json};
 
+use crate::image::ImageConfig;
 use crate::process::{Invocation, Reaper, RunError, run_command};
 use crate::supervisor::ExitInfo;
 
@@ -26,6 +27,7 @@ const OUTPUT_CAP: usize = 1024 * 1024;
 pub(crate) fn run_action(
     action: &ActionSpec,
     input: Option<Value>,
+    image: Option<&ImageConfig>,
     reaper: &Reaper,
 ) -> Result<Value, RpcError> {
     let input = match (&action.input, input) {
@@ -43,18 +45,18 @@ pub(crate) fn run_action(
             ));
         }
     };
-    let mut env: Vec<(String, String)> = action
+    let mut invocation = Invocation::with_image(
+        &format!("action {}", action.id),
+        Some(&action.command),
+        &action.env,
+        action.user.as_ref(),
+        action.workdir.as_ref(),
+        image,
+    )
+    .map_err(|e| RpcError::new(ErrorCode::Internal, e))?;
+    invocation
         .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.push(("HEARTH_ACTION_ID".into(), action.id.clone()));
-    let invocation = Invocation {
-        argv: action.command.clone(),
-        env,
-        user: action.user.clone(),
-        workdir: action.workdir.clone(),
-    };
+        .push(("HEARTH_ACTION_ID".into(), action.id.clone()));
     let stdin = input.map(|v| {
         let mut bytes = v.to_string().into_bytes();
         bytes.push(b'\n');

@@ -23,8 +23,9 @@
 //! # Limitations
 //! Daemons run in the container's root filesystem (the service image, as hearth-lxc
 //! sets it up) with their env, user and workdir; spec `mounts` are bind-mounted for
-//! the whole container at start-up ([`mounts`]). Several images per service and
-//! image entrypoints (a daemon without `command`) are not supported yet.
+//! the whole container at start-up ([`mounts`]); image defaults (entrypoint, cmd,
+//! user, workdir, env) come from `<images-dir>/<id>.json|.env` ([`image`]). Several
+//! image root filesystems per service are not supported yet.
 //!
 //! # Rejected alternatives
 //! A current-thread tokio runtime: fine for sockets, but process reaping, signal
@@ -33,6 +34,7 @@
 
 mod action;
 mod health;
+mod image;
 mod logs;
 mod mounts;
 mod process;
@@ -40,6 +42,7 @@ mod rpc;
 mod runtime;
 mod supervisor;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -78,6 +81,10 @@ struct Args {
     /// `mounts` are bind-mounted from here at start-up.
     #[arg(long, default_value = mounts::DEFAULT_VOLUMES_DIR)]
     volumes_dir: PathBuf,
+    /// Where the host put each image's `<id>.json` (entrypoint, cmd, user, workdir) and
+    /// `<id>.env`; daemons and actions default to them.
+    #[arg(long, default_value = image::DEFAULT_IMAGES_DIR)]
+    images_dir: PathBuf,
     /// Largest size of one log file before it is rotated, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]
     log_max_bytes: u64,
@@ -128,6 +135,8 @@ enum StartError {
     Socket(#[from] rpc::SocketError),
     #[error(transparent)]
     Mount(#[from] mounts::MountError),
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
 }
 
 fn main() -> ExitCode {
@@ -177,6 +186,16 @@ fn run(args: &Args) -> Result<(), StartError> {
         &mut mounts::SysMounter,
     )?;
 
+    let mut images = BTreeMap::new();
+    let ids = spec.daemons.iter().map(|d| &d.image);
+    for id in ids.chain(spec.actions.iter().map(|a| &a.image)) {
+        if !images.contains_key(id)
+            && let Some(config) = image::load(&args.images_dir, id)?
+        {
+            images.insert(id.clone(), config);
+        }
+    }
+
     let (tx, rx) = mpsc::channel();
     let exits = Mutex::new(tx.clone());
     let reaper = Arc::new(Reaper::new(move |pid, exit| {
@@ -198,13 +217,14 @@ fn run(args: &Args) -> Result<(), StartError> {
         events: tx.clone(),
         logs: Arc::clone(&logs),
         actions: spec.actions.clone(),
+        images: images.clone(),
         reaper: Arc::clone(&reaper),
     });
     let socket = rpc::serve(&args.rpc_dir, ctx)?;
     tracing::info!(socket = %socket.display(), daemons = spec.daemons.len(), "listening");
 
     let procs = RealProcesses {
-        invocations: RealProcesses::invocations(sup.specs()),
+        invocations: RealProcesses::invocations(sup.specs(), &images),
         reaper,
         events: tx,
         logs,

@@ -19,7 +19,7 @@
 //! masking and a poll loop for no gain here), `Child::wait` per process (misses
 //! orphans and races with a reaper).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -33,6 +33,7 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
+use crate::image::{ImageConfig, merge_env};
 use crate::supervisor::ExitInfo;
 
 /// Where a reaped child's exit goes.
@@ -232,24 +233,49 @@ pub(crate) struct Invocation {
 }
 
 impl Invocation {
-    /// The invocation of a daemon (and of its exec probes, with `argv` replaced).
-    pub(crate) fn of_daemon(spec: &DaemonSpec) -> Result<Self, String> {
-        let argv = spec.command.clone().unwrap_or_default();
+    /// The invocation of a daemon (and of its exec probes, with `argv` replaced), with
+    /// its image's defaults if known.
+    pub(crate) fn of_daemon(
+        spec: &DaemonSpec,
+        image: Option<&ImageConfig>,
+    ) -> Result<Self, String> {
+        Self::with_image(
+            &format!("daemon {}", spec.id),
+            spec.command.as_deref(),
+            &spec.env,
+            spec.user.as_ref(),
+            spec.workdir.as_ref(),
+            image,
+        )
+    }
+
+    /// Spec fields laid over the image's defaults: a missing command is the image's
+    /// `entrypoint ++ cmd`, user and workdir default to the image's, env is merged.
+    pub(crate) fn with_image(
+        what: &str,
+        command: Option<&[String]>,
+        env: &BTreeMap<String, String>,
+        user: Option<&String>,
+        workdir: Option<&String>,
+        image: Option<&ImageConfig>,
+    ) -> Result<Self, String> {
+        let argv = match command {
+            Some(c) => c.to_vec(),
+            None => image.map(|i| i.command.clone()).unwrap_or_default(),
+        };
         if argv.is_empty() {
             return Err(format!(
-                "daemon {} has no command (running the image's entrypoint is not supported yet)",
-                spec.id
+                "{what} has no command and its image has no entrypoint or cmd (is --images-dir right?)"
             ));
         }
+        let base = image.map(|i| i.env.as_slice()).unwrap_or_default();
         Ok(Self {
             argv,
-            env: spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            user: spec.user.clone(),
-            workdir: spec.workdir.clone(),
+            env: merge_env(base, env.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            user: user.cloned().or_else(|| image.and_then(|i| i.user.clone())),
+            workdir: workdir
+                .cloned()
+                .or_else(|| image.and_then(|i| i.workdir.clone())),
         })
     }
 

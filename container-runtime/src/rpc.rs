@@ -19,6 +19,7 @@
 //! the connection stays usable; nothing a client sends can end the process except
 //! `shutdown`.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufReader, Write};
 use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -34,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::action::run_action;
+use crate::image::ImageConfig;
 use crate::logs::{Logs, read_line_capped};
 use crate::process::Reaper;
 use crate::runtime::Event;
@@ -139,6 +141,8 @@ pub(crate) struct Context {
     pub(crate) logs: Logs,
     /// The spec's actions.
     pub(crate) actions: Vec<ActionSpec>,
+    /// Image defaults by image id.
+    pub(crate) images: BTreeMap<String, ImageConfig>,
     /// For running action commands.
     pub(crate) reaper: Arc<Reaper>,
 }
@@ -364,7 +368,7 @@ fn action(ctx: &Context, raw: Option<Value>) -> Result<Value, RpcError> {
             ));
         }
     }
-    run_action(spec, p.input, &ctx.reaper)
+    run_action(spec, p.input, ctx.images.get(&spec.image), &ctx.reaper)
 }
 
 #[cfg(test)]
@@ -389,6 +393,7 @@ mod tests {
             events,
             logs: Arc::new(std::sync::Mutex::new(logs)),
             actions: Vec::new(),
+            images: BTreeMap::new(),
             reaper: Arc::new(Reaper::new(|_, _| {})),
         });
         let (a, b) = UnixStream::pair().unwrap();

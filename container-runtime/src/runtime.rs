@@ -8,6 +8,7 @@
 //! `status.changed` to every connected client when the status changed (a client
 //! gets the current status as its first `status.changed` when it connects).
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
@@ -18,6 +19,7 @@ use hearth_s9pk::spec::{DaemonSpec, StopSignal};
 use serde_json::{Value, json};
 
 use crate::health::run_probe;
+use crate::image::ImageConfig;
 use crate::logs::{Logs, capture, unix_ms};
 use crate::process::{Invocation, Reaper, Route, signal_group, to_signal};
 use crate::rpc::{Client, Control, Reply};
@@ -59,8 +61,11 @@ impl RealProcesses {
     /// Invocations for daemons in start order.
     pub(crate) fn invocations<'a>(
         specs: impl Iterator<Item = &'a DaemonSpec>,
+        images: &BTreeMap<String, ImageConfig>,
     ) -> Vec<Result<Invocation, String>> {
-        specs.map(Invocation::of_daemon).collect()
+        specs
+            .map(|d| Invocation::of_daemon(d, images.get(&d.image)))
+            .collect()
     }
 }
 

@@ -260,3 +260,47 @@ fn leftovers_of_an_exited_daemon_are_killed_with_its_process_group() {
     conn.wait_daemon("wrapper", T, |d| d["state"] == "backingOff");
     wait_for(T, || !exists(straggler));
 }
+
+#[test]
+fn image_defaults_supply_command_workdir_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(dir.path().join("images")).unwrap();
+    let meta = json!({"workdir": work, "user": "root", "entrypoint": ["sh", "-c"],
+                      "cmd": ["echo \"$GREETING from $(pwd)\"; exec sleep 1000"]});
+    std::fs::write(dir.path().join("images/main.json"), meta.to_string()).unwrap();
+    std::fs::write(
+        dir.path().join("images/main.env"),
+        "PATH=/usr/local/bin:/usr/bin:/bin\nGREETING=hello\n",
+    )
+    .unwrap();
+    let spec = json!({"daemons": [
+        {"id": "imaged"},
+        {"id": "override", "env": {"GREETING": "spec wins"},
+         "command": ["sh", "-c", "echo \"$GREETING\"; exec sleep 1000"]}
+    ]});
+    let c = Container::start_in(dir, spec, &["--images-dir", "@DIR@/images"], &[]);
+    let mut conn = c.connect();
+    let expected = format!("hello from {}", work.display());
+    wait_for(T, || {
+        conn.log_lines("imaged")
+            .iter()
+            .any(|l| l["line"] == expected.as_str())
+    });
+    wait_for(T, || {
+        conn.log_lines("override")
+            .iter()
+            .any(|l| l["line"] == "spec wins")
+    });
+}
+
+#[test]
+fn a_daemon_without_command_or_image_defaults_is_an_error() {
+    let spec = json!({"daemons": [{"id": "bare"}]});
+    let c = Container::start(spec, &["--crash-limit", "1"]);
+    let mut conn = c.connect();
+    let d = conn.wait_daemon("bare", T, |d| d["state"] == "crashLoop");
+    let err = d["lastError"].as_str().unwrap();
+    assert!(err.contains("daemon bare has no command"), "{err}");
+}
