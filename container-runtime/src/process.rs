@@ -48,7 +48,7 @@ pub(crate) enum Route {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ProcessError {
     /// `pthread_sigmask` failed.
-    #[error("block signals SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT: {0}")]
+    #[error("block signals SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPWR: {0}")]
     BlockSignals(Errno),
     /// `prctl(PR_SET_CHILD_SUBREAPER)` failed.
     #[error("become child subreaper (prctl PR_SET_CHILD_SUBREAPER): {0}")]
@@ -113,7 +113,7 @@ impl Reaper {
 /// Signals whose disposition children get reset to the default: we may have
 /// inherited them ignored (a shell starts background jobs with `SIGINT` and
 /// `SIGQUIT` ignored), and ignored dispositions survive `exec`.
-const RESET_IN_CHILD: [Signal; 12] = [
+const RESET_IN_CHILD: [Signal; 13] = [
     Signal::SIGHUP,
     Signal::SIGINT,
     Signal::SIGQUIT,
@@ -126,6 +126,7 @@ const RESET_IN_CHILD: [Signal; 12] = [
     Signal::SIGTSTP,
     Signal::SIGTTIN,
     Signal::SIGTTOU,
+    Signal::SIGPWR,
 ];
 
 /// Makes the child start with no blocked signals and default dispositions. The
@@ -162,6 +163,7 @@ pub(crate) fn block_signals() -> Result<SigSet, ProcessError> {
         Signal::SIGINT,
         Signal::SIGHUP,
         Signal::SIGQUIT,
+        Signal::SIGPWR,
     ] {
         set.add(s);
     }
@@ -174,7 +176,8 @@ pub(crate) fn become_subreaper() -> Result<(), ProcessError> {
     nix::sys::prctl::set_child_subreaper(true).map_err(ProcessError::Subreaper)
 }
 
-/// Starts the signal thread: reaps on `SIGCHLD`, calls `on_stop` on `SIGTERM`/`SIGINT`,
+/// Starts the signal thread: reaps on `SIGCHLD`, calls `on_stop` on `SIGTERM`/`SIGINT`
+/// and `SIGPWR` (LXC's default halt signal),
 /// ignores `SIGHUP` and `SIGQUIT` (a stray terminal signal must not kill PID 1's work).
 pub(crate) fn spawn_signal_thread(
     set: SigSet,
@@ -188,7 +191,9 @@ pub(crate) fn spawn_signal_thread(
             loop {
                 match set.wait() {
                     Ok(Signal::SIGCHLD) => reaper.reap_all(),
-                    Ok(sig @ (Signal::SIGTERM | Signal::SIGINT)) => on_stop(sig.as_str()),
+                    Ok(sig @ (Signal::SIGTERM | Signal::SIGINT | Signal::SIGPWR)) => {
+                        on_stop(sig.as_str())
+                    }
                     Ok(sig) => tracing::info!(signal = sig.as_str(), "ignored signal"),
                     Err(error) => tracing::warn!(%error, "sigwait"),
                 }

@@ -196,6 +196,10 @@ fn handle(
             sup.on_exit(pid, exit, now(), procs);
         }
         Event::Probe(outcome) => sup.on_probe(outcome, now()),
+        Event::Signal(name) if sup.shutting_down() => {
+            tracing::info!(signal = name, "second stop request: killing everything");
+            sup.hurry();
+        }
         Event::Signal(name) => {
             tracing::info!(signal = name, "stopping everything");
             sup.shutdown();

@@ -219,6 +219,7 @@ pub(crate) struct Supervisor {
     desired: Desired,
     restart_pending: bool,
     shutting_down: bool,
+    hurry: bool,
 }
 
 /// A request the supervisor refuses.
@@ -262,6 +263,7 @@ impl Supervisor {
             desired: Desired::Stopped,
             restart_pending: false,
             shutting_down: false,
+            hurry: false,
         })
     }
 
@@ -319,6 +321,18 @@ impl Supervisor {
     pub(crate) fn shutdown(&mut self) {
         self.stop();
         self.shutting_down = true;
+    }
+
+    /// A second shutdown request: no more waiting for stop timeouts or dependents;
+    /// every remaining process group gets `SIGKILL` at the next tick.
+    pub(crate) fn hurry(&mut self) {
+        self.shutdown();
+        self.hurry = true;
+    }
+
+    /// Shutdown requested.
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// Shutdown requested and every daemon is down.
@@ -594,6 +608,28 @@ impl Supervisor {
     fn stop_one(&mut self, i: usize, now: Now, procs: &mut dyn Processes) {
         match self.daemons[i].state {
             State::Waiting | State::BackingOff { .. } => self.daemons[i].state = State::Stopped,
+            State::Starting { pid, .. } | State::Running { pid } if self.hurry => {
+                procs.signal_group(pid, StopSignal::Kill);
+                procs.note(&self.daemons[i].spec.id, "shutdown hurried: sent SIGKILL");
+                self.daemons[i].state = State::Stopping {
+                    pid,
+                    kill_at: None,
+                    then_restart: false,
+                };
+            }
+            State::Stopping {
+                pid,
+                kill_at: Some(_),
+                then_restart,
+            } if self.hurry => {
+                procs.signal_group(pid, StopSignal::Kill);
+                procs.note(&self.daemons[i].spec.id, "shutdown hurried: sent SIGKILL");
+                self.daemons[i].state = State::Stopping {
+                    pid,
+                    kill_at: None,
+                    then_restart,
+                };
+            }
             State::Starting { pid, .. } | State::Running { pid } => {
                 let dependents_down = self.daemons[i]
                     .dependents

@@ -469,3 +469,28 @@ fn start_while_stopping_starts_again_after_the_exit() {
     assert_eq!(sup.status(clock.now()).daemons[1].restarts, 0);
     assert_eq!(sup.status(clock.now()).daemons[1].last_error, None);
 }
+
+#[test]
+fn hurry_kills_everything_at_once() {
+    let mut sup = Supervisor::new(&two_daemons(), policy()).unwrap();
+    let mut fake = Fake::default();
+    let mut clock = Clock::new();
+    let (db, web) = running(&mut sup, &mut fake, &mut clock);
+    sup.shutdown();
+    sup.tick(clock.now(), &mut fake);
+    assert_eq!(fake.signals, vec![(web, StopSignal::Term)]);
+    // Second request: web (already stopping) and db (waiting for web) are killed now.
+    sup.hurry();
+    sup.tick(clock.now(), &mut fake);
+    assert_eq!(
+        fake.signals[1..],
+        [(web, StopSignal::Kill), (db, StopSignal::Kill)]
+    );
+    assert!(matches!(
+        sup.state(DB),
+        State::Stopping { kill_at: None, .. }
+    ));
+    sup.on_exit(web, ExitInfo::Signal(9), clock.now(), &mut fake);
+    sup.on_exit(db, ExitInfo::Signal(9), clock.now(), &mut fake);
+    assert!(sup.finished());
+}

@@ -304,3 +304,32 @@ fn a_daemon_without_command_or_image_defaults_is_an_error() {
     let err = d["lastError"].as_str().unwrap();
     assert!(err.contains("daemon bare has no command"), "{err}");
 }
+
+#[test]
+fn a_second_stop_signal_kills_at_once_and_sigpwr_stops_too() {
+    let spec = json!({"daemons": [
+        {"id": "stubborn", "stopTimeout": "60s",
+         "command": ["sh", "-c", "trap '' TERM PWR; echo trapped; while true; do sleep 0.05; done"]}
+    ]});
+    let mut c = Container::start(spec, &[]);
+    let mut conn = c.connect();
+    wait_for(T, || {
+        conn.log_lines("stubborn")
+            .iter()
+            .any(|l| l["line"] == "trapped")
+    });
+    // LXC's default halt signal starts the orderly stop …
+    super::harness::kill(c.pid(), "PWR");
+    conn.wait_daemon("stubborn", T, |d| d["state"] == "stopping");
+    // … which would wait 60 s for this daemon; a second request does not.
+    let start = Instant::now();
+    let status = c.terminate();
+    assert!(status.success(), "{status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let log = std::fs::read_to_string(c.path().join("logs/stubborn.log")).unwrap();
+    assert!(log.contains("shutdown hurried: sent SIGKILL"), "{log}");
+}
