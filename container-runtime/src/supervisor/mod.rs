@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use hearth_s9pk::spec::{DaemonSpec, Probe, ServiceSpec, SpecError, StopSignal};
 
 use self::policy::{FailureHistory, RestartPolicy, Verdict};
-use self::status::{DaemonStatus, Desired, HealthResult, HealthStatus, ServiceStatus};
+use self::status::{DaemonStatus, Desired, HealthResult, ServiceStatus};
 
 /// The current time, monotonic for timers and wall-clock for reports.
 #[derive(Debug, Clone, Copy)]
@@ -692,57 +692,17 @@ impl Supervisor {
 
     /// The observed status.
     pub(crate) fn status(&self, now: Now) -> ServiceStatus {
-        let daemons: Vec<DaemonStatus> =
-            self.daemons.iter().map(|d| daemon_status(d, now)).collect();
+        let daemons: Vec<DaemonStatus> = self
+            .daemons
+            .iter()
+            .map(|d| status::daemon_status(d, now))
+            .collect();
         ServiceStatus {
             desired: self.desired,
             all_ready: daemons.iter().all(|d| d.state == "running"),
             all_down: self.all_down(),
             daemons,
         }
-    }
-}
-
-fn daemon_status(d: &Daemon, now: Now) -> DaemonStatus {
-    let health = d
-        .spec
-        .health_checks
-        .iter()
-        .zip(&d.checks)
-        .map(|(spec, check)| HealthStatus {
-            id: spec.id.clone(),
-            name: spec.name.clone(),
-            result: match d.state {
-                State::Running { .. } => check.result.clone(),
-                State::Starting { .. } => HealthResult::Starting,
-                State::Waiting | State::BackingOff { .. } => HealthResult::Waiting,
-                State::Stopped | State::Stopping { .. } | State::CrashLoop => {
-                    HealthResult::Disabled
-                }
-            },
-        })
-        .collect();
-    let retry_in_ms = match d.state {
-        State::BackingOff { until } => {
-            u64::try_from(until.saturating_duration_since(now.mono).as_millis()).ok()
-        }
-        _ => None,
-    };
-    DaemonStatus {
-        id: d.spec.id.clone(),
-        state: d.state.name(),
-        pid: d.state.pid(),
-        ready: matches!(d.state, State::Running { .. }),
-        started_at: d.started.map(|s| s.wall_ms),
-        restarts: d.restarts,
-        last_exit: d.last_exit.map(|e| e.to_string()),
-        last_error: d.last_error.clone(),
-        readiness_failure: match (&d.state, &d.ready_probe.result) {
-            (State::Starting { .. }, HealthResult::Failure { message }) => Some(message.clone()),
-            _ => None,
-        },
-        retry_in_ms,
-        health,
     }
 }
 

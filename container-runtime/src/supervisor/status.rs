@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::{Daemon, Now, State};
+
 /// Result of one health check, as StartOS shows it (`statusInfo.health.<id>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "result", rename_all = "camelCase")]
@@ -84,4 +86,48 @@ pub(crate) struct ServiceStatus {
     pub(crate) all_down: bool,
     /// Daemons in start order.
     pub(crate) daemons: Vec<DaemonStatus>,
+}
+
+/// The status of one daemon.
+pub(super) fn daemon_status(d: &Daemon, now: Now) -> DaemonStatus {
+    let health = d
+        .spec
+        .health_checks
+        .iter()
+        .zip(&d.checks)
+        .map(|(spec, check)| HealthStatus {
+            id: spec.id.clone(),
+            name: spec.name.clone(),
+            result: match d.state {
+                State::Running { .. } => check.result.clone(),
+                State::Starting { .. } => HealthResult::Starting,
+                State::Waiting | State::BackingOff { .. } => HealthResult::Waiting,
+                State::Stopped | State::Stopping { .. } | State::CrashLoop => {
+                    HealthResult::Disabled
+                }
+            },
+        })
+        .collect();
+    let retry_in_ms = match d.state {
+        State::BackingOff { until } => {
+            u64::try_from(until.saturating_duration_since(now.mono).as_millis()).ok()
+        }
+        _ => None,
+    };
+    DaemonStatus {
+        id: d.spec.id.clone(),
+        state: d.state.name(),
+        pid: d.state.pid(),
+        ready: matches!(d.state, State::Running { .. }),
+        started_at: d.started.map(|s| s.wall_ms),
+        restarts: d.restarts,
+        last_exit: d.last_exit.map(|e| e.to_string()),
+        last_error: d.last_error.clone(),
+        readiness_failure: match (&d.state, &d.ready_probe.result) {
+            (State::Starting { .. }, HealthResult::Failure { message }) => Some(message.clone()),
+            _ => None,
+        },
+        retry_in_ms,
+        health,
+    }
 }
