@@ -12,7 +12,12 @@ export CARGO_TARGET_DIR="${IMAGER_TARGET_DIR:-$CARGO_TARGET_DIR}"
 T="$CARGO_TARGET_DIR"
 tmp="$(mktemp -d)"
 qpid=""
-cleanup() { [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true; rm -rf "$tmp"; }
+# The serial log is kept for inspection (VM_TEST_LOG).
+cleanup() {
+  [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+  [ -f "$tmp/serial.log" ] && cp "$tmp/serial.log" "${VM_TEST_LOG:-/tmp/hearth-vm-test-serial.log}"
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 if [ -z "${IMG:-}" ]; then

@@ -77,6 +77,39 @@ pub(crate) fn parent_disk(sys_class_block: &Path, part: &str) -> Option<String> 
     Some(format!("/dev/{disk}"))
 }
 
+/// The device node of partition number `number` of `disk` (`/dev/vda`, 4 → `/dev/vda4`).
+pub(crate) fn partition_by_number(
+    sys_class_block: &Path,
+    disk: &str,
+    number: usize,
+) -> Option<String> {
+    let name = disk.strip_prefix("/dev/")?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(sys_class_block.join(name))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    entries.into_iter().find_map(|p| {
+        let n = std::fs::read_to_string(p.join("partition")).ok()?;
+        let file_name = p.file_name()?.to_string_lossy().into_owned();
+        (n.trim().parse::<usize>().ok()? == number).then(|| format!("/dev/{file_name}"))
+    })
+}
+
+/// Number of partitions of `disk` (`/dev/vda`) the kernel knows.
+pub(crate) fn partition_count(sys_class_block: &Path, disk: &str) -> usize {
+    let Some(name) = disk.strip_prefix("/dev/") else {
+        return 0;
+    };
+    std::fs::read_dir(sys_class_block.join(name))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("partition").exists())
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Mounts the data filesystem on [`mounts::DATA_DIR`], creating the partition on first boot.
 /// Never fails: every problem ends in [`DataState::Volatile`] with a console message.
 pub(crate) fn prepare_data(root_device: &str, m: &mut dyn Mounter) -> DataState {
@@ -140,11 +173,31 @@ fn create_data_partition(root_device: &str) -> Result<String, CreateError> {
         &["--append", "--no-reread", "--wipe", "never", &disk],
         Some("name=data, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"),
     )?;
-    let part =
-        wait_for_partition(DATA_LABEL, Duration::from_secs(5)).ok_or(CreateError::NotVisible {
-            disk: disk.clone(),
-            label: DATA_LABEL,
-        })?;
+    // Tell the kernel about the new partition alone (the others are in use, so the table
+    // cannot be re-read as a whole). It is the last one: number = existing count + 1.
+    let number = partition_count(Path::new("/sys/class/block"), &disk) + 1;
+    if let Err(e) = cmd::run(
+        "partx",
+        &["--add", "--nr", &number.to_string(), &disk],
+        None,
+    ) {
+        log_warn!("{e} (the kernel may know the partition already)");
+    }
+    // A partition added through BLKPG carries no PARTNAME until the next boot re-reads the
+    // GPT, so look it up by number.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let part = loop {
+        if let Some(p) = partition_by_number(Path::new("/sys/class/block"), &disk, number) {
+            break p;
+        }
+        if Instant::now() >= deadline {
+            return Err(CreateError::NotVisible {
+                disk: disk.clone(),
+                label: DATA_LABEL,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     cmd::run("mkfs.ext4", &["-q", "-L", "hearth-data", &part], None)?;
     log_info!("first boot: data partition {part} created");
     Ok(part)
@@ -182,5 +235,15 @@ mod tests {
             Some("/dev/vda")
         );
         assert_eq!(find_partition(Path::new("/nonexistent"), "x"), None);
+        for name in ["vda1", "vda2"] {
+            std::fs::write(disk.join(name).join("partition"), "1").unwrap();
+        }
+        assert_eq!(partition_count(dir.path(), "/dev/vda"), 2);
+        std::fs::write(disk.join("vda2").join("partition"), "2\n").unwrap();
+        assert_eq!(
+            partition_by_number(dir.path(), "/dev/vda", 2).as_deref(),
+            Some("/dev/vda2")
+        );
+        assert_eq!(partition_by_number(dir.path(), "/dev/vda", 4), None);
     }
 }

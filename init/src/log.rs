@@ -1,8 +1,11 @@
 //! Console logging and the panic hook.
 //!
 //! # Design
-//! As PID 1 there is no syslog and no journal: every line goes to `/dev/kmsg`, so it appears
-//! on the kernel console (serial in a VM) with a `hearth-init:` prefix and a priority.
+//! As PID 1 there is no syslog and no journal: every line goes to `/dev/kmsg` (so `dmesg`
+//! has it) with a `hearth-init:` prefix and a priority; the kernel echoes errors to the
+//! console, and warnings and info are also written to stderr, which for PID 1 is
+//! `/dev/console` (with `loglevel=4` the kernel would hide them; with a higher loglevel
+//! they appear twice).
 //! Outside PID 1 (tests, `supervise`), or if `/dev/kmsg` cannot be opened, lines go to
 //! stderr. Logging never fails: a message that cannot be written is dropped.
 //!
@@ -44,7 +47,11 @@ pub(crate) fn log(level: Level, msg: &str) {
         for line in msg.lines() {
             let _ = f.write_all(format!("<{}>hearth-init: {line}\n", level as u8).as_bytes());
         }
-        return;
+        // The kernel shows errors on the console itself; with the usual `loglevel=4` it
+        // hides warnings and info, so those also go to stderr (the console for PID 1).
+        if (level as u8) <= Level::Err as u8 {
+            return;
+        }
     }
     let _ = writeln!(std::io::stderr(), "hearth-init: {msg}");
 }
