@@ -218,6 +218,7 @@ fn run(args: &Args) -> Result<(), StartError> {
         logs: Arc::clone(&logs),
         actions: spec.actions.clone(),
         images: images.clone(),
+        running_actions: std::sync::atomic::AtomicUsize::new(0),
         reaper: Arc::clone(&reaper),
     });
     let socket = rpc::serve(&args.rpc_dir, ctx)?;

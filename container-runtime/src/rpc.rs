@@ -25,6 +25,7 @@ use std::net::Shutdown;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::time::Duration;
 
@@ -44,6 +45,8 @@ use crate::runtime::Event;
 pub(crate) const SOCKET_NAME: &str = "service.sock";
 /// Longest request line accepted.
 pub(crate) const MAX_REQUEST: usize = 1024 * 1024;
+/// Most actions running at once.
+pub(crate) const MAX_RUNNING_ACTIONS: usize = 4;
 /// Most log lines returned by one `logs` call.
 const MAX_LOG_LIMIT: usize = 1000;
 
@@ -143,6 +146,8 @@ pub(crate) struct Context {
     pub(crate) actions: Vec<ActionSpec>,
     /// Image defaults by image id.
     pub(crate) images: BTreeMap<String, ImageConfig>,
+    /// Actions running now.
+    pub(crate) running_actions: AtomicUsize,
     /// For running action commands.
     pub(crate) reaper: Arc<Reaper>,
 }
@@ -255,28 +260,7 @@ fn handle_line(line: &[u8], ctx: &Arc<Context>, client: &Arc<Client>) -> Option<
         "restart" => control(ctx, Control::Restart, request.params),
         "shutdown" => control(ctx, Control::Shutdown, request.params),
         "logs" => logs(ctx, request.params),
-        "action.run" => {
-            let ctx = Arc::clone(ctx);
-            let client = Arc::clone(client);
-            let params = request.params;
-            let spawned = std::thread::Builder::new()
-                .name("action".into())
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    let response = match action(&ctx, params) {
-                        Ok(v) => Response::result(id, v, None),
-                        Err(e) => Response::error(id, e),
-                    };
-                    let _ = client.send(&response);
-                });
-            return match spawned {
-                Ok(_) => None,
-                Err(e) => Some(Response::error(
-                    Value::Null,
-                    RpcError::new(ErrorCode::Internal, format!("spawn action thread: {e}")),
-                )),
-            };
-        }
+        "action.run" => return start_action(ctx, client, id, request.params),
         other => Err(RpcError::new(
             ErrorCode::MethodNotFound,
             format!(
@@ -288,6 +272,45 @@ fn handle_line(line: &[u8], ctx: &Arc<Context>, client: &Arc<Client>) -> Option<
         Ok(v) => Response::result(id, v, None),
         Err(e) => Response::error(id, e),
     })
+}
+
+/// Runs `action.run` on its own thread (at most [`MAX_RUNNING_ACTIONS`] at once); the
+/// response is sent when it finishes.
+fn start_action(
+    ctx: &Arc<Context>,
+    client: &Arc<Client>,
+    id: Value,
+    params: Option<Value>,
+) -> Option<Response> {
+    if ctx.running_actions.fetch_add(1, Ordering::SeqCst) >= MAX_RUNNING_ACTIONS {
+        ctx.running_actions.fetch_sub(1, Ordering::SeqCst);
+        let err = RpcError::new(
+            ErrorCode::RateLimited,
+            format!("{MAX_RUNNING_ACTIONS} actions are already running; retry later"),
+        )
+        .with("retryAfter", 1);
+        return Some(Response::error(id, err));
+    }
+    let (ctx2, client2, id2) = (Arc::clone(ctx), Arc::clone(client), id.clone());
+    let spawned = std::thread::Builder::new()
+        .name("action".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let response = match action(&ctx2, params) {
+                Ok(v) => Response::result(id2, v, None),
+                Err(e) => Response::error(id2, e),
+            };
+            ctx2.running_actions.fetch_sub(1, Ordering::SeqCst);
+            let _ = client2.send(&response);
+        });
+    match spawned {
+        Ok(_) => None,
+        Err(e) => {
+            ctx.running_actions.fetch_sub(1, Ordering::SeqCst);
+            let err = RpcError::new(ErrorCode::Internal, format!("spawn action thread: {e}"));
+            Some(Response::error(id, err))
+        }
+    }
 }
 
 fn params<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
@@ -394,6 +417,7 @@ mod tests {
             logs: Arc::new(std::sync::Mutex::new(logs)),
             actions: Vec::new(),
             images: BTreeMap::new(),
+            running_actions: AtomicUsize::new(0),
             reaper: Arc::new(Reaper::new(|_, _| {})),
         });
         let (a, b) = UnixStream::pair().unwrap();
@@ -427,6 +451,20 @@ mod tests {
         assert_eq!(
             code(&answer(r#"{"id":1,"method":"logs","params":{"limit":-1}}"#)),
             Some(-32602)
+        );
+    }
+
+    #[test]
+    fn actions_beyond_the_limit_are_refused_as_rate_limited() {
+        let (ctx, client, _dir) = context();
+        ctx.running_actions
+            .store(MAX_RUNNING_ACTIONS, Ordering::SeqCst);
+        let line = br#"{"id":3,"method":"action.run","params":{"id":"x"}}"#;
+        let r = handle_line(line, &ctx, &client).unwrap();
+        assert_eq!((r.id.clone(), code(&r)), (json!(3), Some(37)));
+        assert_eq!(
+            ctx.running_actions.load(Ordering::SeqCst),
+            MAX_RUNNING_ACTIONS
         );
     }
 
