@@ -10,5 +10,7 @@ mod auth;
 mod bad_input;
 #[path = "integration/methods.rs"]
 mod methods;
+#[path = "integration/package.rs"]
+mod package;
 #[path = "integration/stream.rs"]
 mod stream;

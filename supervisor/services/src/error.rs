@@ -197,9 +197,11 @@ pub enum ReconcileError {
         #[source]
         source: Box<hearth_lxc::RuntimeError>,
     },
-    /// Removing a package's files failed.
-    #[error("remove {path}: {source}")]
-    Remove {
+    /// Preparing or removing a package's files failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// Why.

@@ -74,6 +74,8 @@ struct Checked {
     manifest: Manifest,
     manifest_json: Value,
     spec: ServiceSpec,
+    /// `hearth.json` as read (verified) from the archive.
+    spec_json: Vec<u8>,
     root_image: String,
     signer: Signer,
 }
@@ -174,6 +176,7 @@ fn check(
         ))
     })?;
     let spec = ServiceSpec::from_json(&bytes).map_err(|e| spec_err(e.to_string()))?;
+    let spec_json = bytes;
     spec.validate(&manifest)
         .map_err(|e| spec_err(e.to_string()))?;
     let root_image = spec
@@ -194,6 +197,7 @@ fn check(
     Ok(Checked {
         manifest_json,
         spec,
+        spec_json,
         root_image,
         signer: Signer {
             fingerprint,
@@ -412,9 +416,34 @@ fn copy_and_register(
     let mut copy = open_reader(&archive)?;
     let image = image_path(data_dir, id, &c.root_image);
     extract(&mut copy, &image_entry(&host.arch, &c.root_image), &image)?;
+    write_file(&spec_path(data_dir, id), &c.spec_json)?;
     let data = data_dir.join(PACKAGE_DATA_DIR).join(id);
     std::fs::create_dir_all(&data).map_err(io_err("create directory", &data))?;
     set_phase(store, id, None, InstallState::Installed)
+}
+
+/// `packages/images/<id>/hearth.json`: the service spec `hearth-container` runs.
+pub(crate) fn spec_path(data_dir: &Path, id: &str) -> PathBuf {
+    data_dir
+        .join(PACKAGE_IMAGE_DIR)
+        .join(id)
+        .join("hearth.json")
+}
+
+/// Writes `bytes` to `dest` via temp + fsync + rename.
+fn write_file(dest: &Path, bytes: &[u8]) -> Result<(), InstallError> {
+    use std::io::Write as _;
+    let tmp = dest.with_extension("tmp");
+    let result = (|| {
+        let mut out = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        out.write_all(bytes).map_err(io_err("write", &tmp))?;
+        out.sync_all().map_err(io_err("sync", &tmp))?;
+        std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Copies one archive file (hash-checked while read) to `dest` via temp + rename.

@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use hearth_layout::{PACKAGE_ARCHIVE_DIR, PACKAGE_DATA_DIR, PACKAGE_IMAGE_DIR};
 use hearth_lxc::{
-    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, InitSpec, Limits, NetworkSpec,
-    RuntimeError,
+    CONTAINER_RPC_DIR, ContainerId, ContainerRuntime, ContainerSpec, ContainerState, InitSpec,
+    Limits, NetworkSpec, RuntimeError,
 };
 use hearth_store::Store;
 
 use crate::doc::{self, InstallState, PACKAGE_DATA, PackageEntry};
 use crate::error::ReconcileError;
 use crate::status::{self, Action, Desired, Observed, Seen};
+
+/// The service spec's name in the RPC dir, where `hearth-container` reads it.
+const SPEC_FILE: &str = "spec.json";
 
 /// How containers are laid out on this host.
 #[derive(Debug, Clone)]
@@ -82,7 +85,13 @@ impl ContainerPlan {
             rpc_dir: dir.join("rpc"),
             init: InitSpec {
                 binary: self.init_binary.clone(),
-                args: Vec::new(),
+                // Daemons start with the container until hearthd drives `start`/`stop`
+                // over `service.sock`.
+                args: vec![
+                    "--spec".into(),
+                    format!("{CONTAINER_RPC_DIR}/{SPEC_FILE}"),
+                    "--autostart".into(),
+                ],
             },
             network: NetworkSpec {
                 bridge: self.bridge.clone(),
@@ -178,6 +187,7 @@ pub(crate) fn reconcile_once(
         Action::Start => {
             let result = plan.spec(id, &entry).and_then(|spec| {
                 prepare_dirs(&spec)?;
+                copy_spec(&plan.data_dir, id, &spec.rpc_dir)?;
                 runtime.create(&spec).map_err(runtime_err("create", id))?;
                 runtime.start(&spec.id).map_err(runtime_err("start", id))
             });
@@ -216,7 +226,8 @@ fn prepare_dirs(spec: &ContainerSpec) -> Result<(), ReconcileError> {
         .chain(std::iter::once(&spec.rpc_dir))
         .chain(spec.volumes.values())
     {
-        std::fs::create_dir_all(dir).map_err(|source| ReconcileError::Remove {
+        std::fs::create_dir_all(dir).map_err(|source| ReconcileError::Io {
+            op: "create directory",
             path: dir.clone(),
             source,
         })?;
@@ -224,9 +235,22 @@ fn prepare_dirs(spec: &ContainerSpec) -> Result<(), ReconcileError> {
     Ok(())
 }
 
+/// Puts the installed service spec where the container's init reads it.
+fn copy_spec(data_dir: &Path, id: &str, rpc_dir: &Path) -> Result<(), ReconcileError> {
+    let from = crate::install::spec_path(data_dir, id);
+    std::fs::copy(&from, rpc_dir.join(SPEC_FILE))
+        .map(|_| ())
+        .map_err(|source| ReconcileError::Io {
+            op: "copy service spec",
+            path: from,
+            source,
+        })
+}
+
 fn remove_dir(path: &Path) -> Result<(), ReconcileError> {
     match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReconcileError::Remove {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReconcileError::Io {
+            op: "remove",
             path: path.to_owned(),
             source: e,
         }),

@@ -65,6 +65,11 @@ impl T {
         for sub in ["archive/hello", "images/hello", "data/hello/volumes/main"] {
             std::fs::create_dir_all(data.join("packages").join(sub)).unwrap();
         }
+        std::fs::write(
+            data.join("packages/images/hello/hearth.json"),
+            b"{\"daemons\": []}",
+        )
+        .unwrap();
         let plan = ContainerPlan {
             data_dir: data,
             init_binary: PathBuf::from("/usr/lib/hearth/hearth-container"),
@@ -123,6 +128,15 @@ fn desired_running_creates_and_starts_with_the_package_spec() {
     assert!(spec.volumes["main"].ends_with("packages/data/hello/volumes/main"));
     assert_eq!(spec.limits.memory_bytes, Some(1 << 28));
     assert_eq!(spec.limits.cpu_shares, Some(512));
+    // hearth-container reads the installed spec from the RPC dir.
+    assert_eq!(
+        spec.init.args,
+        ["--spec", "/media/hearth/rpc/spec.json", "--autostart"]
+    );
+    assert_eq!(
+        std::fs::read(spec.rpc_dir.join("spec.json")).unwrap(),
+        b"{\"daemons\": []}"
+    );
     // Steady state: nothing more happens.
     assert_eq!(t.step(2_000), Outcome::Idle);
     assert_eq!(t.starts(), 1);

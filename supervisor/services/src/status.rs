@@ -202,6 +202,7 @@ pub(crate) fn plan(status: &StatusInfo, seen: Seen, now_ms: u64) -> Plan {
                 Action::WaitUntil(at)
             } else {
                 new.state = RunState::Starting;
+                new.retry_at = None;
                 Action::Start
             }
         }

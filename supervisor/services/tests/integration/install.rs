@@ -51,6 +51,11 @@ fn trusted_package_installs_stopped_with_filtered_archive_and_image() {
     );
     let image = std::fs::read(w.data().join("packages/images/hello/main.squashfs")).unwrap();
     assert_eq!(image, pkg.image);
+    let spec = std::fs::read(w.data().join("packages/images/hello/hearth.json")).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&spec).unwrap(),
+        pkg.spec()
+    );
 
     let list = w.packages.list().unwrap();
     assert_eq!(list.len(), 1);

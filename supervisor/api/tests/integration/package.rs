@@ -1,0 +1,82 @@
+//! `package.*` over JSON-RPC: trust, install from a path, refusals with their reasons.
+
+use hearth_s9pk::{ArchiveBuilder, SigningKey};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+fn write_package(dir: &std::path::Path, key: &SigningKey) -> String {
+    let arch = std::env::consts::ARCH;
+    let manifest = json!({
+        "id": "hello", "title": "Hello", "version": "1.0.0:0", "license": "MIT",
+        "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
+        "description": {"short": "Hello", "long": "A hello service."},
+        "images": {"main": {"arch": [arch]}}, "volumes": ["main"],
+    });
+    let spec = json!({"daemons": [{"id": "web", "image": "main", "command": ["httpd"]}]});
+    let mut b = ArchiveBuilder::new();
+    b.add_file_bytes("manifest.json", manifest.to_string())
+        .unwrap();
+    b.add_file_bytes("hearth.json", spec.to_string()).unwrap();
+    b.add_file_bytes(&format!("images/{arch}/main.squashfs"), vec![7u8; 4096])
+        .unwrap();
+    let path = dir.join("hello.s9pk");
+    b.write_file(key, &path).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn trust_then_install_records_the_package_and_refusals_say_why() {
+    let s = TestServer::set_up().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let path = write_package(dir.path(), &key);
+
+    let r = s.local_call("package.install", json!({"path": path})).await;
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert_eq!(r["error"]["data"]["reason"], "untrustedSigner");
+    let fingerprint = r["error"]["data"]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let nothing = s
+        .local_call("db.dump", json!({"pointer": "/packageData/hello"}))
+        .await;
+    assert_eq!(error_code(&nothing), 6, "nothing recorded: {nothing}");
+
+    let pem = hearth_s9pk::key::verifying_key_to_pem(&key.verifying_key()).unwrap();
+    let r = s
+        .local_call("package.trust.add", json!({"publicKey": pem, "name": "me"}))
+        .await;
+    assert_eq!(r["result"]["fingerprint"], fingerprint.as_str());
+    let r = s.local_call("package.trust.list", json!({})).await;
+    assert_eq!(r["result"].as_array().unwrap().len(), 1);
+
+    let r = s.local_call("package.install", json!({"path": path})).await;
+    assert_eq!(r["result"]["id"], "hello", "{r}");
+    assert_eq!(r["result"]["signerTrusted"], true);
+    let state = s
+        .local_call(
+            "db.dump",
+            json!({"pointer": "/packageData/hello/stateInfo/state"}),
+        )
+        .await;
+    assert_eq!(state["result"]["value"], "installed");
+    let list = s.local_call("package.list", json!({})).await;
+    assert_eq!(list["result"][0]["desired"], "stopped");
+
+    let again = s.local_call("package.install", json!({"path": path})).await;
+    assert_eq!(again["error"]["data"]["reason"], "alreadyInstalled");
+    let r = s
+        .local_call("package.install", json!({"path": "rel.s9pk"}))
+        .await;
+    assert_eq!(r["error"]["data"]["path"], "path");
+    let r = s
+        .local_call("package.install", json!({"path": "/nonexistent/x.s9pk"}))
+        .await;
+    assert_eq!(error_code(&r), 6);
+    let r = s.local_call("package.start", json!({"id": "nope"})).await;
+    assert_eq!(error_code(&r), 6);
+    let r = s.local_call("package.start", json!({"id": "hello"})).await;
+    assert!(r.get("revision").and_then(Value::as_u64).is_some(), "{r}");
+}
