@@ -143,6 +143,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         logs,
         config,
     })?;
+    services::recover(&data_dir, &store);
     let services_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
     let app = app.with_mcp(mcp);

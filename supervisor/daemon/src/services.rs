@@ -53,6 +53,20 @@ fn runtime(data_dir: &Path) -> Arc<dyn ContainerRuntime> {
     Arc::new(UnavailableRuntime::new(reason))
 }
 
+/// Rolls back installs a previous process did not finish (blocking; call before serving).
+pub(crate) fn recover(data_dir: &Path, store: &Store) {
+    let packages = hearth_services::Packages::new(
+        store.clone(),
+        data_dir.to_path_buf(),
+        hearth_services::Host::this_machine(),
+    );
+    match packages.recover() {
+        Ok(ids) if !ids.is_empty() => tracing::warn!(?ids, "rolled back interrupted installs"),
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "cannot check for interrupted installs"),
+    }
+}
+
 /// Starts the supervisor; call inside the tokio runtime.
 pub(crate) fn spawn(
     data_dir: &Path,

@@ -475,7 +475,7 @@ fn extract(reader: &mut Reader, entry: &str, dest: &Path) -> Result<(), InstallE
 
 /// Removes what a failed install wrote, and its entry. The data directory is kept: it
 /// may hold data of an earlier install uninstalled with `keepData`.
-fn rollback(store: &Store, data_dir: &Path, id: &str) {
+pub(crate) fn rollback(store: &Store, data_dir: &Path, id: &str) {
     for dir in [PACKAGE_ARCHIVE_DIR, PACKAGE_IMAGE_DIR] {
         let path = data_dir.join(dir).join(id);
         if let Err(error) = std::fs::remove_dir_all(&path)

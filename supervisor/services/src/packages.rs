@@ -66,6 +66,31 @@ impl Packages {
         )
     }
 
+    /// Cleans up after a previous hearthd process: installs it was running when it died
+    /// are rolled back (files and entry), and back-off deadlines are cleared so failed
+    /// services are tried again at once. Call at start-up, before serving. Returns the
+    /// ids of the rolled-back installs.
+    pub fn recover(&self) -> Result<Vec<String>, PackageError> {
+        let doc = self.store.get("").map_err(|source| PackageError::Store {
+            op: "read packages",
+            source,
+        })?;
+        let mut rolled_back = Vec::new();
+        for (id, e) in doc::entries(&doc) {
+            if e.state_info.state == InstallState::Installing {
+                tracing::warn!(package = %id, "rolling back an install interrupted by a restart");
+                crate::install::rollback(&self.store, &self.data_dir, &id);
+                rolled_back.push(id);
+            } else if e.status_info.observed.retry_at.is_some() {
+                doc::update(&self.store, &id, "clear back-off", |e| {
+                    e.status_info.observed.retry_at = None;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(rolled_back)
+    }
+
     /// Every package with its states, by id.
     pub fn list(&self) -> Result<Vec<PackageSummary>, PackageError> {
         let doc = self.store.get("").map_err(|source| PackageError::Store {

@@ -145,3 +145,36 @@ fn lifecycle_calls_check_the_package_and_its_state() {
     let list = w.packages.list().unwrap();
     assert_eq!(list[0].state, "removing");
 }
+
+#[test]
+fn recover_rolls_back_an_interrupted_install_and_clears_back_off() {
+    let w = installed_world();
+    // A second package whose install was cut short by a crash: entry `installing`, a
+    // partial archive on disk.
+    let mut entry = w.entry("hello");
+    entry["stateInfo"] = serde_json::json!({"state": "installing", "phase": "copying"});
+    entry["container"]["index"] = 3.into();
+    w.store
+        .mutate(|d| {
+            d["public"]["packageData"]["half"] = entry;
+            // And the installed one was backing off.
+            d["public"]["packageData"]["hello"]["statusInfo"]["retryAt"] = u64::MAX.into();
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+    let partial = w.data().join("packages/archive/half");
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("1.0.0:0.s9pk"), b"partial").unwrap();
+
+    assert_eq!(w.packages.recover().unwrap(), ["half"]);
+    assert!(
+        w.store
+            .get("/public/packageData/half")
+            .is_err_and(|e| e.to_string().contains("half"))
+    );
+    assert!(!partial.exists());
+    let hello = w.entry("hello");
+    assert_eq!(hello["stateInfo"]["state"], "installed");
+    assert_eq!(hello["statusInfo"]["retryAt"], Value::Null);
+    assert!(w.data().join("packages/archive/hello").exists());
+}
