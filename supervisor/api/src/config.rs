@@ -30,6 +30,8 @@ pub struct ApiConfig {
     pub max_depth: usize,
     /// Maximum number of simultaneous connections (further ones are closed at once).
     pub max_connections: usize,
+    /// Largest package accepted by `POST /rest/package/upload`, in bytes.
+    pub upload_limit: u64,
 }
 
 impl ApiConfig {
@@ -48,6 +50,7 @@ impl ApiConfig {
             max_batch: 100,
             max_depth: 64,
             max_connections: 8192,
+            upload_limit: 8 << 30,
         }
     }
 }

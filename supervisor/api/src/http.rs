@@ -107,6 +107,8 @@ pub(crate) async fn handle(
             Some(endpoint) => endpoint.handle(req, ctx).await,
             None => respond(StatusCode::NOT_FOUND, "text/plain", "MCP is not enabled\n"),
         }
+    } else if path == hearth_layout::PACKAGE_UPLOAD_PATH && req.method() == Method::POST {
+        crate::upload::upload(&shared, &ctx, req).await
     } else if path == "/" && req.method() == Method::GET {
         respond(
             StatusCode::OK,

@@ -51,6 +51,7 @@ mod http;
 mod logs;
 mod metrics;
 mod server;
+mod upload;
 mod ws;
 
 pub use auth::{Authenticator, Principal};

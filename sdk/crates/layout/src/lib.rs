@@ -40,6 +40,11 @@ pub const PACKAGE_IMAGE_DIR: &str = "packages/images";
 /// Per-service data (volumes, container overlay), `<id>/`, relative to the data directory.
 pub const PACKAGE_DATA_DIR: &str = "packages/data";
 
+/// Uploaded packages while they are received, relative to the data directory.
+pub const PACKAGE_UPLOAD_DIR: &str = "packages/upload";
+/// Package upload (POST, raw `.s9pk` body; `?allowUntrusted=true` to accept an unknown signer).
+pub const PACKAGE_UPLOAD_PATH: &str = "/rest/package/upload";
+
 /// JSON-RPC endpoint (POST).
 pub const RPC_PATH: &str = "/rpc/v1";
 /// Live state stream (WebSocket): a dump of the public state, then one patch per revision.

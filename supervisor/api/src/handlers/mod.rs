@@ -4,7 +4,7 @@
 mod auth;
 mod db;
 pub(crate) mod notification;
-mod package;
+pub(crate) mod package;
 mod server;
 mod setup;
 

@@ -23,7 +23,7 @@ fn refused(reason: &str, message: String) -> RpcError {
     RpcError::new(ErrorCode::InvalidParams, message).with("reason", reason)
 }
 
-fn install_error(e: InstallError) -> RpcError {
+pub(crate) fn install_error(e: InstallError) -> RpcError {
     let message = e.to_string();
     match e {
         InstallError::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {

@@ -80,3 +80,80 @@ async fn trust_then_install_records_the_package_and_refusals_say_why() {
     let r = s.local_call("package.start", json!({"id": "hello"})).await;
     assert!(r.get("revision").and_then(Value::as_u64).is_some(), "{r}");
 }
+
+#[tokio::test]
+async fn upload_streams_the_body_installs_it_and_keeps_no_copy() {
+    let s = TestServer::start_with(Options {
+        config: Some(Box::new(|c| c.upload_limit = 64 * 1024)),
+        ..Options::default()
+    })
+    .await;
+    s.setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[5u8; 32]);
+    let bytes = std::fs::read(write_package(dir.path(), &key)).unwrap();
+    let path = hearth_layout::PACKAGE_UPLOAD_PATH;
+    let local = s.local.clone();
+    let auth = [("x-hearth-local-auth", local.as_str())];
+
+    let anon = http(s.addr, "POST", path, &[], &bytes).await;
+    assert_eq!(anon.status, 401);
+
+    let r = http(s.addr, "POST", path, &auth, &bytes).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["error"]["data"]["reason"], "untrustedSigner");
+
+    let r = http(
+        s.addr,
+        "POST",
+        &format!("{path}?allowUntrusted=true"),
+        &auth,
+        &bytes,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["result"]["id"], "hello", "{v}");
+    assert_eq!(v["result"]["signerTrusted"], false);
+    assert!(v["revision"].as_u64().is_some());
+    let state = s
+        .local_call(
+            "db.dump",
+            json!({"pointer": "/packageData/hello/stateInfo/state"}),
+        )
+        .await;
+    assert_eq!(state["result"]["value"], "installed");
+
+    let big = vec![0u8; 64 * 1024 + 1];
+    let r = http(s.addr, "POST", path, &auth, &big).await;
+    assert_eq!(r.status, 413);
+    // Without a Content-Length (chunked), the bytes received are counted.
+    let r = chunked_post(s.addr, path, &local, &big).await;
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    let uploads = s.data_path(hearth_layout::PACKAGE_UPLOAD_DIR);
+    assert_eq!(
+        std::fs::read_dir(uploads).unwrap().count(),
+        0,
+        "uploads are deleted"
+    );
+}
+
+async fn chunked_post(addr: std::net::SocketAddr, path: &str, local: &str, body: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+         transfer-encoding: chunked\r\nx-hearth-local-auth: {local}\r\n\r\n"
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(8192) {
+        let frame = [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat();
+        if c.write_all(&frame).await.is_err() {
+            break; // the server answered and closed early
+        }
+    }
+    let _ = c.write_all(b"0\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}

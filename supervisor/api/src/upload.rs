@@ -1,0 +1,150 @@
+//! `POST /rest/package/upload`: install a package sent as the raw request body.
+//!
+//! The body is streamed to `DATA/packages/upload/<random>.s9pk` chunk by chunk (never
+//! held in memory), refused with 413 past [`crate::ApiConfig::upload_limit`] (declared
+//! `Content-Length` first, then the bytes actually received), with an idle deadline per
+//! chunk (`body_timeout`), then installed exactly like `package.install` (verification
+//! first) and deleted. The answer is a JSON-RPC response object: `result` is the
+//! `package.install` result, or `error` with the same codes and `data.reason`.
+//!
+//! Rejected: multipart forms (a parser for one file) and a two-step sideload with
+//! progress GUIDs as StartOS does it (progress is already visible in the state).
+
+use std::path::{Path, PathBuf};
+
+use hearth_layout::PACKAGE_UPLOAD_DIR;
+use hearth_rpc::{ErrorCode, Response, RpcError};
+use http::StatusCode;
+use http::header::CONTENT_LENGTH;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use crate::http::{Body, RequestContext, auth_status, require_auth, respond, rpc_error};
+use crate::server::Shared;
+
+/// Deletes the upload file when dropped (success, refusal, or a dropped connection).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn too_large(limit: u64) -> http::Response<Body> {
+    rpc_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        RpcError::new(
+            ErrorCode::InvalidRequest,
+            format!("package exceeds the upload limit of {limit} bytes"),
+        )
+        .with("limit", limit),
+    )
+}
+
+fn failed(op: &str, path: &Path, e: impl std::fmt::Display) -> http::Response<Body> {
+    tracing::error!(op, path = %path.display(), error = %e, "package upload failed");
+    rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal())
+}
+
+pub(crate) async fn upload(
+    shared: &Shared,
+    ctx: &RequestContext,
+    req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    let principal = match shared.auth.authenticate(req.headers()).await {
+        Ok(p) => p,
+        Err(e) => return rpc_error(auth_status(&e), e),
+    };
+    if let Err(e) = require_auth(&principal) {
+        return rpc_error(auth_status(&e), e);
+    }
+    let allow_untrusted = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "allowUntrusted=true"));
+    let limit = shared.config.upload_limit;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(limit);
+    }
+    let dir = shared.config.data_dir.join(PACKAGE_UPLOAD_DIR);
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        return failed("create directory", &dir, e);
+    }
+    let name = match crate::auth::secret::random_id() {
+        Ok(id) => format!("{id}.s9pk"),
+        Err(e) => return failed("name upload", &dir, e),
+    };
+    let path = TempFile(dir.join(name));
+    let mut file = match tokio::fs::File::create(&path.0).await {
+        Ok(f) => f,
+        Err(e) => return failed("create", &path.0, e),
+    };
+    let mut body = req.into_body();
+    let mut received = 0u64;
+    loop {
+        let frame = match tokio::time::timeout(shared.config.body_timeout, body.frame()).await {
+            Err(_) => {
+                let e = RpcError::new(ErrorCode::Timeout, "upload stalled; no data in time");
+                return rpc_error(StatusCode::REQUEST_TIMEOUT, e);
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                tracing::debug!(peer = %ctx.peer, error = %e, "upload body failed");
+                let e = RpcError::new(ErrorCode::InvalidRequest, "could not read the upload");
+                return rpc_error(StatusCode::BAD_REQUEST, e);
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len() as u64;
+        if received > limit {
+            return too_large(limit);
+        }
+        if let Err(e) = file.write_all(&data).await {
+            return failed("write", &path.0, e);
+        }
+    }
+    if let Err(e) = file.sync_all().await {
+        return failed("sync", &path.0, e);
+    }
+    drop(file);
+    tracing::info!(peer = %ctx.peer, bytes = received, "package uploaded; installing");
+    let packages = hearth_services::Packages::new(
+        shared.store.clone(),
+        shared.config.data_dir.clone(),
+        hearth_services::Host::this_machine(),
+    );
+    let install_path = path.0.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let r = packages.install(&install_path, allow_untrusted);
+        drop(path);
+        r
+    })
+    .await;
+    let response = match result {
+        Ok(Ok((installed, rev))) => match serde_json::to_value(installed) {
+            Ok(v) => Response::result(Value::Null, v, Some(rev)),
+            Err(_) => Response::error(Value::Null, RpcError::internal()),
+        },
+        Ok(Err(e)) => Response::error(Value::Null, crate::handlers::package::install_error(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "install task failed");
+            Response::error(Value::Null, RpcError::internal())
+        }
+    };
+    respond(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_vec(&response).unwrap_or_default(),
+    )
+}
