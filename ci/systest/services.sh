@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# System test: a package installed, run, adopted, restarted after a crash, stopped and
+# removed by a real hearthd with real LXC.
+#
+# Packs sdk/examples/hello-oci from a rootfs with a static busybox, uploads it to
+# hearthd (POST /rest/package/upload), trusts its key, starts it and fetches its page on
+# the service bridge, restarts hearthd (the container must be adopted, not started
+# again), kills the container's init (it must be restarted and counted), stops it, and
+# uninstalls it (no file or mount left). Needs root, LXC, busybox-static,
+# squashfs-tools, /etc/sub{u,g}id (ci/deps.sh), curl, python3 and the Rust target
+# <arch>-unknown-linux-musl (hearth-container must be static: images may have no libc).
+# Uses the bridge hearth0 (10.88.0.1/24), left in place.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. ci/env.sh
+
+[ "$(id -u)" = 0 ] || { echo "services: needs root (LXC containers)" >&2; exit 1; }
+for tool in lxc-start lxc-info mksquashfs busybox curl python3; do
+  command -v "$tool" >/dev/null || { echo "services: needs $tool" >&2; exit 1; }
+done
+BIN="$CARGO_TARGET_DIR/debug"
+for b in hearth hearthd; do
+  [ -x "$BIN/$b" ] || { echo "services: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
+done
+MUSL="$(uname -m)-unknown-linux-musl"
+cargo build -q -p hearth-container --target "$MUSL"
+INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
+
+WORK="$(mktemp -d)"
+# The containers' root (uid 100000) must traverse to its rootfs and volumes.
+chmod 711 "$WORK"
+DATA="$WORK/data"
+HEARTHD_PID=""
+stop_hearthd() {
+  if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
+    kill -TERM "$HEARTHD_PID" 2>/dev/null || true
+    wait "$HEARTHD_PID" 2>/dev/null || true
+  fi
+  HEARTHD_PID=""
+}
+cleanup() {
+  stop_hearthd
+  lxc-stop -k -P "$DATA/containers" -n hello-oci >/dev/null 2>&1 || true
+  # Unmount anything a failed run left below $WORK, deepest first.
+  awk -v w="$WORK" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  [ -f "$WORK/hearthd.err" ] && { echo "--- hearthd stderr (last 20 lines)" >&2; tail -n 20 "$WORK/hearthd.err" >&2; }
+  exit 1
+}
+
+# --- the package: hello-oci with its image from a rootfs (static busybox as httpd)
+cp -r sdk/examples/hello-oci "$WORK/proj"
+mkdir -p "$WORK/proj/rootfs/bin"
+cp "$(command -v busybox)" "$WORK/proj/rootfs/bin/busybox"
+python3 - "$WORK/proj/hearth.toml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace('oci = "image"', 'rootfs = "rootfs"')
+s = s.replace('[[service.daemons]]\nid = "httpd"\nimage = "main"\n',
+              '[[service.daemons]]\nid = "httpd"\nimage = "main"\n'
+              'command = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"]\n')
+open(p, "w").write(s)
+PY
+"$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
+"$BIN/hearth" key public "$WORK/key.pem" >"$WORK/pub.pem"
+"$BIN/hearth" s9pk pack "$WORK/proj" --key "$WORK/key.pem" -o "$WORK/hello.s9pk" 2>/dev/null \
+  || fail "hearth s9pk pack"
+
+start_hearthd() {
+  : >"$WORK/hearthd.out"
+  "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
+    >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
+  HEARTHD_PID=$!
+  URL=""
+  for _ in $(seq 1 100); do
+    URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
+    [ -n "$URL" ] && return 0
+    sleep 0.1
+  done
+  fail "hearthd did not announce its address"
+}
+
+rpc() { # METHOD PARAMS-JSON -> response JSON
+  curl -sS "$URL/rpc/v1" -H 'content-type: application/json' \
+    -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
+    -d "{\"method\":\"$1\",\"params\":$2}"
+}
+field() { # JSON-POINTER < JSON
+  python3 -c 'import json,sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].strip("/").split("/"):
+    v = v.get(k) if isinstance(v, dict) else None
+print("null" if v is None else v)' "$1"
+}
+status() { rpc db.dump '{"pointer":"/packageData/hello-oci/statusInfo"}' | field "/result/value/$1"; }
+wait_status() { # FIELD VALUE
+  for _ in $(seq 1 150); do
+    [ "$(status "$1")" = "$2" ] && return 0
+    sleep 0.2
+  done
+  fail "statusInfo.$1 never became $2 (now $(status "$1"); lastError: $(status lastError))"
+}
+page() { curl -s -m 3 http://10.88.0.2:8080/ || true; }
+
+start_hearthd
+rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
+
+echo "-- upload refused for an unknown signer, accepted once its key is trusted"
+upload() {
+  curl -sS -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
+    --data-binary @"$WORK/hello.s9pk" "$URL/rest/package/upload"
+}
+[ "$(upload | field /error/data/reason)" = untrustedSigner ] || fail "untrusted upload not refused"
+PEM="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
+rpc package.trust.add "{\"publicKey\":$PEM}" | grep -q fingerprint || fail "trust.add"
+[ "$(upload | field /result/signerTrusted)" = True ] || fail "trusted upload not installed"
+[ -z "$(ls -A "$DATA/packages/upload")" ] || fail "upload file left behind"
+
+echo "-- start: the container runs the daemon and serves its page"
+rpc package.start '{"id":"hello-oci"}' >/dev/null
+wait_status state running
+page | grep -q "Hello from an OCI image" || fail "page not served on 10.88.0.2:8080"
+STARTED="$(status startedAt)"
+
+echo "-- hearthd restart: the running container is adopted, not started again"
+stop_hearthd
+page | grep -q "Hello" || fail "container stopped with hearthd"
+start_hearthd
+sleep 2
+[ "$(status state)" = running ] || fail "not running after hearthd restart"
+[ "$(status startedAt)" = "$STARTED" ] || fail "container was started again"
+grep -q "adopting container" "$WORK/hearthd.err" || fail "no adoption logged"
+
+echo "-- its init dies: restarted and counted"
+PID="$(lxc-info -P "$DATA/containers" -n hello-oci -pH)"
+[ -n "$PID" ] || fail "no init pid"
+kill -9 "$PID"
+wait_status restartCount 1
+wait_status state running
+page | grep -q "Hello" || fail "page not served after the restart"
+
+echo "-- stop, then uninstall: nothing left"
+rpc package.stop '{"id":"hello-oci"}' >/dev/null
+wait_status state stopped
+[ -z "$(page)" ] || fail "still serving after stop"
+rpc package.uninstall '{"id":"hello-oci"}' >/dev/null
+for _ in $(seq 1 100); do
+  [ "$(rpc package.list '{}' | field /result)" = "[]" ] && break
+  sleep 0.2
+done
+[ "$(rpc package.list '{}' | field /result)" = "[]" ] || fail "package not removed"
+[ -z "$(find "$DATA/packages" -type f)" ] || fail "files left: $(find "$DATA/packages" -type f)"
+! grep -q "$WORK" /proc/mounts || fail "mounts left: $(grep "$WORK" /proc/mounts)"
+echo "services: ok"
