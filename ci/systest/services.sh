@@ -23,6 +23,7 @@ for b in hearth hearthd; do
   [ -x "$BIN/$b" ] || { echo "services: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
 done
 MUSL="$(uname -m)-unknown-linux-musl"
+rustup target list --installed | grep -qx "$MUSL" || rustup target add "$MUSL"
 cargo build -q -p hearth-container --target "$MUSL"
 INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
 
