@@ -125,40 +125,63 @@ async fn run(addr: SocketAddr, local: String, subscribers: usize, rate: u64, sec
         t.elapsed().as_secs_f64()
     );
     println!("READY");
-    // Open loop: one mutation per tick, each on its own connection, so a slow reply
-    // does not lower the offered rate.
-    let mut inflight = tokio::task::JoinSet::new();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut sent = 0u64;
-    while started.elapsed() < Duration::from_secs(secs) {
-        tick.tick().await;
-        let local = local.clone();
-        inflight.spawn(async move {
-            let body = format!(
-                r#"{{"method":"db.put.ui","params":{{"pointer":"/bench","value":{}}}}}"#,
-                now_us()
-            );
-            let t0 = Instant::now();
-            let out = rpc(addr, &local, &body).await;
-            assert!(out.contains("\"revision\""), "{out}");
-            u64::try_from(t0.elapsed().as_micros()).unwrap()
-        });
-        sent += 1;
-    }
-    let mut rtts = Vec::new();
-    while let Some(r) = inflight.join_next().await {
-        rtts.push(r.unwrap());
-    }
-    let achieved = sent as f64 / started.elapsed().as_secs_f64();
-    rpc(
-        addr,
-        &local,
-        r#"{"method":"db.put.ui","params":{"pointer":"/stop","value":"x"}}"#,
-    )
+    // Open loop on its own thread and runtime: one mutation per tick, each on its own
+    // connection, so neither a slow reply nor the 1,000 subscriber tasks delay the next.
+    let mutator_local = local.clone();
+    let (sent, mut rtts, elapsed) = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut inflight = tokio::task::JoinSet::new();
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let started = Instant::now();
+            let mut sent = 0u64;
+            while started.elapsed() < Duration::from_secs(secs) {
+                tick.tick().await;
+                let local = mutator_local.clone();
+                inflight.spawn(async move {
+                    let body = format!(
+                        r#"{{"method":"db.put.ui","params":{{"pointer":"/bench","value":{}}}}}"#,
+                        now_us()
+                    );
+                    let t0 = Instant::now();
+                    let out = rpc(addr, &local, &body).await;
+                    assert!(out.contains("\"revision\""), "{out}");
+                    u64::try_from(t0.elapsed().as_micros()).unwrap()
+                });
+                sent += 1;
+            }
+            let elapsed = started.elapsed();
+            let mut rtts = Vec::new();
+            while let Some(r) = inflight.join_next().await {
+                rtts.push(r.unwrap());
+            }
+            (sent, rtts, elapsed)
+        })
+    })
+    .join()
+    .unwrap();
+    let achieved = sent as f64 / elapsed.as_secs_f64();
+    // A new value every time, so that the write is never a no-op (no revision, no patch).
+    let stop = format!(
+        r#"{{"method":"db.put.ui","params":{{"pointer":"/stop","value":"stop-{}"}}}}"#,
+        now_us()
+    );
+    rpc(addr, &local, &stop).await;
+    let drained = tokio::time::timeout(Duration::from_secs(60), async {
+        while tasks.join_next().await.is_some() {}
+    })
     .await;
-    while tasks.join_next().await.is_some() {}
+    if drained.is_err() {
+        println!(
+            "WARNING: {} subscribers did not see the final patch within 60 s",
+            tasks.len()
+        );
+        tasks.abort_all();
+    }
     let mut lat = latencies.lock().await.clone();
     lat.sort_unstable();
     rtts.sort_unstable();
