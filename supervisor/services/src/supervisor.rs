@@ -233,3 +233,24 @@ async fn service_task(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(paths: &[&str]) -> Option<BTreeSet<String>> {
+        touched(&paths.iter().map(|p| (*p).to_owned()).collect())
+    }
+
+    #[test]
+    fn patches_wake_only_the_packages_they_touch() {
+        let one: BTreeSet<String> = ["a".to_owned()].into();
+        assert_eq!(ids(&["/packageData/a/statusInfo/state"]), Some(one.clone()));
+        assert_eq!(ids(&["/serverInfo/hostname", "/packageData/a"]), Some(one));
+        assert_eq!(ids(&["/ui/theme"]), Some(BTreeSet::new()));
+        // The whole map replaced (first install, restore): everyone.
+        assert_eq!(ids(&["/packageData"]), None);
+        let patch = serde_json::json!([{"op": "add", "path": "/packageData/b", "value": {}}]);
+        assert_eq!(json_patch_paths::paths(&patch), ["/packageData/b"]);
+    }
+}
