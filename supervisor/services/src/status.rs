@@ -11,6 +11,8 @@
 //! * Only RPCs change `desired`, with one exception: a successful stop while
 //!   `restarting` turns it into `running` (the restart is half done).
 //! * Failed starts back off exponentially (1 s, 2 s, 4 s … at most 60 s) via `retryAt`.
+//! * `lastError` is history, not health: it stays after a successful restart (with
+//!   `restartCount`) and is cleared only when the user asks again (start/restart).
 //! * A container that was recorded `running` and is found stopped while desired
 //!   `running` died: `restartCount` grows, `lastError` says so, and it is started again
 //!   at once.
