@@ -60,6 +60,10 @@ pub(crate) fn run() -> ! {
         "starting (initramfs), version {}",
         env!("CARGO_PKG_VERSION")
     );
+    // Ctrl-Alt-Del becomes SIGINT to us (a clean reboot) instead of an immediate reset.
+    if let Err(e) = nix::sys::reboot::set_cad_enabled(false) {
+        log_warn!("disabling the immediate Ctrl-Alt-Del reboot: {e}");
+    }
     let raw = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let params = match cmdline::parse(&raw) {
         Ok(p) => p,

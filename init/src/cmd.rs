@@ -15,12 +15,36 @@ pub(crate) const DEFAULT_PATH: &str =
 
 /// A `Command` for `program`, with [`DEFAULT_PATH`] if the environment has no `PATH` (the
 /// child's `PATH` is also the one used to find `program`).
+///
+/// The child also starts with an empty signal mask: the supervision loop blocks `SIGTERM`,
+/// `SIGINT`, `SIGCHLD` and `SIGPWR` (to read them from a signalfd), the mask is inherited
+/// across `exec`, and `std::process::Command` does not reset it — without this, `hearthd`
+/// would never see the `SIGTERM` that asks it to stop.
 pub(crate) fn command(program: impl AsRef<OsStr>) -> Command {
     let mut c = Command::new(program);
     if std::env::var_os("PATH").is_none() {
         c.env("PATH", DEFAULT_PATH);
     }
+    unblock_signals_in_child(&mut c);
     c
+}
+
+#[allow(unsafe_code)]
+fn unblock_signals_in_child(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let hook = || {
+        nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        )
+        .map_err(std::io::Error::from)
+    };
+    // SAFETY: the hook runs between fork and exec; it only calls sigprocmask, which is
+    // async-signal-safe, on a SigSet on the stack (a plain sigset_t), and allocates nothing.
+    unsafe {
+        c.pre_exec(hook);
+    }
 }
 
 /// Running an external command failed.

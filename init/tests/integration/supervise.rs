@@ -162,3 +162,32 @@ fn without_path_the_service_gets_a_default_path_with_sbin() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].split(':').any(|p| p == "/usr/sbin"), "{lines:?}");
 }
+
+#[test]
+fn the_service_starts_with_an_empty_signal_mask() {
+    // The loop blocks SIGTERM etc. for its signalfd; a child must not inherit that. No shell
+    // in between: shells reset their own mask.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth-init"))
+        .args(["supervise", "--backoff-ms", "1000", "--"])
+        .args(["grep", "SigBlk", "/proc/self/status"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    sigterm(&child);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let (ok, stderr) = finish(child, Duration::from_secs(8));
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.lines().next(),
+        Some("SigBlk:\t0000000000000000"),
+        "{stderr}"
+    );
+}
