@@ -253,6 +253,17 @@ async fn process(
             format!("JSON nests deeper than {} levels", shared.config.max_depth),
         ));
     }
+    // Fast path for the common case, a single well-formed request object: parse it
+    // straight into `Request` instead of through a `Value`. Anything unusual takes the
+    // general path below, which produces the precise error.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && let Ok(req) = serde_json::from_slice::<Request>(body)
+        && let Some(id) = valid_id(req.id.as_ref())
+    {
+        let (r, c) = run(shared, caller, id, req).await;
+        let out = serde_json::to_vec(&r).unwrap_or_default();
+        return (out, r.revision, c.into_iter().collect());
+    }
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -298,11 +309,19 @@ async fn process(
     (out.unwrap_or_default(), revision, cookies)
 }
 
+/// The response id for a request id: strings, numbers and null (or absent) are valid.
+fn valid_id(id: Option<&Value>) -> Option<Value> {
+    match id {
+        None | Some(Value::Null) => Some(Value::Null),
+        Some(id @ (Value::String(_) | Value::Number(_))) => Some(id.clone()),
+        Some(_) => None,
+    }
+}
+
 async fn one(shared: &Shared, caller: &Caller, item: Value) -> (Response, Option<SessionCookie>) {
-    let id = match item.get("id") {
-        None | Some(Value::Null) => Value::Null,
-        Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
-        Some(_) => {
+    let id = match valid_id(item.get("id")) {
+        Some(id) => id,
+        None => {
             let e = RpcError::new(
                 ErrorCode::InvalidRequest,
                 "id must be a string, a number or null",
@@ -320,6 +339,16 @@ async fn one(shared: &Shared, caller: &Caller, item: Value) -> (Response, Option
             return (Response::error(id, e), None);
         }
     };
+    run(shared, caller, id, req).await
+}
+
+/// Runs one well-formed request object.
+async fn run(
+    shared: &Shared,
+    caller: &Caller,
+    id: Value,
+    req: Request,
+) -> (Response, Option<SessionCookie>) {
     if req.jsonrpc.as_deref().is_some_and(|v| v != JSONRPC_VERSION) {
         let e = RpcError::new(ErrorCode::InvalidRequest, "jsonrpc must be \"2.0\"");
         return (Response::error(id, e), None);
