@@ -4,8 +4,11 @@
 #
 # Packs sdk/examples/hello-oci from a rootfs with a static busybox, uploads it to
 # hearthd (POST /rest/package/upload), trusts its key, starts it and fetches its page on
-# the service bridge, restarts hearthd (the container must be adopted, not started
-# again), kills the container's init (it must be restarted and counted), stops it, and
+# the service bridge, checks what hearthd learns over the container's service.sock
+# (health check `success` in statusInfo, package.logs, the `sign` action refused with
+# bad input and run with good input, its lastResult), restarts hearthd (the container
+# must be adopted, not started again), kills the container's init (it must be
+# restarted and counted, health followed again), stops it (health cleared), and
 # uninstalls it (no file or mount left). Needs root, LXC, busybox-static,
 # squashfs-tools, /etc/sub{u,g}id (ci/deps.sh), curl, python3 and the Rust target
 # <arch>-unknown-linux-musl (hearth-container must be static: images may have no libc).
@@ -60,6 +63,8 @@ fail() {
 cp -r sdk/examples/hello-oci "$WORK/proj"
 mkdir -p "$WORK/proj/rootfs/bin"
 cp "$(command -v busybox)" "$WORK/proj/rootfs/bin/busybox"
+# The action (a shell script) needs sh, sed and tee.
+for applet in sh sed tee; do ln -s busybox "$WORK/proj/rootfs/bin/$applet"; done
 python3 - "$WORK/proj/hearth.toml" <<'PY'
 import sys
 p = sys.argv[1]
@@ -68,6 +73,8 @@ s = s.replace('oci = "image"', 'rootfs = "rootfs"')
 s = s.replace('[[service.daemons]]\nid = "httpd"\nimage = "main"\n',
               '[[service.daemons]]\nid = "httpd"\nimage = "main"\n'
               'command = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"]\n')
+s = s.replace('command = ["/usr/local/bin/hello", "sign"]\n',
+              'command = ["/bin/sh", "/usr/local/bin/hello", "sign"]\nenv = { PATH = "/bin" }\n')
 open(p, "w").write(s)
 PY
 "$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
@@ -131,6 +138,30 @@ wait_status state running
 page | grep -q "Hello from an OCI image" || fail "page not served on 10.88.0.2:8080"
 STARTED="$(status startedAt)"
 
+echo "-- over service.sock: health in the state, logs, an action with checked input"
+wait_status health/http/result success
+[ "$(status daemons/httpd/state)" = running ] || fail "daemons.httpd.state is $(status daemons/httpd/state)"
+[ "$(status crashLoop)" = False ] || fail "crashLoop is $(status crashLoop)"
+LOGS="$(rpc package.logs '{"id":"hello-oci","limit":50}')"
+echo "$LOGS" | python3 -c 'import json,sys
+e = json.load(sys.stdin)["result"]["entries"]
+assert any("started process" in x["line"] for x in e), e' || fail "package.logs: $LOGS"
+rpc package.action.list '{"id":"hello-oci"}' | python3 -c 'import json,sys
+a = json.load(sys.stdin)["result"]
+assert [x["id"] for x in a] == ["sign"] and a[0]["input"]["required"] == ["name"], a' \
+  || fail "package.action.list"
+BOOK="$DATA/packages/data/hello-oci/volumes/main/guestbook.txt"
+BAD="$(rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"name":5}}')"
+[ "$(echo "$BAD" | field /error/data/reason)" = invalidInput ] || fail "bad input not refused: $BAD"
+[ "$(echo "$BAD" | field /error/data/path)" = input.name ] || fail "bad input path: $BAD"
+[ ! -e "$BOOK" ] || fail "the action ran despite bad input"
+RUN="$(rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"name":"Ada"}}')"
+[ "$(echo "$RUN" | field /result/success)" = True ] || fail "action.run: $RUN"
+echo "$RUN" | field /result/stdout | grep -q "Ada" || fail "action output: $RUN"
+grep -q "Ada" "$BOOK" || fail "guest book not signed"
+LAST="$(rpc db.dump '{"pointer":"/packageData/hello-oci/actions/sign/lastResult"}')"
+[ "$(echo "$LAST" | field /result/value/success)" = True ] || fail "lastResult: $LAST"
+
 echo "-- hearthd restart: the running container is adopted, not started again"
 stop_hearthd
 page | grep -q "Hello" || fail "container stopped with hearthd"
@@ -147,10 +178,13 @@ kill -9 "$PID"
 wait_status restartCount 1
 wait_status state running
 page | grep -q "Hello" || fail "page not served after the restart"
+wait_status health/http/result success
 
 echo "-- stop, then uninstall: nothing left"
 rpc package.stop '{"id":"hello-oci"}' >/dev/null
 wait_status state stopped
+for _ in $(seq 1 50); do [ "$(status health)" = null ] && break; sleep 0.2; done
+[ "$(status health)" = null ] || fail "health still reported after stop: $(status health)"
 [ -z "$(page)" ] || fail "still serving after stop"
 rpc package.uninstall '{"id":"hello-oci"}' >/dev/null
 for _ in $(seq 1 100); do

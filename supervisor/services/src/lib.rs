@@ -23,8 +23,10 @@
 //!   is adopted, never started twice.
 //!
 //! # Limitations
-//! * No updates, no registry installs, no upload route yet; no health checks (those come
-//!   from `hearth-container` over the RPC socket).
+//! * No updates, no registry installs. Health, per-daemon state, logs and actions come
+//!   from `hearth-container` over `service.sock` (`container_client.rs`,
+//!   `container_status.rs`, `service_calls.rs`); `start`/`stop` are not sent over it
+//!   yet (daemons start with the container).
 //! * The container root is the first daemon's image; other images are not mounted yet.
 //!
 //! # Rejected alternatives
@@ -34,20 +36,26 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod action_input;
+mod container_client;
+mod container_status;
 mod doc;
 mod error;
 mod install;
 mod packages;
 mod reconcile;
+mod service_calls;
 mod status;
 mod supervisor;
 mod trust;
 mod unavailable;
 
+pub use container_client::ClientError;
 pub use error::{InstallError, PackageError, ReconcileError};
 pub use install::Host;
 pub use packages::Packages;
 pub use reconcile::ContainerPlan;
+pub use service_calls::ServiceCallError;
 pub use supervisor::Supervisor;
 pub use trust::fingerprint;
 pub use unavailable::UnavailableRuntime;

@@ -32,6 +32,14 @@ impl Packages {
         }
     }
 
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// Trusts a signer key (PEM); returns its entry and the revision.
     pub fn trust_add(
         &self,

@@ -109,6 +109,11 @@ pub(crate) struct Observed {
     pub(crate) attempts: u32,
     /// No start before this time (ms since the epoch).
     pub(crate) retry_at: Option<u64>,
+    /// What the container's init reported (`daemons`, `health`, `crashLoop`, …; see
+    /// `container_status.rs`): kept as is through every reconcile step, written only
+    /// by the status monitor.
+    #[serde(flatten)]
+    pub(crate) reported: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for Observed {
@@ -120,6 +125,7 @@ impl Default for Observed {
             started_at: None,
             attempts: 0,
             retry_at: None,
+            reported: serde_json::Map::new(),
         }
     }
 }

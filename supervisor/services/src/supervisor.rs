@@ -19,14 +19,17 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::container_status::{self, REPORTED_KEYS, SocketConnector};
 use crate::doc::{self, PACKAGE_DATA};
 use crate::reconcile::{ContainerPlan, Outcome, reconcile_once};
+use crate::status::RunState;
 
 struct Ctx {
     store: Store,
     runtime: Arc<dyn ContainerRuntime>,
     plan: ContainerPlan,
     tick: Duration,
+    connector: SocketConnector,
 }
 
 /// The running reconcile loops; see the module docs.
@@ -51,6 +54,9 @@ impl Supervisor {
             runtime,
             plan,
             tick,
+            connector: SocketConnector {
+                wait: container_status::CONNECT_WAIT,
+            },
         });
         let main = tokio::spawn(run(ctx, cancel.clone()));
         Supervisor { cancel, main }
@@ -80,6 +86,13 @@ fn touched(patch: &json_patch_paths::Patch) -> Option<BTreeSet<String>> {
         let Some(rest) = path.strip_prefix("/packageData") else {
             continue;
         };
+        // What the status monitor writes needs no reconcile step.
+        let mut segs = rest.split('/').skip(2);
+        if segs.next() == Some("statusInfo")
+            && segs.next().is_some_and(|k| REPORTED_KEYS.contains(&k))
+        {
+            continue;
+        }
         match rest.split('/').nth(1) {
             Some(id) if !id.is_empty() => {
                 ids.insert(id.to_owned());
@@ -189,8 +202,21 @@ async fn service_task(
     cancel: CancellationToken,
 ) -> String {
     tracing::debug!(package = %id, "reconcile task started");
+    let mut monitor = MonitorSlot::default();
+    let id = reconcile_loop(&ctx, id, &wake, &cancel, &mut monitor).await;
+    monitor.stop().await;
+    id
+}
+
+async fn reconcile_loop(
+    ctx: &Arc<Ctx>,
+    id: String,
+    wake: &Notify,
+    cancel: &CancellationToken,
+    monitor: &mut MonitorSlot,
+) -> String {
     loop {
-        let step_ctx = Arc::clone(&ctx);
+        let step_ctx = Arc::clone(ctx);
         let step_id = id.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             reconcile_once(
@@ -226,11 +252,52 @@ async fn service_task(
                 ctx.tick
             }
         };
+        monitor.follow(ctx, &id, cancel).await;
         tokio::select! {
             () = cancel.cancelled() => return id,
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+/// The status monitor of one package (at most one task), run while it is `running`.
+#[derive(Default)]
+struct MonitorSlot {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl MonitorSlot {
+    /// Starts the monitor if the package runs and none is following it; stops it and
+    /// clears what it reported otherwise.
+    async fn follow(&mut self, ctx: &Arc<Ctx>, id: &str, parent: &CancellationToken) {
+        while self.tasks.try_join_next().is_some() {}
+        let running = doc::load(&ctx.store, id)
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.status_info.observed.state == RunState::Running);
+        if running {
+            if self.tasks.is_empty() {
+                self.cancel = parent.child_token();
+                let (ctx, id, cancel) = (Arc::clone(ctx), id.to_owned(), self.cancel.clone());
+                let rpc_dir = crate::container_client::rpc_dir(&ctx.plan.data_dir, &id);
+                self.tasks.spawn(async move {
+                    container_status::monitor(&ctx.connector, &ctx.store, &id, rpc_dir, &cancel)
+                        .await;
+                });
+            }
+            return;
+        }
+        self.stop().await;
+        if let Err(error) = container_status::clear(&ctx.store, id) {
+            tracing::warn!(package = %id, %error, "cannot clear the container's status");
+        }
+    }
+
+    async fn stop(&mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 

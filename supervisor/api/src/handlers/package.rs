@@ -10,11 +10,12 @@
 use std::path::Path;
 
 use hearth_rpc::methods::{
-    PackageInstall, PackageList, PackageRestart, PackageStart, PackageStop, PackageTrustAdd,
-    PackageTrustList, PackageTrustRemove, PackageUninstall,
+    PackageActionList, PackageActionRun, PackageInstall, PackageList, PackageLogs, PackageRestart,
+    PackageStart, PackageStop, PackageTrustAdd, PackageTrustList, PackageTrustRemove,
+    PackageUninstall,
 };
 use hearth_rpc::{ErrorCode, RpcError};
-use hearth_services::{InstallError, PackageError, Packages};
+use hearth_services::{InstallError, PackageError, Packages, ServiceCallError};
 
 use crate::dispatch::{Registry, Reply};
 use crate::error::blocking;
@@ -72,7 +73,69 @@ fn package_error(e: PackageError) -> RpcError {
     }
 }
 
+/// Errors of `package.logs` and `package.action.*`: refusals `-32602` with
+/// `data.reason` (`notRunning`, `notAllowed`, `wrongState`; bad input also carries
+/// `data.path`), unknown actions `6`, the container's own errors passed on as it sent
+/// them, a container that cannot be reached `-32603` with the cause in the message.
+fn service_call_error(e: ServiceCallError) -> RpcError {
+    if let Some(remote) = e.container_error() {
+        return remote.clone();
+    }
+    let message = e.to_string();
+    match e {
+        ServiceCallError::Package(p) => package_error(p),
+        ServiceCallError::NotRunning { .. } => refused("notRunning", message),
+        ServiceCallError::NoAction { .. } => {
+            RpcError::new(ErrorCode::NotFound, message).with("what", "action")
+        }
+        ServiceCallError::InvalidInput { path, .. } => {
+            refused("invalidInput", message).with("path", path)
+        }
+        ServiceCallError::NotAllowed { .. } => refused("notAllowed", message),
+        _ => {
+            tracing::warn!(error = %message, "call into a service container failed");
+            RpcError::new(ErrorCode::Internal, message)
+        }
+    }
+}
+
 pub(crate) fn register(r: &mut Registry, packages: Packages) {
+    let p = packages.clone();
+    r.register::<PackageLogs, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let logs = p
+                .logs(&params.id, params.daemon, params.limit, params.cursor)
+                .await
+                .map_err(service_call_error)?;
+            Ok(Reply::new(logs))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageActionList, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let list = blocking("list package actions", move || {
+                p.action_list(&params.id).map_err(service_call_error)
+            })
+            .await?;
+            Ok(Reply::new(list))
+        }
+    });
+
+    let p = packages.clone();
+    r.register::<PackageActionRun, _, _>(move |_, params| {
+        let p = p.clone();
+        async move {
+            let (result, rev) = p
+                .action_run(&params.id, &params.action_id, params.input)
+                .await
+                .map_err(service_call_error)?;
+            Ok(Reply::at(result, rev))
+        }
+    });
+
     let p = packages.clone();
     r.register::<PackageTrustAdd, _, _>(move |_, params| {
         let p = p.clone();

@@ -339,6 +339,40 @@ declare_methods! {
             deletes the archive and, unless `keepData`, the service's data. The entry \
             disappears from `/packageData` when done.",
     }
+    /// `package.logs`
+    PackageLogs {
+        name: "package.logs",
+        auth: Authenticated,
+        mutates: false,
+        params: package::LogsParams,
+        result: package::LogsResult,
+        description: "Read a running service's log lines (its daemons' stdout and stderr, \
+            oldest first): all daemons or one (`daemon`), at most `limit` (default 100, \
+            max 1000), the latest ones or those after `cursor` (the previous \
+            `nextCursor`). Fails if the service is not running.",
+    }
+    /// `package.action.list`
+    PackageActionList {
+        name: "package.action.list",
+        auth: Authenticated,
+        mutates: false,
+        params: package::IdParams,
+        result: Vec<package::ActionInfo>,
+        description: "List the actions an installed service offers, with the JSON Schema \
+            of each one's input and when it may run.",
+    }
+    /// `package.action.run`
+    PackageActionRun {
+        name: "package.action.run",
+        auth: Authenticated,
+        mutates: true,
+        params: package::ActionRunParams,
+        result: package::ActionRunResult,
+        description: "Run an action of a running service. `input` is checked against the \
+            action's input schema (refused with -32602 and `data.path` if it does not \
+            match) and its allowed statuses before it runs; the result is returned and \
+            stored at `/packageData/<id>/actions/<actionId>/lastResult`.",
+    }
     /// `db.dump`
     DbDump {
         name: "db.dump",

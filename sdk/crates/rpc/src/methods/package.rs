@@ -101,3 +101,106 @@ pub struct PackageSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
+
+/// Params of `package.logs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogsParams {
+    /// Package id.
+    pub id: String,
+    /// Only this daemon's lines (default: every daemon's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<String>,
+    /// Most lines returned (default 100, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only lines after this cursor (a previous `nextCursor`); default: the latest lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<u64>,
+}
+
+/// One log line of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// Sequence number (what `cursor` refers to).
+    pub seq: u64,
+    /// When it was written, ms since the Unix epoch.
+    pub time: u64,
+    /// Daemon id.
+    pub daemon: String,
+    /// `stdout`, `stderr` or `hearth` (the container's own notes).
+    pub stream: String,
+    /// The line, without its newline.
+    pub line: String,
+}
+
+/// Result of `package.logs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsResult {
+    /// Lines, oldest first.
+    pub entries: Vec<LogEntry>,
+    /// Pass as `cursor` to get the lines after these.
+    pub next_cursor: u64,
+}
+
+/// One action of an installed package (`package.action.list`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionInfo {
+    /// Action id.
+    pub id: String,
+    /// Name shown to the user.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// Shown before running, for actions with consequences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// JSON Schema of its input, if it takes any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// When it may run: `any`, `only-running` or `only-stopped`.
+    pub allowed_statuses: String,
+}
+
+/// Params of `package.action.run`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionRunParams {
+    /// Package id.
+    pub id: String,
+    /// Action id (from `package.action.list`).
+    pub action_id: String,
+    /// Input, checked against the action's `input` schema before it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+}
+
+/// Result of `package.action.run` (also stored as
+/// `/packageData/<id>/actions/<actionId>/lastResult`, with `ranAt`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRunResult {
+    /// Whether the command exited with status 0.
+    pub success: bool,
+    /// Its exit status, if it exited.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// Its output (unless the action's result is `none`).
+    #[serde(default)]
+    pub stdout: Option<String>,
+    /// The output parsed as JSON, when it is JSON.
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+    /// The end of its error output.
+    #[serde(default)]
+    pub stderr: String,
+    /// When it finished, ms since the Unix epoch.
+    #[serde(default)]
+    pub ran_at: u64,
+}

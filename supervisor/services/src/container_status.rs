@@ -1,0 +1,334 @@
+//! The status monitor: what a running container's init (`hearth-container`) reports
+//! over `service.sock`, written into `/public/packageData/<id>/statusInfo`.
+//!
+//! # Design
+//! [`monitor`] connects through a [`Connector`] (the real one: [`SocketConnector`],
+//! a fake in the tests), asks for `status`, and then follows the `status.changed`
+//! notifications. Each report is mapped by [`report`] (pure) to these keys of
+//! `statusInfo`, which it owns alone (the reconciler keeps them as they are):
+//!
+//! ```text
+//! daemons.<daemonId> = { state, ready, pid, startedAt, restarts, lastExit, lastError,
+//!                        crashLoop, retryInMs, health: { <checkId>: HealthInfo } }
+//! health.<checkId>   = { daemon, name, result: starting|success|failure|waiting|disabled,
+//!                        message? }                       (StartOS's shape)
+//! crashLoop          = whether any daemon gave up restarting
+//! allReady           = whether every daemon runs and passed its readiness probe
+//! reportedAt         = when the last report arrived (ms since the epoch)
+//! ```
+//!
+//! Nothing else in the entry is written, and nothing is written for a package whose
+//! entry is gone. When the container closes the connection (it stopped or was
+//! restarted), the monitor connects again, waiting (bounded) for the new socket;
+//! when that fails it ends and the supervisor starts a new one on its next step. The
+//! supervisor stops the monitor, and [`clear`]s these keys, once the package is no
+//! longer running.
+//!
+//! # Rejected alternatives
+//! Polling `status` on the reconcile tick: health changes would show up to 5 s late
+//! and every tick would cost a connection per package.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hearth_store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::container_client::{self, ClientError, Incoming, ServiceConn};
+use crate::doc::{self, PACKAGE_DATA};
+use crate::error::PackageError;
+
+/// The keys of `statusInfo` this module writes.
+pub(crate) const REPORTED_KEYS: [&str; 5] =
+    ["daemons", "health", "crashLoop", "allReady", "reportedAt"];
+/// How long a (re)connection waits for the container's socket.
+pub(crate) const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
+/// A source of status reports from one container.
+pub(crate) trait StatusFeed: Send {
+    /// The next report; `Ok(None)` when the container closed the connection.
+    fn next_status(&mut self) -> impl Future<Output = Result<Option<Value>, ClientError>> + Send;
+}
+
+/// Opens [`StatusFeed`]s; the seam between the monitor and the socket.
+pub(crate) trait Connector: Send + Sync + 'static {
+    /// The feed type.
+    type Feed: StatusFeed;
+    /// Connects to the container whose RPC dir is `rpc_dir`.
+    fn connect(
+        &self,
+        rpc_dir: &Path,
+    ) -> impl Future<Output = Result<Self::Feed, ClientError>> + Send;
+}
+
+/// The real connector: `<rpc dir>/service.sock`, waiting up to `wait` for it.
+#[derive(Debug, Clone)]
+pub(crate) struct SocketConnector {
+    pub(crate) wait: Duration,
+}
+
+/// A connection that has asked for `status` and follows notifications.
+#[derive(Debug)]
+pub(crate) struct SocketFeed {
+    conn: ServiceConn,
+}
+
+impl Connector for SocketConnector {
+    type Feed = SocketFeed;
+
+    async fn connect(&self, rpc_dir: &Path) -> Result<SocketFeed, ClientError> {
+        let path = container_client::socket_path(rpc_dir);
+        let mut conn = container_client::connect_retry(&path, self.wait).await?;
+        // The container pushes the current status on connect; ask anyway, so a report
+        // arrives even from an init that would not.
+        conn.send("status", json!({})).await?;
+        Ok(SocketFeed { conn })
+    }
+}
+
+impl StatusFeed for SocketFeed {
+    async fn next_status(&mut self) -> Result<Option<Value>, ClientError> {
+        loop {
+            match self.conn.next_message().await? {
+                None => return Ok(None),
+                Some(Incoming::Status(s)) | Some(Incoming::Response { result: Ok(s), .. }) => {
+                    return Ok(Some(s));
+                }
+                Some(Incoming::Response { result: Err(e), .. }) => {
+                    tracing::debug!(error = %e.message, "status request refused");
+                }
+            }
+        }
+    }
+}
+
+/// One health check as shown in `statusInfo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct HealthInfo {
+    /// The daemon the check belongs to.
+    #[serde(default)]
+    pub(crate) daemon: String,
+    /// Name shown to the user.
+    #[serde(default)]
+    pub(crate) name: String,
+    /// `starting`, `success`, `failure`, `waiting` or `disabled`.
+    pub(crate) result: String,
+    /// Why it failed (`failure` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<String>,
+}
+
+/// One daemon as shown in `statusInfo.daemons`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DaemonInfo {
+    state: String,
+    ready: bool,
+    pid: Option<i64>,
+    started_at: Option<u64>,
+    restarts: u64,
+    last_exit: Option<String>,
+    last_error: Option<String>,
+    crash_loop: bool,
+    retry_in_ms: Option<u64>,
+    health: Map<String, Value>,
+}
+
+/// The container's report, as `hearth-container` serializes it (lenient: unknown
+/// fields are ignored, missing ones take defaults).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireStatus {
+    #[serde(default)]
+    all_ready: bool,
+    #[serde(default)]
+    daemons: Vec<WireDaemon>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDaemon {
+    id: String,
+    state: String,
+    #[serde(default)]
+    pid: Option<i64>,
+    #[serde(default)]
+    ready: bool,
+    #[serde(default)]
+    started_at: Option<u64>,
+    #[serde(default)]
+    restarts: u64,
+    #[serde(default)]
+    last_exit: Option<String>,
+    #[serde(default)]
+    last_error: Option<String>,
+    #[serde(default)]
+    retry_in_ms: Option<u64>,
+    #[serde(default)]
+    health: Vec<WireHealth>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireHealth {
+    id: String,
+    #[serde(flatten)]
+    info: HealthInfo,
+}
+
+/// The `statusInfo` keys for one report (see the module docs), or why the report
+/// could not be read.
+pub(crate) fn report(status: &Value, now_ms: u64) -> Result<Map<String, Value>, String> {
+    let wire: WireStatus =
+        serde_json::from_value(status.clone()).map_err(|e| format!("bad status report: {e}"))?;
+    let mut daemons = Map::new();
+    let mut health = Map::new();
+    let mut crash_loop = false;
+    for d in wire.daemons {
+        let mut checks = Map::new();
+        for h in d.health {
+            let mut info = h.info;
+            info.daemon.clone_from(&d.id);
+            if info.result != "failure" {
+                info.message = None;
+            }
+            let value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
+            checks.insert(h.id.clone(), value.clone());
+            health.insert(h.id, value);
+        }
+        let looping = d.state == "crashLoop";
+        crash_loop |= looping;
+        let info = DaemonInfo {
+            state: d.state,
+            ready: d.ready,
+            pid: d.pid,
+            started_at: d.started_at,
+            restarts: d.restarts,
+            last_exit: d.last_exit,
+            last_error: d.last_error,
+            crash_loop: looping,
+            retry_in_ms: d.retry_in_ms,
+            health: checks,
+        };
+        daemons.insert(d.id, serde_json::to_value(info).map_err(|e| e.to_string())?);
+    }
+    let mut out = Map::new();
+    out.insert("daemons".into(), Value::Object(daemons));
+    out.insert("health".into(), Value::Object(health));
+    out.insert("crashLoop".into(), Value::Bool(crash_loop));
+    out.insert("allReady".into(), Value::Bool(wire.all_ready));
+    out.insert("reportedAt".into(), Value::from(now_ms));
+    Ok(out)
+}
+
+fn status_pointer(id: &str) -> String {
+    format!("{PACKAGE_DATA}/{id}/statusInfo")
+}
+
+/// Writes `keys` into the `statusInfo` of `id` (replacing only those keys); nothing
+/// happens if the package is gone or nothing but `reportedAt` would change.
+pub(crate) fn write(store: &Store, id: &str, keys: Map<String, Value>) -> Result<(), PackageError> {
+    let pointer = status_pointer(id);
+    if let Ok(Value::Object(current)) = store.get(&pointer) {
+        let same = keys
+            .iter()
+            .all(|(k, v)| k == "reportedAt" || current.get(k) == Some(v));
+        if same {
+            return Ok(());
+        }
+    }
+    store
+        .mutate(|d| {
+            if d.pointer(&pointer).is_none() {
+                return Ok(());
+            }
+            let info = doc::object_mut(d, &pointer)?;
+            for (k, v) in keys {
+                info.insert(k, v);
+            }
+            Ok(())
+        })
+        .map(|_| ())
+        .map_err(|e| doc::mutate_error("record container status", e))
+}
+
+/// Removes the reported keys from the `statusInfo` of `id` (the package stopped).
+pub(crate) fn clear(store: &Store, id: &str) -> Result<(), PackageError> {
+    let pointer = status_pointer(id);
+    let present = |v: &Value| REPORTED_KEYS.iter().any(|k| v.get(k).is_some());
+    if !store.get(&pointer).is_ok_and(|v| present(&v)) {
+        return Ok(());
+    }
+    store
+        .mutate(|d| {
+            if let Some(Value::Object(info)) = d.pointer_mut(&pointer) {
+                for k in REPORTED_KEYS {
+                    info.remove(k);
+                }
+            }
+            Ok::<_, PackageError>(())
+        })
+        .map(|_| ())
+        .map_err(|e| doc::mutate_error("clear container status", e))
+}
+
+/// Follows the container of `id` (RPC dir `rpc_dir`) until `cancel` or until a
+/// connection cannot be made; see the module docs.
+pub(crate) async fn monitor<C: Connector>(
+    connector: &C,
+    store: &Store,
+    id: &str,
+    rpc_dir: PathBuf,
+    cancel: &CancellationToken,
+) {
+    loop {
+        let connected = tokio::select! {
+            () = cancel.cancelled() => return,
+            c = connector.connect(&rpc_dir) => c,
+        };
+        let mut feed = match connected {
+            Ok(f) => f,
+            Err(error) => {
+                tracing::warn!(package = %id, %error, "cannot follow the container's status");
+                return;
+            }
+        };
+        tracing::debug!(package = %id, "following the container's status");
+        loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => return,
+                n = feed.next_status() => n,
+            };
+            match next {
+                Ok(Some(status)) => {
+                    let written = report(&status, doc::now_ms())
+                        .map_err(|reason| PackageError::Document {
+                            pointer: "service.sock status".into(),
+                            reason,
+                        })
+                        .and_then(|keys| write(store, id, keys));
+                    if let Err(error) = written {
+                        tracing::warn!(package = %id, %error, "cannot record the container's status");
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(package = %id, %error, "container status connection failed");
+                    break;
+                }
+            }
+        }
+        tracing::debug!(package = %id, "container closed its socket; reconnecting");
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "container_status_tests.rs"]
+mod tests;

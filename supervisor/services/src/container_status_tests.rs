@@ -1,0 +1,199 @@
+//! The status mapping and the monitor loop, with a fake connector and a real store.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use super::*;
+
+/// A status report as `hearth-container` sends it.
+fn wire(state: &str, health: Value) -> Value {
+    json!({
+        "desired": "running",
+        "allReady": state == "running",
+        "allDown": false,
+        "daemons": [{
+            "id": "httpd", "state": state, "pid": 12, "ready": state == "running",
+            "startedAt": 1_000, "restarts": 2, "lastExit": "exit status 1",
+            "lastError": null, "readinessFailure": null, "retryInMs": null,
+            "health": health,
+        }],
+    })
+}
+
+type Script = VecDeque<Result<Option<Value>, ClientError>>;
+
+/// Hands out scripted connections; fails to connect once they are used up.
+struct FakeConnector {
+    connections: Mutex<VecDeque<Script>>,
+}
+
+struct FakeFeed(Script);
+
+impl StatusFeed for FakeFeed {
+    async fn next_status(&mut self) -> Result<Option<Value>, ClientError> {
+        self.0.pop_front().unwrap_or(Ok(None))
+    }
+}
+
+impl Connector for FakeConnector {
+    type Feed = FakeFeed;
+
+    async fn connect(&self, rpc_dir: &Path) -> Result<FakeFeed, ClientError> {
+        match self.connections.lock().unwrap().pop_front() {
+            Some(script) => Ok(FakeFeed(script)),
+            None => Err(ClientError::Closed {
+                path: rpc_dir.to_owned(),
+            }),
+        }
+    }
+}
+
+fn store_with_package() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db"), json!({"public": {}, "private": {}})).unwrap();
+    let entry = json!({
+        "stateInfo": {"state": "installed", "keepData": false},
+        "manifest": {"id": "hello", "version": "1.0.0:0"},
+        "signer": {"fingerprint": "f", "key": "k", "trusted": true},
+        "archive": "a.s9pk",
+        "container": {"rootImage": "main", "volumes": [], "index": 2},
+        "statusInfo": {"desired": "running", "state": "running", "lastError": "old",
+                       "restartCount": 1, "startedAt": 5, "attempts": 0, "retryAt": null},
+    });
+    store
+        .mutate(|d| {
+            doc::object_mut(d, PACKAGE_DATA)?.insert("hello".into(), entry);
+            Ok::<_, PackageError>(())
+        })
+        .unwrap();
+    (dir, store)
+}
+
+fn status_info(store: &Store) -> Value {
+    store.get(&status_pointer("hello")).unwrap()
+}
+
+#[test]
+fn health_results_map_to_statusinfo_with_message_only_on_failure() {
+    let health = json!([
+        {"id": "http", "name": "Page", "result": "success"},
+        {"id": "db", "name": "DB", "result": "failure", "message": "refused"},
+        {"id": "w", "name": "W", "result": "waiting"},
+    ]);
+    let keys = report(&wire("running", health), 77).unwrap();
+    assert_eq!(
+        keys["health"],
+        json!({
+            "http": {"daemon": "httpd", "name": "Page", "result": "success"},
+            "db": {"daemon": "httpd", "name": "DB", "result": "failure", "message": "refused"},
+            "w": {"daemon": "httpd", "name": "W", "result": "waiting"},
+        })
+    );
+    let d = &keys["daemons"]["httpd"];
+    assert_eq!(d["state"], "running");
+    assert_eq!(d["restarts"], 2);
+    assert_eq!(d["startedAt"], 1_000);
+    assert_eq!(d["crashLoop"], false);
+    assert_eq!(d["health"]["db"]["message"], "refused");
+    assert_eq!(keys["crashLoop"], false);
+    assert_eq!(keys["allReady"], true);
+    assert_eq!(keys["reportedAt"], 77);
+}
+
+#[test]
+fn a_crash_looping_daemon_sets_the_flag() {
+    let health = json!([{"id": "http", "name": "Page", "result": "disabled"}]);
+    let keys = report(&wire("crashLoop", health), 1).unwrap();
+    assert_eq!(keys["crashLoop"], true);
+    assert_eq!(keys["daemons"]["httpd"]["crashLoop"], true);
+    assert_eq!(keys["health"]["http"]["result"], "disabled");
+    assert!(report(&json!({"daemons": [{"state": 3}]}), 1).is_err());
+}
+
+#[tokio::test]
+async fn monitor_writes_each_report_reconnects_and_touches_nothing_else() {
+    let (_dir, store) = store_with_package();
+    let before = status_info(&store);
+    let starting = wire(
+        "starting",
+        json!([{"id": "http", "name": "Page", "result": "starting"}]),
+    );
+    let ok = wire(
+        "running",
+        json!([{"id": "http", "name": "Page", "result": "success"}]),
+    );
+    let connector = FakeConnector {
+        connections: Mutex::new(VecDeque::from([
+            // First connection: one report, then the container restarts.
+            VecDeque::from([Ok(Some(starting))]),
+            // Second connection: the new container reports success, then fails.
+            VecDeque::from([
+                Ok(Some(ok)),
+                Err(ClientError::Closed {
+                    path: PathBuf::from("x"),
+                }),
+            ]),
+        ])),
+    };
+    let cancel = CancellationToken::new();
+    monitor(&connector, &store, "hello", PathBuf::from("/rpc"), &cancel).await;
+    let after = status_info(&store);
+    assert_eq!(after["health"]["http"]["result"], "success");
+    assert_eq!(after["daemons"]["httpd"]["state"], "running");
+    for key in ["desired", "state", "lastError", "restartCount", "startedAt"] {
+        assert_eq!(after[key], before[key], "{key} changed");
+    }
+    // The reconciler's read-modify-write keeps the reported keys.
+    doc::update(&store, "hello", "test", |e| {
+        e.status_info.observed.restart_count = 9;
+        Ok(())
+    })
+    .unwrap();
+    let kept = status_info(&store);
+    assert_eq!(kept["health"], after["health"]);
+    assert_eq!(kept["restartCount"], 9);
+    // Stopped: the reported keys go, the rest stays.
+    clear(&store, "hello").unwrap();
+    let cleared = status_info(&store);
+    assert!(REPORTED_KEYS.iter().all(|k| cleared.get(k).is_none()));
+    assert_eq!(cleared["lastError"], "old");
+}
+
+#[tokio::test]
+async fn reports_for_a_removed_package_are_dropped_and_cancel_ends_the_monitor() {
+    let (_dir, store) = store_with_package();
+    store
+        .mutate(|d| {
+            doc::object_mut(d, PACKAGE_DATA)?.remove("hello");
+            Ok::<_, PackageError>(())
+        })
+        .unwrap();
+    let keys = report(&wire("running", json!([])), 1).unwrap();
+    write(&store, "hello", keys).unwrap();
+    assert!(store.get(&doc::entry_pointer("hello")).is_err());
+
+    // A feed that never ends: only the token stops the monitor.
+    struct Pending;
+    impl StatusFeed for Pending {
+        async fn next_status(&mut self) -> Result<Option<Value>, ClientError> {
+            std::future::pending().await
+        }
+    }
+    struct Forever;
+    impl Connector for Forever {
+        type Feed = Pending;
+        async fn connect(&self, _: &Path) -> Result<Pending, ClientError> {
+            Ok(Pending)
+        }
+    }
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    let task = tokio::spawn(async move {
+        monitor(&Forever, &store, "hello", PathBuf::from("/rpc"), &c2).await;
+    });
+    cancel.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
