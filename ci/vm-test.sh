@@ -5,7 +5,8 @@
 # `server.echo` on a forwarded port (prints the power-on-to-answer time); completes setup,
 # presses Ctrl-Alt-Del (hearth-init: stop hearthd, sync, unmount, reboot), waits for the
 # second boot and checks that setup persisted on the data partition, which was created on
-# the first boot only. Then kills qemu. Needs root only for mmdebstrap.
+# the first boot only; then wipes the data partition's superblock and checks that the next
+# boot reports it, runs on volatile state and does not format it. Then kills qemu. Needs root only for mmdebstrap.
 # KVM does not work on the CI machines: always TCG, always under `timeout`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,14 +47,18 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); p
 log="$tmp/serial.log"
 
 echo "== booting under qemu (TCG), hearthd forwarded to 127.0.0.1:$port"
+boot_vm() {
+  rm -f "$tmp/monitor"
+  timeout 300 qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
+    -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
+    -drive if=pflash,format=raw,file="$tmp/vars.fd" \
+    -drive file="$tmp/disk.img",format=raw,if=virtio \
+    -netdev user,id=n,hostfwd=tcp:127.0.0.1:"$port"-:80 -device virtio-net-pci,netdev=n \
+    -display none -serial file:"$log" -monitor unix:"$tmp/monitor",server,nowait &
+  qpid=$!
+}
 start=$(date +%s.%N)
-timeout 300 qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
-  -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
-  -drive if=pflash,format=raw,file="$tmp/vars.fd" \
-  -drive file="$tmp/disk.img",format=raw,if=virtio \
-  -netdev user,id=n,hostfwd=tcp:127.0.0.1:"$port"-:80 -device virtio-net-pci,netdev=n \
-  -display none -serial file:"$log" -monitor unix:"$tmp/monitor",server,nowait &
-qpid=$!
+boot_vm
 
 rpc() { # BODY [TIMEOUT]
   curl -s -m "${2:-2}" "http://127.0.0.1:$port/rpc/v1" -H 'content-type: application/json' -d "$1" || true
@@ -94,4 +99,23 @@ case "$status" in *'"setupComplete":true'*) ;; *) echo "vm-test: setup not persi
   { echo "vm-test: data partition not created exactly once" >&2; grep -a hearth-init "$log" >&2; exit 1; }
 grep -aq 'hearth-init: service stopped' "$log" || { echo "vm-test: hearthd not stopped" >&2; exit 1; }
 grep -a 'hearth-init:' "$log" | tr -d '\r' | sed 's/^/    /'
+
+# A data partition that exists but does not mount must never be formatted: wipe its ext4
+# superblock area (first 2 MiB), boot, expect the report, hearthd answering on volatile
+# state, and the rest of the partition unchanged.
+kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=""
+dstart="$(sfdisk --dump "$tmp/disk.img" | sed -n 's/.*start= *\([0-9]*\),.*name="data".*/\1/p')"
+[ -n "$dstart" ] || { echo "vm-test: no data partition in the image after boot" >&2; exit 1; }
+dd if=/dev/zero of="$tmp/disk.img" bs=512 seek="$dstart" count=4096 conv=notrunc status=none
+region() { dd if="$tmp/disk.img" bs=1M skip=$((dstart / 2048 + 2)) count=64 status=none | sha256sum; }
+before="$(region)"
+: >"$log"
+boot_vm
+wait_for_hearthd "boot with a corrupted data partition"
+grep -aq 'hearth-init: data partition /dev/vda4 exists but does not mount' "$log" ||
+  { echo "vm-test: corrupted data partition not reported" >&2; grep -a hearth-init "$log" >&2; exit 1; }
+grep -aq 'hearth-init: run: mkfs' "$log" && { echo "vm-test: mkfs ran on existing data" >&2; exit 1; }
+kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=""
+[ "$(region)" = "$before" ] || { echo "vm-test: data partition content changed" >&2; exit 1; }
+grep -a 'hearth-init:.*\(slot \|does not mount\|volatile\|tmpfs\)' "$log" | tr -d '\r' | sed 's/^/    /'
 echo "vm-test: ok"
