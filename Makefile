@@ -1,5 +1,5 @@
 # Thin targets; each calls a script in ci/.
-.PHONY: run test bench lint deps
+.PHONY: run test bench lint deps vm-test image-repro
 
 run:
 	./ci/run.sh
@@ -15,3 +15,10 @@ lint:
 
 deps:
 	./ci/deps.sh
+
+# Slow checks not run by `make test` (each takes several minutes under qemu TCG / two image builds).
+vm-test:
+	./ci/vm-test.sh
+
+image-repro:
+	./ci/image-repro.sh
