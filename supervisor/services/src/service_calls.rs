@@ -88,6 +88,14 @@ pub enum ServiceCallError {
         #[source]
         source: ClientError,
     },
+    /// A blocking step (reading the spec, recording the result) could not finish.
+    #[error("{op}: {reason}")]
+    Task {
+        /// The step.
+        op: &'static str,
+        /// Why (a panic or a runtime shutting down).
+        reason: String,
+    },
     /// The container's answer was not what it should be.
     #[error("package {id}: unexpected answer to {method}: {reason}")]
     Answer {
@@ -176,6 +184,21 @@ impl Packages {
         Ok(self.spec(id)?.actions.iter().map(to_info).collect())
     }
 
+    /// Runs `f` on the blocking pool (file reads, store commits).
+    async fn off_thread<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Packages) -> Result<T, ServiceCallError> + Send + 'static,
+    ) -> Result<T, ServiceCallError> {
+        let p = self.clone();
+        tokio::task::spawn_blocking(move || f(&p))
+            .await
+            .map_err(|e| ServiceCallError::Task {
+                op,
+                reason: e.to_string(),
+            })?
+    }
+
     async fn call(
         &self,
         id: &str,
@@ -229,7 +252,10 @@ impl Packages {
         action_id: &str,
         input: Option<Value>,
     ) -> Result<(ActionRunResult, u64), ServiceCallError> {
-        let spec = self.spec(id)?;
+        let owned = id.to_owned();
+        let spec = self
+            .off_thread("read service spec", move |p| p.spec(&owned))
+            .await?;
         let Some(action) = spec.actions.iter().find(|a| a.id == action_id) else {
             self.installed_entry(id)?;
             return Err(ServiceCallError::NoAction {
@@ -289,7 +315,12 @@ impl Packages {
                 reason: e.to_string(),
             })?;
         result.ran_at = doc::now_ms();
-        let rev = self.record_action_result(id, action_id, &result)?;
+        let (owned, action_owned, stored) = (id.to_owned(), action_id.to_owned(), result.clone());
+        let rev = self
+            .off_thread("record action result", move |p| {
+                p.record_action_result(&owned, &action_owned, &stored)
+            })
+            .await?;
         Ok((result, rev))
     }
 
@@ -318,3 +349,7 @@ impl Packages {
             .map_err(|e| doc::mutate_error("record action result", e).into())
     }
 }
+
+#[cfg(test)]
+#[path = "service_calls_tests.rs"]
+mod tests;

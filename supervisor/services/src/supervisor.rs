@@ -315,6 +315,16 @@ mod tests {
         assert_eq!(ids(&["/packageData/a/statusInfo/state"]), Some(one.clone()));
         assert_eq!(ids(&["/serverInfo/hostname", "/packageData/a"]), Some(one));
         assert_eq!(ids(&["/ui/theme"]), Some(BTreeSet::new()));
+        // What the status monitor writes does not wake the reconciler.
+        let status_only = [
+            "/packageData/a/statusInfo/health",
+            "/packageData/a/statusInfo/reportedAt",
+        ];
+        assert_eq!(ids(&status_only), Some(BTreeSet::new()));
+        assert_eq!(
+            ids(&["/packageData/a/statusInfo/desired"]).map(|s| s.len()),
+            Some(1)
+        );
         // The whole map replaced (first install, restore): everyone.
         assert_eq!(ids(&["/packageData"]), None);
         let patch = serde_json::json!([{"op": "add", "path": "/packageData/b", "value": {}}]);

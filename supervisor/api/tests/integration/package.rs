@@ -157,3 +157,77 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, local: &str, body:
     let _ = c.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn actions_and_logs_check_input_and_status_before_reaching_the_container() {
+    let s = TestServer::set_up().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::from_bytes(&[9u8; 32]);
+    let arch = std::env::consts::ARCH;
+    let manifest = json!({
+        "id": "hello", "title": "Hello", "version": "1.0.0:0", "license": "MIT",
+        "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
+        "description": {"short": "Hello", "long": "A hello service."},
+        "images": {"main": {"arch": [arch]}}, "volumes": ["main"],
+    });
+    let spec = json!({
+        "daemons": [{"id": "web", "image": "main", "command": ["httpd"]}],
+        "actions": [{"id": "sign", "name": "Sign", "image": "main", "command": ["sign"],
+                     "input": {"type": "object", "required": ["name"],
+                               "properties": {"name": {"type": "string"}}}}],
+    });
+    let mut b = ArchiveBuilder::new();
+    b.add_file_bytes("manifest.json", manifest.to_string())
+        .unwrap();
+    b.add_file_bytes("hearth.json", spec.to_string()).unwrap();
+    b.add_file_bytes(&format!("images/{arch}/main.squashfs"), vec![7u8; 4096])
+        .unwrap();
+    let path = dir.path().join("hello.s9pk");
+    b.write_file(&key, &path).unwrap();
+    let r = s
+        .local_call(
+            "package.install",
+            json!({"path": path.display().to_string(), "allowUntrusted": true}),
+        )
+        .await;
+    assert_eq!(r["result"]["id"], "hello", "{r}");
+
+    let list = s
+        .local_call("package.action.list", json!({"id": "hello"}))
+        .await;
+    assert_eq!(list["result"][0]["id"], "sign", "{list}");
+    assert_eq!(list["result"][0]["allowedStatuses"], "any");
+
+    let bad = s
+        .local_call(
+            "package.action.run",
+            json!({"id": "hello", "actionId": "sign", "input": {"name": 5}}),
+        )
+        .await;
+    assert_eq!(error_code(&bad), -32602, "{bad}");
+    assert_eq!(bad["error"]["data"]["reason"], "invalidInput");
+    assert_eq!(bad["error"]["data"]["path"], "input.name");
+
+    let stopped = s
+        .local_call(
+            "package.action.run",
+            json!({"id": "hello", "actionId": "sign", "input": {"name": "Ada"}}),
+        )
+        .await;
+    assert_eq!(
+        stopped["error"]["data"]["reason"], "notRunning",
+        "{stopped}"
+    );
+    let logs = s.local_call("package.logs", json!({"id": "hello"})).await;
+    assert_eq!(logs["error"]["data"]["reason"], "notRunning", "{logs}");
+
+    let unknown = s
+        .local_call(
+            "package.action.run",
+            json!({"id": "hello", "actionId": "nope"}),
+        )
+        .await;
+    assert_eq!(error_code(&unknown), 6, "{unknown}");
+    let r = s.local_call("package.logs", json!({"id": "nope"})).await;
+    assert_eq!(error_code(&r), 6, "{r}");
+}
