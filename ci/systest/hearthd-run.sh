@@ -26,7 +26,7 @@ out="$(eval "$cmd")"
 echo "$out" | jq -e '.revision > 0' >/dev/null || { echo "hearthd-run: setup failed: $out" >&2; exit 1; }
 login="$(curl -s -i "$url/rpc/v1" -H 'content-type: application/json' \
   -d '{"method":"auth.login","params":{"password":"systest-password"}}')"
-echo "$login" | grep -qi '^set-cookie: session=.*HttpOnly' || { echo "hearthd-run: login failed: $login" >&2; exit 1; }
+echo "$login" | grep -i '^set-cookie: session=.*HttpOnly' >/dev/null || { echo "hearthd-run: login failed: $login" >&2; exit 1; }
 # Ctrl-C: SIGINT to the process group, as a terminal does.
 kill -INT -- "-$pid"
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -26,7 +26,7 @@ for b in hearth hearthd; do
   [ -x "$BIN/$b" ] || { echo "services: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
 done
 MUSL="$(uname -m)-unknown-linux-musl"
-rustup target list --installed | grep -qx "$MUSL" || rustup target add "$MUSL"
+rustup target list --installed | grep -x "$MUSL" >/dev/null || rustup target add "$MUSL"
 cargo build -q -p hearth-container --target "$MUSL"
 INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
 
@@ -128,14 +128,14 @@ upload() {
 }
 [ "$(upload | field /error/data/reason)" = untrustedSigner ] || fail "untrusted upload not refused"
 PEM="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
-rpc package.trust.add "{\"publicKey\":$PEM}" | grep -q fingerprint || fail "trust.add"
+rpc package.trust.add "{\"publicKey\":$PEM}" | grep fingerprint >/dev/null || fail "trust.add"
 [ "$(upload | field /result/signerTrusted)" = True ] || fail "trusted upload not installed"
 [ -z "$(ls -A "$DATA/packages/upload")" ] || fail "upload file left behind"
 
 echo "-- start: the container runs the daemon and serves its page"
 rpc package.start '{"id":"hello-oci"}' >/dev/null
 wait_status state running
-page | grep -q "Hello from an OCI image" || fail "page not served on 10.88.0.2:8080"
+page | grep "Hello from an OCI image" >/dev/null || fail "page not served on 10.88.0.2:8080"
 STARTED="$(status startedAt)"
 
 echo "-- over service.sock: health in the state, logs, an action with checked input"
@@ -157,14 +157,14 @@ BAD="$(rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"nam
 [ ! -e "$BOOK" ] || fail "the action ran despite bad input"
 RUN="$(rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"name":"Ada"}}')"
 [ "$(echo "$RUN" | field /result/success)" = True ] || fail "action.run: $RUN"
-echo "$RUN" | field /result/stdout | grep -q "Ada" || fail "action output: $RUN"
+echo "$RUN" | field /result/stdout | grep "Ada" >/dev/null || fail "action output: $RUN"
 grep -q "Ada" "$BOOK" || fail "guest book not signed"
 LAST="$(rpc db.dump '{"pointer":"/packageData/hello-oci/actions/sign/lastResult"}')"
 [ "$(echo "$LAST" | field /result/value/success)" = True ] || fail "lastResult: $LAST"
 
 echo "-- hearthd restart: the running container is adopted, not started again"
 stop_hearthd
-page | grep -q "Hello" || fail "container stopped with hearthd"
+page | grep "Hello" >/dev/null || fail "container stopped with hearthd"
 start_hearthd
 sleep 2
 [ "$(status state)" = running ] || fail "not running after hearthd restart"
@@ -177,7 +177,7 @@ PID="$(lxc-info -P "$DATA/containers" -n hello-oci -pH)"
 kill -9 "$PID"
 wait_status restartCount 1
 wait_status state running
-page | grep -q "Hello" || fail "page not served after the restart"
+page | grep "Hello" >/dev/null || fail "page not served after the restart"
 wait_status health/http/result success
 
 echo "-- stop, then uninstall: nothing left"
