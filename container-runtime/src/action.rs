@@ -1,19 +1,13 @@
 //! Actions: check the input, run the command with the input as JSON on stdin, report.
 //!
 //! # Design
-//! The input is checked against the action's JSON Schema with a deliberately small
-//! subset ([`check_input`]): `type`, `enum`, `const`, `required`, `properties`,
-//! `additionalProperties: false`, `items`, `minimum`/`maximum`,
-//! `minLength`/`maxLength`, `minItems`/`maxItems`. That catches the mistakes a form
-//! can make; full validation (formats, `pattern`, `$ref`, combinators) is `hearthd`'s
-//! job before it calls us.
-//!
-//! # Rejected alternatives
-//! The `jsonschema` crate: dozens of dependencies (regex engines, URL parsing,
-//! optional HTTP) in a binary whose point is to be small, for checks hearthd repeats.
+//! The input is checked against the action's JSON Schema with
+//! [`hearth_s9pk::spec::check_action_input`], the same documented subset `hearthd`
+//! checks before it calls us (its docs list the keywords and what is not checked), so
+//! a caller that bypasses hearthd is checked the same way.
 
 use hearth_rpc::{ErrorCode, RpcError};
-use hearth_s9pk::spec::{ActionResult, ActionSpec};
+use hearth_s9pk::spec::{ActionResult, ActionSpec, check_action_input as check_input};
 use serde_json::{Map, Value, json};
 
 use crate::image::ImageConfig;
@@ -94,113 +88,6 @@ fn tail(text: &str, max: usize) -> String {
         start += 1;
     }
     text[start..].to_owned()
-}
-
-/// Checks `value` against the supported subset of JSON Schema; `Err((path, why))`.
-pub(crate) fn check_input(
-    schema: &Value,
-    value: &Value,
-    path: &str,
-) -> Result<(), (String, String)> {
-    let fail = |why: String| Err((path.to_owned(), why));
-    let Some(schema) = schema.as_object() else {
-        return Ok(());
-    };
-    if let Some(ty) = schema.get("type") {
-        let types: Vec<&str> = match ty {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        if !types.is_empty() && !types.iter().any(|t| has_type(value, t)) {
-            return fail(format!("expected {}", types.join(" or ")));
-        }
-    }
-    if let Some(Value::Array(options)) = schema.get("enum")
-        && !options.contains(value)
-    {
-        return fail("not one of the allowed values".into());
-    }
-    if let Some(c) = schema.get("const")
-        && c != value
-    {
-        return fail(format!("must be {c}"));
-    }
-    let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
-    let count_bound = |key: &str| schema.get(key).and_then(Value::as_u64);
-    match value {
-        Value::Number(n) => {
-            let n = n.as_f64().unwrap_or(f64::NAN);
-            if bound("minimum").is_some_and(|m| n < m) || bound("maximum").is_some_and(|m| n > m) {
-                return fail("out of range".into());
-            }
-        }
-        Value::String(s) => {
-            let len = s.chars().count() as u64;
-            if count_bound("minLength").is_some_and(|m| len < m)
-                || count_bound("maxLength").is_some_and(|m| len > m)
-            {
-                return fail("length out of range".into());
-            }
-        }
-        Value::Array(items) => {
-            let len = items.len() as u64;
-            if count_bound("minItems").is_some_and(|m| len < m)
-                || count_bound("maxItems").is_some_and(|m| len > m)
-            {
-                return fail("number of items out of range".into());
-            }
-            if let Some(item_schema) = schema.get("items") {
-                for (i, item) in items.iter().enumerate() {
-                    check_input(item_schema, item, &format!("{path}[{i}]"))?;
-                }
-            }
-        }
-        Value::Object(fields) => check_object(schema, fields, path)?,
-        Value::Null | Value::Bool(_) => {}
-    }
-    Ok(())
-}
-
-fn check_object(
-    schema: &Map<String, Value>,
-    fields: &Map<String, Value>,
-    path: &str,
-) -> Result<(), (String, String)> {
-    let properties = schema.get("properties").and_then(Value::as_object);
-    if let Some(Value::Array(required)) = schema.get("required") {
-        for name in required.iter().filter_map(Value::as_str) {
-            if !fields.contains_key(name) {
-                return Err((format!("{path}.{name}"), "required".into()));
-            }
-        }
-    }
-    for (name, field) in fields {
-        let field_path = format!("{path}.{name}");
-        match properties.and_then(|p| p.get(name)) {
-            Some(field_schema) => check_input(field_schema, field, &field_path)?,
-            None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                return Err((field_path, "unknown field".into()));
-            }
-            None => {}
-        }
-    }
-    Ok(())
-}
-
-fn has_type(value: &Value, ty: &str) -> bool {
-    match ty {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "boolean" => value.is_boolean(),
-        "null" => value.is_null(),
-        "number" => value.is_number(),
-        "integer" => {
-            value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
-        _ => true,
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,6 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-mod action_input;
 mod container_client;
 mod container_status;
 mod doc;

@@ -6,7 +6,7 @@
 //! container serves many at once. The package must be installed and recorded
 //! `running`, else the call fails at once with [`ServiceCallError::NotRunning`]
 //! instead of waiting for a socket. An action's input is checked against its schema
-//! here, before anything is sent ([`crate::action_input`]), and its allowed statuses
+//! here, before anything is sent ([`hearth_s9pk::spec::check_action_input`]), and its allowed statuses
 //! against the recorded status; the container checks both again. The last result of
 //! each action is stored at `/public/packageData/<id>/actions/<actionId>/lastResult`.
 //!
@@ -266,13 +266,13 @@ impl Packages {
         let input = match (&action.input, input) {
             (Some(schema), input) => {
                 let input = input.unwrap_or_else(|| json!({}));
-                crate::action_input::check(schema, &input, "input").map_err(|(path, reason)| {
-                    ServiceCallError::InvalidInput {
+                hearth_s9pk::spec::check_action_input(schema, &input, "input").map_err(
+                    |(path, reason)| ServiceCallError::InvalidInput {
                         action: action_id.to_owned(),
                         path,
                         reason,
-                    }
-                })?;
+                    },
+                )?;
                 Some(input)
             }
             (None, None | Some(Value::Null)) => None,

@@ -24,6 +24,7 @@
 //! A flattened "process" struct shared by daemons, actions and hooks: serde's
 //! `flatten` does not work with `deny_unknown_fields`, so the few fields repeat.
 
+mod action_input;
 mod duration;
 mod validate;
 
@@ -34,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Manifest, VersionRange};
 
+pub use self::action_input::{InputMismatch, check_action_input};
 pub use self::duration::{DurationParseError, DurationSpec};
 pub use self::validate::SpecError;
 

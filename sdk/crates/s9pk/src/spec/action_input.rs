@@ -1,5 +1,6 @@
-//! Checks an action's input against its JSON Schema before hearthd asks the container
-//! to run it.
+//! Checks an action's input against its JSON Schema: `hearthd` before it asks the
+//! container to run an action, and `hearth-container` again before it runs the command
+//! (so a caller that bypasses hearthd is checked too). One implementation for both.
 //!
 //! # Design
 //! A documented subset of JSON Schema (draft 2020-12 keywords as forms use them):
@@ -9,9 +10,7 @@
 //! `exclusiveMinimum`/`exclusiveMaximum` (numbers), `multipleOf`,
 //! `minLength`/`maxLength` (characters), and `allOf`/`anyOf`/`oneOf`/`not`.
 //! Errors name the failing place as a path from `input` (`input.name`,
-//! `input.tags[2]`). `hearth-container` checks the same input again (a smaller
-//! subset) before it runs the command, so a caller that bypasses hearthd is still
-//! checked.
+//! `input.tags[2]`).
 //!
 //! # Limitations
 //! `pattern`, `patternProperties`, `format`, `$ref`/`$defs` and `if`/`then`/`else`
@@ -21,15 +20,15 @@
 //! # Rejected alternatives
 //! The `jsonschema` crate: full coverage, but a regex engine, URL and IDNA handling
 //! and dozens of crates to build on the supervisor's two shared cores for forms that
-//! use the keywords above.
+//! use the keywords above (and in `hearth-container`, whose point is to be small).
 
 use serde_json::{Map, Value};
 
 /// Where and why `value` does not match `schema`.
-pub(crate) type Mismatch = (String, String);
+pub type InputMismatch = (String, String);
 
 /// Checks `value` (at `path`) against `schema`; see the module docs for the keywords.
-pub(crate) fn check(schema: &Value, value: &Value, path: &str) -> Result<(), Mismatch> {
+pub fn check_action_input(schema: &Value, value: &Value, path: &str) -> Result<(), InputMismatch> {
     let Some(schema) = schema.as_object() else {
         // `true` accepts everything; `false` nothing.
         return if schema == &Value::Bool(false) {
@@ -88,7 +87,11 @@ fn count(schema: &Map<String, Value>, key: &str) -> Option<u64> {
     schema.get(key).and_then(Value::as_u64)
 }
 
-fn combinators(schema: &Map<String, Value>, value: &Value, path: &str) -> Result<(), Mismatch> {
+fn combinators(
+    schema: &Map<String, Value>,
+    value: &Value,
+    path: &str,
+) -> Result<(), InputMismatch> {
     let list = |key: &str| {
         schema
             .get(key)
@@ -97,28 +100,38 @@ fn combinators(schema: &Map<String, Value>, value: &Value, path: &str) -> Result
             .unwrap_or_default()
     };
     for s in list("allOf") {
-        check(s, value, path)?;
+        check_action_input(s, value, path)?;
     }
     let any = list("anyOf");
-    if !any.is_empty() && !any.iter().any(|s| check(s, value, path).is_ok()) {
+    if !any.is_empty()
+        && !any
+            .iter()
+            .any(|s| check_action_input(s, value, path).is_ok())
+    {
         return Err((path.to_owned(), "matches none of the allowed forms".into()));
     }
     let one = list("oneOf");
-    if !one.is_empty() && one.iter().filter(|s| check(s, value, path).is_ok()).count() != 1 {
+    if !one.is_empty()
+        && one
+            .iter()
+            .filter(|s| check_action_input(s, value, path).is_ok())
+            .count()
+            != 1
+    {
         return Err((
             path.to_owned(),
             "must match exactly one of the allowed forms".into(),
         ));
     }
     if let Some(not) = schema.get("not")
-        && check(not, value, path).is_ok()
+        && check_action_input(not, value, path).is_ok()
     {
         return Err((path.to_owned(), "matches a form that is not allowed".into()));
     }
     Ok(())
 }
 
-fn check_number(schema: &Map<String, Value>, n: f64, path: &str) -> Result<(), Mismatch> {
+fn check_number(schema: &Map<String, Value>, n: f64, path: &str) -> Result<(), InputMismatch> {
     let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
     let out = bound("minimum").is_some_and(|m| n < m)
         || bound("maximum").is_some_and(|m| n > m)
@@ -136,7 +149,11 @@ fn check_number(schema: &Map<String, Value>, n: f64, path: &str) -> Result<(), M
     Ok(())
 }
 
-fn check_array(schema: &Map<String, Value>, items: &[Value], path: &str) -> Result<(), Mismatch> {
+fn check_array(
+    schema: &Map<String, Value>,
+    items: &[Value],
+    path: &str,
+) -> Result<(), InputMismatch> {
     let len = items.len() as u64;
     if count(schema, "minItems").is_some_and(|m| len < m)
         || count(schema, "maxItems").is_some_and(|m| len > m)
@@ -152,7 +169,7 @@ fn check_array(schema: &Map<String, Value>, items: &[Value], path: &str) -> Resu
     }
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
-            check(item_schema, item, &format!("{path}[{i}]"))?;
+            check_action_input(item_schema, item, &format!("{path}[{i}]"))?;
         }
     }
     Ok(())
@@ -162,7 +179,7 @@ fn check_object(
     schema: &Map<String, Value>,
     fields: &Map<String, Value>,
     path: &str,
-) -> Result<(), Mismatch> {
+) -> Result<(), InputMismatch> {
     let properties = schema.get("properties").and_then(Value::as_object);
     if let Some(Value::Array(required)) = schema.get("required") {
         for name in required.iter().filter_map(Value::as_str) {
@@ -183,11 +200,11 @@ fn check_object(
             properties.and_then(|p| p.get(name)),
             schema.get("additionalProperties"),
         ) {
-            (Some(field_schema), _) => check(field_schema, field, &field_path)?,
+            (Some(field_schema), _) => check_action_input(field_schema, field, &field_path)?,
             (None, Some(Value::Bool(false))) => {
                 return Err((field_path, "unknown field".into()));
             }
-            (None, Some(extra)) => check(extra, field, &field_path)?,
+            (None, Some(extra)) => check_action_input(extra, field, &field_path)?,
             (None, None) => {}
         }
     }
@@ -210,19 +227,20 @@ fn has_type(value: &Value, ty: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn err(schema: &Value, value: &Value) -> String {
-        check(schema, value, "input").unwrap_err().0
+        check_action_input(schema, value, "input").unwrap_err().0
     }
 
     #[test]
     fn hello_oci_sign_input() {
         // As in sdk/examples/hello-oci/hearth.toml.
         let schema = json!({"type": "object", "properties": {"name": {"type": "string", "title": "Your name"}}, "required": ["name"]});
-        assert!(check(&schema, &json!({"name": "Ada"}), "input").is_ok());
+        assert!(check_action_input(&schema, &json!({"name": "Ada"}), "input").is_ok());
         assert_eq!(err(&schema, &json!({})), "input.name");
         assert_eq!(err(&schema, &json!({"name": 5})), "input.name");
         assert_eq!(err(&schema, &json!("Ada")), "input");
@@ -242,7 +260,7 @@ mod tests {
             },
         });
         let ok = json!({"n": 4, "s": "ab", "t": ["a", "b"], "m": 3, "k": "y"});
-        assert!(check(&schema, &ok, "input").is_ok());
+        assert!(check_action_input(&schema, &ok, "input").is_ok());
         for (field, bad) in [
             ("n", json!(0)),
             ("n", json!(12)),
@@ -266,7 +284,7 @@ mod tests {
         let mut extra = ok.clone();
         extra["zzz"] = json!(1);
         assert_eq!(err(&schema, &extra), "input.zzz");
-        assert!(check(&json!(true), &json!(1), "input").is_ok());
-        assert!(check(&json!(false), &json!(1), "input").is_err());
+        assert!(check_action_input(&json!(true), &json!(1), "input").is_ok());
+        assert!(check_action_input(&json!(false), &json!(1), "input").is_err());
     }
 }
