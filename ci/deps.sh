@@ -16,7 +16,7 @@ APT_PACKAGES=(
   # initramfs; boot tests under qemu TCG with OVMF (ci/vm-test.sh)
   fdisk dosfstools mtools cpio qemu-system-x86 ovmf
   # benchmarks and tests
-  b3sum time curl jq wrk
+  b3sum time nodejs curl jq wrk
   # python venv for the official MCP client SDK used by system tests
   python3-venv
 )
