@@ -15,6 +15,11 @@ APT_PACKAGES=(
   # OS images (imager/): GPT with sfdisk, FAT ESP with mkfs.vfat + mtools, cpio to inspect
   # initramfs; boot tests under qemu TCG with OVMF (ci/vm-test.sh)
   fdisk dosfstools mtools cpio qemu-system-x86 ovmf
+  # aarch64 images: foreign-arch mmdebstrap (qemu-user-static + binfmt_misc), the aarch64
+  # cross linker/libc for hearth-init (musl, static) and hearthd (gnu), the boot test on
+  # qemu `virt` with AAVMF (ci/vm-test-aarch64.sh)
+  qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  qemu-system-arm qemu-efi-aarch64
   # benchmarks and tests
   b3sum time nodejs curl jq wrk
   # python venv for the official MCP client SDK used by system tests
@@ -39,6 +44,16 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+# Foreign-architecture chroots (aarch64 images): binfmt_misc mounted and qemu-aarch64
+# registered (binfmt-support reads qemu-user-static's entry; flag F keeps it usable in
+# chroots). Idempotent.
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  update-binfmts --enable qemu-aarch64
+fi
 
 # supervisor/lxc: unprivileged containers map uid/gid 0 to 100000 (65536 ids); LXC
 # checks that root may delegate that range. Idempotent: only appends a missing line.
