@@ -15,10 +15,11 @@ APT_PACKAGES=(
   # OS images (imager/): GPT with sfdisk, FAT ESP with mkfs.vfat + mtools, cpio to inspect
   # initramfs; boot tests under qemu TCG with OVMF (ci/vm-test.sh)
   fdisk dosfstools mtools cpio qemu-system-x86 ovmf
-  # aarch64 images: foreign-arch mmdebstrap (qemu-user-static + binfmt_misc), the aarch64
+  # aarch64 images: foreign-arch mmdebstrap (qemu-user-static + binfmt_misc; mmdebstrap
+  # checks them with arch-test), the aarch64
   # cross linker/libc for hearth-init (musl, static) and hearthd (gnu), the boot test on
   # qemu `virt` with AAVMF (ci/vm-test-aarch64.sh)
-  qemu-user-static binfmt-support gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  qemu-user-static binfmt-support arch-test gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   qemu-system-arm qemu-efi-aarch64
   # benchmarks and tests
   b3sum time nodejs curl jq wrk
