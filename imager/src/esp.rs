@@ -4,8 +4,18 @@
 //!
 //! # Design
 //! Entries are named `hearth-a+3.conf` / `hearth-b+3.conf`: systemd-boot's boot assessment
-//! counts down the `+3` on each try; an entry reaching `+0` is tried last, so the other
-//! slot boots. Each slot has its own kernel and initramfs under `/hearth/<slot>/` so an OTA
+//! renames the entry before each try (`+3` → `+2-1` → `+1-2` → `+0-3`) and sorts entries
+//! with no tries left after all others. `loader.conf` has **no `default`**: a `default`
+//! pattern is matched against entry ids (the name without the counter) in sorted order,
+//! bad entries included, so it would pin a slot that has used up its tries (systemd-boot
+//! 252, `config_default_entry_select`). Without it the first entry in sort order boots,
+//! and the order is set by `sort-key`: the slot to boot carries [`SORT_KEY_ACTIVE`], the
+//! other [`SORT_KEY_FALLBACK`] (both entries have a sort key, so they compare by it
+//! first). A fresh image boots slot A with its counter; after three failed tries A sorts
+//! last and B boots. `hearth-init` marks the running slot good after `hearthd` is healthy
+//! by renaming its entry to `hearth-<slot>.conf` (no counter: never counted again). An
+//! update would write the new slot's entry as `hearth-<slot>+3.conf` with the active key
+//! and give the running slot's entry the fallback key. Each slot has its own kernel and initramfs under `/hearth/<slot>/` so an OTA
 //! can replace one slot's without touching the other. `mkfs.vfat --invariant -i <id>` and
 //! mtools under `SOURCE_DATE_EPOCH` (file times are set to it first) make the FAT
 //! reproducible.
@@ -15,17 +25,34 @@ use std::path::{Path, PathBuf};
 use crate::ids;
 use crate::tool::{self, ToolError};
 
-/// `loader/loader.conf`.
+/// `sort-key` of the slot systemd-boot should try first (sorts before [`SORT_KEY_FALLBACK`]).
+pub(crate) const SORT_KEY_ACTIVE: &str = "hearth-1-active";
+/// `sort-key` of the other slot.
+pub(crate) const SORT_KEY_FALLBACK: &str = "hearth-2-fallback";
+/// Boot tries of a slot not yet marked good (the `+N` in the entry name).
+pub(crate) const TRIES: u32 = 3;
+
+/// `loader/loader.conf`: no `default` (see the module docs), no menu.
 pub(crate) fn loader_conf() -> String {
-    "default hearth-a*\ntimeout 0\nconsole-mode keep\neditor no\n".to_owned()
+    "timeout 0\nconsole-mode keep\neditor no\n".to_owned()
 }
 
-/// One slot's boot entry.
-pub(crate) fn entry(version: &str, slot: char, cmdline: &str) -> String {
+/// File name of a slot's entry in a new image: `hearth-a+3.conf`.
+pub(crate) fn entry_name(slot: char) -> String {
+    format!("hearth-{slot}+{TRIES}.conf")
+}
+
+/// One slot's boot entry; `active` chooses its sort key.
+pub(crate) fn entry(version: &str, slot: char, active: bool, cmdline: &str) -> String {
     let options = format!("{} hearth.slot={slot}", cmdline.trim());
+    let key = if active {
+        SORT_KEY_ACTIVE
+    } else {
+        SORT_KEY_FALLBACK
+    };
     format!(
-        "title Hearth {version} (slot {slot})\nversion {version}\nlinux /hearth/{slot}/vmlinuz\n\
-         initrd /hearth/{slot}/initrd.img\noptions {}\n",
+        "title Hearth {version} (slot {slot})\nsort-key {key}\nversion {version}\n\
+         linux /hearth/{slot}/vmlinuz\ninitrd /hearth/{slot}/initrd.img\noptions {}\n",
         options.trim()
     )
 }
@@ -77,23 +104,20 @@ pub(crate) fn build(
         (inp.kernel.to_owned(), "hearth/b/vmlinuz"),
         (inp.initramfs.to_owned(), "hearth/b/initrd.img"),
     ];
-    let texts = [
-        ("loader.conf", "loader/loader.conf", loader_conf()),
-        (
-            "hearth-a+3.conf",
-            "loader/entries/hearth-a+3.conf",
-            entry(inp.version, 'a', inp.cmdline),
-        ),
-        (
-            "hearth-b+3.conf",
-            "loader/entries/hearth-b+3.conf",
-            entry(inp.version, 'b', inp.cmdline),
-        ),
-    ];
+    let mut texts = vec![(
+        "loader.conf".to_owned(),
+        "loader/loader.conf".to_owned(),
+        loader_conf(),
+    )];
+    for (slot, active) in [('a', true), ('b', false)] {
+        let name = entry_name(slot);
+        let text = entry(inp.version, slot, active, inp.cmdline);
+        texts.push((name.clone(), format!("loader/entries/{name}"), text));
+    }
     for (name, dest, text) in &texts {
         let p = work.join(name);
         std::fs::write(&p, text).map_err(io("writing", &p))?;
-        files.push((p, dest));
+        files.push((p, dest.as_str()));
     }
     let _ = std::fs::remove_file(out);
     let kib = (inp.size_mib * 1024).to_string();
@@ -145,12 +169,22 @@ mod tests {
 
     #[test]
     fn entries_carry_slot_and_files() {
-        let e = entry("0.1.0", 'b', "console=ttyS0 ");
+        let e = entry("0.1.0", 'b', false, "console=ttyS0 ");
         assert_eq!(
             e,
-            "title Hearth 0.1.0 (slot b)\nversion 0.1.0\nlinux /hearth/b/vmlinuz\n\
-             initrd /hearth/b/initrd.img\noptions console=ttyS0 hearth.slot=b\n"
+            "title Hearth 0.1.0 (slot b)\nsort-key hearth-2-fallback\nversion 0.1.0\n\
+             linux /hearth/b/vmlinuz\ninitrd /hearth/b/initrd.img\n\
+             options console=ttyS0 hearth.slot=b\n"
         );
-        assert!(loader_conf().contains("default hearth-a*"));
+        assert_eq!(entry_name('a'), "hearth-a+3.conf");
+    }
+
+    #[test]
+    fn slot_a_sorts_first_and_nothing_pins_a_slot() {
+        // systemd-boot compares sort keys with strcmp: the active slot must come first.
+        assert!(SORT_KEY_ACTIVE < SORT_KEY_FALLBACK);
+        assert!(entry("1", 'a', true, "").contains(&format!("sort-key {SORT_KEY_ACTIVE}\n")));
+        // A `default` pattern would be matched even by an entry with no tries left.
+        assert!(!loader_conf().lines().any(|l| l.starts_with("default")));
     }
 }
