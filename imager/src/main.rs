@@ -23,6 +23,7 @@
 //! installed from a `.deb`. See `imager/README.md`.
 
 mod build;
+mod bundle;
 mod cpio;
 mod disk;
 mod esp;
@@ -78,6 +79,84 @@ enum Command {
         #[arg(long)]
         keep_work: bool,
     },
+    /// OTA bundles: create one from files, or verify one.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Checks a bundle: the manifest signature with KEY, then every file's size and hash.
+    Verify {
+        /// Public key (PEM SPKI, `hearth key public`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The `.ota` file.
+        file: PathBuf,
+        /// Also write the verified files into this directory.
+        #[arg(long)]
+        extract: Option<PathBuf>,
+    },
+    /// Writes a signed bundle from a root squashfs, kernel and initramfs (what `build`
+    /// does after building them).
+    Create {
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        root: PathBuf,
+        #[arg(long)]
+        kernel: PathBuf,
+        #[arg(long)]
+        initrd: PathBuf,
+        /// Private key (PEM PKCS#8, `hearth key generate`).
+        #[arg(long)]
+        signing_key: PathBuf,
+        /// Timestamp of every archive entry.
+        #[arg(long, env = "SOURCE_DATE_EPOCH")]
+        source_date_epoch: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn bundle_command(cmd: BundleCommand) -> Result<(), String> {
+    match cmd {
+        BundleCommand::Verify { key, file, extract } => {
+            let key = bundle::load_verifying_key(&key).map_err(|e| e.to_string())?;
+            let m = bundle::verify(&file, &key, extract.as_deref()).map_err(|e| e.to_string())?;
+            println!(
+                "{}: signature and {} files ok (hearth {} for {})",
+                file.display(),
+                m.files.len(),
+                m.version,
+                m.target
+            );
+            for f in &m.files {
+                println!("  {}  {} bytes  {}", f.sha256, f.size, f.name);
+            }
+            Ok(())
+        }
+        BundleCommand::Create {
+            version,
+            target,
+            root,
+            kernel,
+            initrd,
+            signing_key,
+            source_date_epoch,
+            out,
+        } => {
+            let key = bundle::load_signing_key(&signing_key).map_err(|e| e.to_string())?;
+            let files = bundle::standard_files(&root, &kernel, &initrd);
+            bundle::write(&out, &version, &target, &files, &key, source_date_epoch)
+                .map_err(|e| e.to_string())?;
+            println!("{}", out.display());
+            Ok(())
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,5 +188,12 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bundle(cmd) => match bundle_command(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("hearth-imager: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
