@@ -9,6 +9,9 @@
 //!   directory and volumes are bind mounts made idmapped by LXC (`idmap=container`), so
 //!   host files owned by uid 0 are owned by root inside and nothing is chown'd. These mounts
 //!   exist only in the container's mount namespace and vanish with it;
+//! - an optional hosts file is bind-mounted read-only at `/etc/hosts` (the supervisor
+//!   writes the names of the service and its dependencies there) and
+//!   `lxc.environment` lines give init, and so every process, the spec's environment;
 //! - limits use the cgroup version the host runs: v1 keys (`lxc.cgroup.*`,
 //!   `memory.limit_in_bytes`, `pids.max`, `cpu.shares`) or v2 keys (`lxc.cgroup2.*`,
 //!   `memory.max`, `pids.max`, `cpu.weight` converted from shares);
@@ -166,6 +169,15 @@ pub fn render_config(
             "bind,create=dir,idmap=container",
         ),
     );
+    if let Some(hosts) = &spec.hosts_file {
+        line(
+            "lxc.mount.entry",
+            &mount(hosts, "/etc/hosts", "bind,ro,create=file"),
+        );
+    }
+    for (name, value) in &spec.environment {
+        line("lxc.environment", &format!("{name}={value}"));
+    }
     for (vol, host) in &spec.volumes {
         line(
             "lxc.mount.entry",
@@ -277,6 +289,9 @@ mod tests {
         s.volumes
             .insert("cache".into(), "/var/lib/hearth/volumes/hello/cache".into());
         s.init.args = vec!["--spec".into(), "/media/hearth/rpc/spec.json".into()];
+        s.hosts_file = Some("/var/lib/hearth/data/hello/hosts".into());
+        s.environment
+            .insert("HEARTH_DB_HOST".into(), "10.87.0.3".into());
         insta::assert_snapshot!(render_config(&s, &paths(), CgroupVersion::V1));
     }
 

@@ -93,6 +93,14 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Host devices passed through; empty unless the manifest asks.
     pub devices: Vec<DeviceSpec>,
+    /// A host file bind-mounted read-only at `/etc/hosts` (the names of the service
+    /// and of its dependencies); `None` leaves the image's own.
+    #[serde(default)]
+    pub hosts_file: Option<PathBuf>,
+    /// Environment of the container's init, inherited by every process it starts
+    /// (`lxc.environment`). Names `[A-Za-z_][A-Za-z0-9_]*`, values without whitespace.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
 }
 
 /// PID 1: a host binary bind-mounted read-only at [`CONTAINER_INIT_PATH`].
@@ -238,6 +246,14 @@ pub enum SpecError {
         /// What differs (missing, not a device node, other type or numbers).
         problem: String,
     },
+    /// An environment variable LXC's config could not carry.
+    #[error(
+        "environment variable {name:?}: names are [A-Za-z_][A-Za-z0-9_]*, values have no whitespace"
+    )]
+    InvalidEnvironment {
+        /// The refused name.
+        name: String,
+    },
     /// A limit of zero would stop the container from running at all.
     #[error("limit {what} must be greater than zero")]
     ZeroLimit {
@@ -273,6 +289,18 @@ impl ContainerSpec {
         }
         for dev in &self.devices {
             check_path("device", &dev.path)?;
+        }
+        if let Some(hosts) = &self.hosts_file {
+            check_path("hosts file", hosts)?;
+        }
+        for (name, value) in &self.environment {
+            let name_ok = name.bytes().enumerate().all(|(i, b)| {
+                b == b'_' || b.is_ascii_alphabetic() || (i > 0 && b.is_ascii_digit())
+            }) && !name.is_empty();
+            let value_ok = !value.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !name_ok || !value_ok {
+                return Err(SpecError::InvalidEnvironment { name: name.clone() });
+            }
         }
         let bridge = &self.network.bridge;
         if bridge.is_empty()
@@ -359,7 +387,34 @@ pub(crate) mod tests {
             },
             limits: Limits::default(),
             devices: vec![],
+            hosts_file: None,
+            environment: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn environment_names_and_values_fit_a_config_line() {
+        for (name, value) in [
+            ("", "x"),
+            ("1A", "x"),
+            ("A-B", "x"),
+            ("A", "a b"),
+            ("A", "a\nb"),
+        ] {
+            let mut s = minimal_spec();
+            s.environment.insert(name.into(), value.into());
+            assert!(
+                matches!(s.validate(), Err(SpecError::InvalidEnvironment { .. })),
+                "{name:?}={value:?}"
+            );
+        }
+        let mut s = minimal_spec();
+        s.environment
+            .insert("HEARTH_A_HOST".into(), "10.88.0.2".into());
+        s.hosts_file = Some("/srv/hosts".into());
+        s.validate().unwrap();
+        s.hosts_file = Some("relative".into());
+        assert!(matches!(s.validate(), Err(SpecError::InvalidPath { .. })));
     }
 
     #[test]

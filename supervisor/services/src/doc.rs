@@ -6,13 +6,18 @@
 //!   manifest:   <manifest.json>,
 //!   signer:     { fingerprint, key (base64), trusted },
 //!   archive:    "packages/archive/<id>/<version>.s9pk"   (relative to the data dir)
-//!   container:  { rootImage, volumes, index, memory?, pids?, cpuMillicores? },
-//!   statusInfo: { desired, state, lastError, restartCount, startedAt, attempts, retryAt }
+//!   container:  { rootImage, volumes, index, memory?, pids?, cpuMillicores?,
+//!                 healthChecks? },
+//!   dependencies?: { <dep id>: { kind: running|exists, optional, healthChecks? } },
+//!   statusInfo: { desired, state, lastError, restartCount, startedAt, attempts, retryAt,
+//!                 waitingFor? }
 //! }
 //! private.trustedPackageKeys.<fingerprint> = TrustedKey
 //! ```
 //!
 //! Package ids are `[a-z0-9-]`, so they are used in pointers unescaped.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -85,6 +90,41 @@ pub(crate) struct ContainerInfo {
     pub(crate) pids: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) cpu_millicores: Option<u32>,
+    /// Ids of the spec's health checks (every daemon's): what a dependent waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) health_checks: Vec<String>,
+}
+
+/// How a dependency is needed (`dependencies.<id>`), from the manifest and the spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DependencyInfo {
+    /// `running`: the dependent starts only once it runs and is healthy; `exists`:
+    /// installed is enough.
+    pub(crate) kind: DependencyKind,
+    /// The package works without it (never waited for, never blocks an uninstall).
+    #[serde(default)]
+    pub(crate) optional: bool,
+    /// Health checks of the dependency that must pass, beyond its own list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) health_checks: Vec<String>,
+}
+
+/// `dependencies.<id>.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) enum DependencyKind {
+    /// Installed.
+    Exists,
+    /// Installed, running and healthy.
+    Running,
+}
+
+impl DependencyInfo {
+    /// A dependency that must run before the dependent starts.
+    pub(crate) fn must_run(&self) -> bool {
+        !self.optional && self.kind == DependencyKind::Running
+    }
 }
 
 /// One `packageData` entry.
@@ -96,6 +136,9 @@ pub(crate) struct PackageEntry {
     pub(crate) signer: Signer,
     pub(crate) archive: String,
     pub(crate) container: ContainerInfo,
+    /// Packages this one needs, by id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) dependencies: BTreeMap<String, DependencyInfo>,
     pub(crate) status_info: StatusInfo,
 }
 
@@ -143,7 +186,26 @@ pub(crate) fn object_mut<'a>(
 
 /// Every package entry (unparseable ones are skipped with a warning).
 pub(crate) fn entries(doc: &Value) -> Vec<(String, PackageEntry)> {
-    let Some(map) = doc.pointer(PACKAGE_DATA).and_then(Value::as_object) else {
+    doc.pointer(PACKAGE_DATA)
+        .map(entries_of)
+        .unwrap_or_default()
+}
+
+/// Every installed package's entry, read from the store.
+pub(crate) fn all(store: &Store) -> Result<BTreeMap<String, PackageEntry>, PackageError> {
+    match store.get(PACKAGE_DATA) {
+        Ok(v) => Ok(entries_of(&v).into_iter().collect()),
+        Err(hearth_store::StoreError::PointerNotFound { .. }) => Ok(BTreeMap::new()),
+        Err(source) => Err(PackageError::Store {
+            op: "read packages",
+            source,
+        }),
+    }
+}
+
+/// The entries of a `packageData` map.
+fn entries_of(map: &Value) -> Vec<(String, PackageEntry)> {
+    let Some(map) = map.as_object() else {
         return Vec::new();
     };
     map.iter()
@@ -181,22 +243,29 @@ pub(crate) fn update<T>(
     op: &'static str,
     f: impl FnOnce(&mut PackageEntry) -> Result<T, PackageError>,
 ) -> Result<(T, u64), PackageError> {
-    let pointer = entry_pointer(id);
     store
-        .mutate(|d| {
-            let map = object_mut(d, PACKAGE_DATA)?;
-            let slot = map.get_mut(id).ok_or_else(|| PackageError::NotFound {
-                what: "package",
-                id: id.to_owned(),
-            })?;
-            let mut entry: PackageEntry = serde_json::from_value(slot.clone())
-                .map_err(|e| damaged(&pointer, e.to_string()))?;
-            let value = f(&mut entry)?;
-            *slot = serde_json::to_value(&entry).map_err(|e| damaged(&pointer, e.to_string()))?;
-            Ok(value)
-        })
+        .mutate(|d| update_in(d, id, f))
         .map(|m| (m.value, m.revision))
         .map_err(|e| mutate_error(op, e))
+}
+
+/// [`update`] inside a mutation already under way (`d` is the whole document).
+pub(crate) fn update_in<T>(
+    d: &mut Value,
+    id: &str,
+    f: impl FnOnce(&mut PackageEntry) -> Result<T, PackageError>,
+) -> Result<T, PackageError> {
+    let pointer = entry_pointer(id);
+    let map = object_mut(d, PACKAGE_DATA)?;
+    let slot = map.get_mut(id).ok_or_else(|| PackageError::NotFound {
+        what: "package",
+        id: id.to_owned(),
+    })?;
+    let mut entry: PackageEntry =
+        serde_json::from_value(slot.clone()).map_err(|e| damaged(&pointer, e.to_string()))?;
+    let value = f(&mut entry)?;
+    *slot = serde_json::to_value(&entry).map_err(|e| damaged(&pointer, e.to_string()))?;
+    Ok(value)
 }
 
 pub(crate) fn mutate_error(op: &'static str, e: MutateError<PackageError>) -> PackageError {

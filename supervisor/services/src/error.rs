@@ -161,6 +161,14 @@ pub enum PackageError {
         /// The refused operation.
         op: &'static str,
     },
+    /// Other installed packages require this one; uninstall them first.
+    #[error("package {id} is required by {}; uninstall those first", dependents.join(", "))]
+    HasDependents {
+        /// Package id.
+        id: String,
+        /// The installed packages that require it.
+        dependents: Vec<String>,
+    },
     /// A public key was not a valid Ed25519 PEM key.
     #[error("public key: {0}")]
     Key(#[source] hearth_s9pk::key::KeyError),

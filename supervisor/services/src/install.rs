@@ -27,7 +27,7 @@
 //! extra disk space, but the reader does not expose body offsets yet and a loop device
 //! bypasses the hash check on every later read. Extraction verifies once.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -41,7 +41,8 @@ use hearth_store::{MutateError, Store};
 use serde_json::Value;
 
 use crate::doc::{
-    self, ContainerInfo, InstallState, PACKAGE_DATA, PackageEntry, Signer, StateInfo,
+    self, ContainerInfo, DependencyInfo, DependencyKind, InstallState, PACKAGE_DATA, PackageEntry,
+    Signer, StateInfo,
 };
 use crate::error::InstallError;
 use crate::status::StatusInfo;
@@ -292,6 +293,31 @@ fn check_dependencies(
     }
 }
 
+/// `dependencies` of the entry: every manifest dependency, with the spec's kind
+/// (`exists` when the spec does not mention it) and health checks.
+fn dependency_infos(manifest: &Manifest, spec: &ServiceSpec) -> BTreeMap<String, DependencyInfo> {
+    manifest
+        .dependencies
+        .iter()
+        .map(|(id, info)| {
+            let in_spec = spec.dependencies.iter().find(|d| d.id == *id);
+            let kind = match in_spec.map(|d| d.kind) {
+                Some(hearth_s9pk::spec::DependencyKind::Running) => DependencyKind::Running,
+                _ => DependencyKind::Exists,
+            };
+            let health_checks = in_spec.map(|d| d.health_checks.clone()).unwrap_or_default();
+            (
+                id.clone(),
+                DependencyInfo {
+                    kind,
+                    optional: info.optional,
+                    health_checks,
+                },
+            )
+        })
+        .collect()
+}
+
 fn record_err(e: MutateError<InstallError>) -> InstallError {
     match e {
         MutateError::Rejected(e) => e,
@@ -328,7 +354,14 @@ fn reserve(store: &Store, c: &Checked) -> Result<u64, InstallError> {
             memory: c.spec.resources.memory,
             pids: c.spec.resources.pids,
             cpu_millicores: c.spec.resources.cpu_millicores,
+            health_checks: c
+                .spec
+                .daemons
+                .iter()
+                .flat_map(|d| d.health_checks.iter().map(|h| h.id.clone()))
+                .collect(),
         },
+        dependencies: dependency_infos(&c.manifest, &c.spec),
         status_info: StatusInfo::stopped(),
     };
     store

@@ -38,6 +38,7 @@
 
 mod container_client;
 mod container_status;
+mod deps;
 mod doc;
 mod error;
 mod install;

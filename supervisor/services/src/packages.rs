@@ -4,6 +4,7 @@
 //! Lifecycle calls only change desired state (and `stateInfo` for uninstall); the
 //! [`crate::Supervisor`] does the work and records what it observed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hearth_rpc::methods::package::{InstallResult, PackageSummary, TrustedKey};
@@ -119,21 +120,52 @@ impl Packages {
     ) -> Result<u64, PackageError> {
         doc::update(&self.store, id, op, |e| {
             require_installed(id, e, op)?;
-            e.status_info.desired = desired;
-            if desired != Desired::Stopped {
-                // The user asks again: try now, forget the old failure.
-                e.status_info.observed.last_error = None;
-                e.status_info.observed.attempts = 0;
-                e.status_info.observed.retry_at = None;
-            }
+            want_running(e, desired);
             Ok(())
         })
         .map(|(_, rev)| rev)
     }
 
-    /// Desired state `running`.
+    /// Desired state `running`, for `id` and, in the same mutation, for every
+    /// required `running` dependency it needs (transitively) that is not meant to run
+    /// yet: dependencies start first, the dependent waits for them (`deps.rs`).
     pub fn start(&self, id: &str) -> Result<u64, PackageError> {
-        self.set_desired(id, "start", Desired::Running)
+        self.run_with_dependencies(id, "start", Desired::Running)
+    }
+
+    /// Sets `desired` (running or restarting) on `id` and `running` on its stopped
+    /// required `running` dependencies.
+    fn run_with_dependencies(
+        &self,
+        id: &str,
+        op: &'static str,
+        desired: Desired,
+    ) -> Result<u64, PackageError> {
+        self.store
+            .mutate(|d| {
+                let all: BTreeMap<String, PackageEntry> = doc::entries(d).into_iter().collect();
+                doc::update_in(d, id, |e| {
+                    require_installed(id, e, op)?;
+                    want_running(e, desired);
+                    Ok(())
+                })?;
+                for other in crate::deps::to_start(id, &all) {
+                    let stopped = all.get(&other).is_some_and(|e| {
+                        e.state_info.state == InstallState::Installed
+                            && e.status_info.desired == Desired::Stopped
+                    });
+                    if other != id && stopped {
+                        tracing::info!(package = %other, dependent = %id, "starting a dependency first");
+                        doc::update_in(d, &other, |e| {
+                            want_running(e, Desired::Running);
+                            Ok(())
+                        })?;
+                    }
+                }
+                Ok(())
+            })
+            .map(|m| m.revision)
+            .map_err(|e| doc::mutate_error(op, e))
     }
 
     /// Desired state `stopped`.
@@ -143,22 +175,46 @@ impl Packages {
 
     /// Desired state `restarting` (stop if running, then run).
     pub fn restart(&self, id: &str) -> Result<u64, PackageError> {
-        self.set_desired(id, "restart", Desired::Restarting)
+        self.run_with_dependencies(id, "restart", Desired::Restarting)
     }
 
     /// Marks the package `removing`; the supervisor destroys the container and deletes
-    /// its files (the data too unless `keep_data`), then the entry.
+    /// its files (the data too unless `keep_data`), then the entry. Refused while other
+    /// installed packages require it (`HasDependents`, listing them).
     pub fn uninstall(&self, id: &str, keep_data: bool) -> Result<u64, PackageError> {
-        doc::update(&self.store, id, "uninstall", |e| {
-            if e.state_info.state == InstallState::Installing {
-                return Err(wrong_state(id, e, "uninstall"));
-            }
-            e.state_info.state = InstallState::Removing;
-            e.state_info.keep_data = keep_data;
-            e.status_info.desired = Desired::Stopped;
-            Ok(())
-        })
-        .map(|(_, rev)| rev)
+        self.store
+            .mutate(|d| {
+                let all: BTreeMap<String, PackageEntry> = doc::entries(d).into_iter().collect();
+                let dependents = crate::deps::dependents(id, &all);
+                doc::update_in(d, id, |e| {
+                    if e.state_info.state == InstallState::Installing {
+                        return Err(wrong_state(id, e, "uninstall"));
+                    }
+                    if !dependents.is_empty() {
+                        return Err(PackageError::HasDependents {
+                            id: id.to_owned(),
+                            dependents,
+                        });
+                    }
+                    e.state_info.state = InstallState::Removing;
+                    e.state_info.keep_data = keep_data;
+                    e.status_info.desired = Desired::Stopped;
+                    Ok(())
+                })
+            })
+            .map(|m| m.revision)
+            .map_err(|e| doc::mutate_error("uninstall", e))
+    }
+}
+
+/// Sets `desired`; a start or restart also forgets the old failure (the user asks
+/// again: try now).
+fn want_running(e: &mut PackageEntry, desired: Desired) {
+    e.status_info.desired = desired;
+    if desired != Desired::Stopped {
+        e.status_info.observed.last_error = None;
+        e.status_info.observed.attempts = 0;
+        e.status_info.observed.retry_at = None;
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`status::plan`), persist, act, persist. Blocking; the supervisor runs it in
 //! `spawn_blocking`, tests call it directly with a fake runtime and a fake clock.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,8 @@ use crate::status::{self, Action, Desired, Observed, Seen};
 
 /// The service spec's name in the RPC dir, where `hearth-container` reads it.
 const SPEC_FILE: &str = "spec.json";
+/// The hosts file's name in the package's data dir (mounted at `/etc/hosts`).
+const HOSTS_FILE: &str = "hosts";
 
 /// How containers are laid out on this host.
 #[derive(Debug, Clone)]
@@ -55,21 +58,43 @@ impl ContainerPlan {
         self.data_dir.join(PACKAGE_DATA_DIR).join(id)
     }
 
-    /// The container spec of a package.
-    pub(crate) fn spec(&self, id: &str, e: &PackageEntry) -> Result<ContainerSpec, ReconcileError> {
+    /// The host file bind-mounted at `/etc/hosts` in the container of `id`.
+    pub(crate) fn hosts_path(&self, id: &str) -> PathBuf {
+        self.package_dir(id).join(HOSTS_FILE)
+    }
+
+    /// The address of host number `index` in the service network.
+    pub(crate) fn address(&self, index: u8) -> Result<Ipv4Addr, String> {
+        if self.prefix_len > 24 {
+            return Err(format!("prefix /{} leaves no room", self.prefix_len));
+        }
+        let mask = u32::MAX << (32 - u32::from(self.prefix_len));
+        let address = Ipv4Addr::from((u32::from(self.gateway) & mask) | u32::from(index));
+        if address == self.gateway {
+            return Err(format!("address {address} is the gateway"));
+        }
+        Ok(address)
+    }
+
+    /// The container spec of a package; `names` are the packages whose addresses it
+    /// resolves (`deps::names`): each becomes `HEARTH_<ID>_HOST` in its environment
+    /// and a line of its hosts file (written by the caller at [`Self::hosts_path`]).
+    pub(crate) fn spec(
+        &self,
+        id: &str,
+        e: &PackageEntry,
+        names: &[(String, u8)],
+    ) -> Result<ContainerSpec, ReconcileError> {
         let err = |reason: String| ReconcileError::Spec {
             id: id.to_owned(),
             reason,
         };
         let cid = ContainerId::new(id).map_err(|e| err(e.to_string()))?;
-        if self.prefix_len > 24 {
-            return Err(err(format!("prefix /{} leaves no room", self.prefix_len)));
-        }
-        let mask = u32::MAX << (32 - u32::from(self.prefix_len));
-        let address =
-            Ipv4Addr::from((u32::from(self.gateway) & mask) | u32::from(e.container.index));
-        if address == self.gateway {
-            return Err(err(format!("address {address} is the gateway")));
+        let address = self.address(e.container.index).map_err(err)?;
+        let mut environment = BTreeMap::new();
+        for (name, index) in names {
+            let addr = self.address(*index).map_err(err)?;
+            environment.insert(crate::deps::env_name(name), addr.to_string());
         }
         let dir = self.package_dir(id);
         Ok(ContainerSpec {
@@ -108,7 +133,18 @@ impl ContainerPlan {
                     .map(|m| (u64::from(m) * 1024 / 1000).max(2)),
             },
             devices: Vec::new(),
+            hosts_file: Some(self.hosts_path(id)),
+            environment,
         })
+    }
+
+    /// The hosts file content for `names` (see `deps::hosts_file`).
+    pub(crate) fn hosts(&self, names: &[(String, u8)]) -> Result<String, String> {
+        let resolved = names
+            .iter()
+            .map(|(id, index)| Ok((id.clone(), self.address(*index)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(crate::deps::hosts_file(&resolved))
     }
 }
 
@@ -160,7 +196,8 @@ pub(crate) fn reconcile_once(
     id: &str,
     now_ms: u64,
 ) -> Result<Outcome, ReconcileError> {
-    let Some(entry) = doc::load(store, id)? else {
+    let all = doc::all(store)?;
+    let Some(entry) = all.get(id).cloned() else {
         return Ok(Outcome::Gone);
     };
     match entry.state_info.state {
@@ -175,7 +212,8 @@ pub(crate) fn reconcile_once(
         id: id.to_owned(),
         reason: e.to_string(),
     })?;
-    let step = status::plan(&entry.status_info, seen(runtime, &cid)?, now_ms);
+    let unready = crate::deps::unready(&entry, &all);
+    let step = status::plan(&entry.status_info, seen(runtime, &cid)?, &unready, now_ms);
     let mut observed = entry.status_info.observed.clone();
     if let Some(new) = step.record {
         record(store, id, &new, false)?;
@@ -185,9 +223,11 @@ pub(crate) fn reconcile_once(
         Action::None => Ok(Outcome::Idle),
         Action::WaitUntil(at) => Ok(Outcome::WaitUntil(at)),
         Action::Start => {
-            let result = plan.spec(id, &entry).and_then(|spec| {
+            let names = crate::deps::names(id, &entry, &all);
+            let result = plan.spec(id, &entry, &names).and_then(|spec| {
                 prepare_dirs(&spec)?;
                 copy_spec(&plan.data_dir, id, &spec.rpc_dir)?;
+                write_hosts(plan, id, &names)?;
                 runtime.create(&spec).map_err(runtime_err("create", id))?;
                 runtime.start(&spec.id).map_err(runtime_err("start", id))
             });
@@ -233,6 +273,25 @@ fn prepare_dirs(spec: &ContainerSpec) -> Result<(), ReconcileError> {
         })?;
     }
     Ok(())
+}
+
+/// Writes the hosts file in place (it is bind-mounted: a rename would leave a running
+/// container with the old inode; it is only written before a start).
+fn write_hosts(
+    plan: &ContainerPlan,
+    id: &str,
+    names: &[(String, u8)],
+) -> Result<(), ReconcileError> {
+    let content = plan.hosts(names).map_err(|reason| ReconcileError::Spec {
+        id: id.to_owned(),
+        reason,
+    })?;
+    let path = plan.hosts_path(id);
+    std::fs::write(&path, content).map_err(|source| ReconcileError::Io {
+        op: "write hosts file",
+        path,
+        source,
+    })
 }
 
 /// Puts the installed service spec where the container's init reads it.

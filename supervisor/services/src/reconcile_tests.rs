@@ -1,5 +1,6 @@
 //! One test per reconcile transition, with `FakeRuntime`, a real store and a fake clock.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,7 +50,9 @@ impl T {
                 memory: Some(1 << 28),
                 pids: None,
                 cpu_millicores: Some(500),
+                health_checks: Vec::new(),
             },
+            dependencies: BTreeMap::new(),
             status_info: StatusInfo {
                 desired,
                 observed: Observed::default(),
@@ -229,7 +232,11 @@ fn running_container_is_adopted_without_a_second_start() {
     let t = T::new(Desired::Running);
     let spec = t
         .plan
-        .spec("hello", &doc::load(&t.store, "hello").unwrap().unwrap())
+        .spec(
+            "hello",
+            &doc::load(&t.store, "hello").unwrap().unwrap(),
+            &[("hello".into(), 7)],
+        )
         .unwrap();
     t.rt.create(&spec).unwrap();
     t.rt.start(&cid()).unwrap();
@@ -284,4 +291,130 @@ fn installing_package_is_left_alone() {
     .unwrap();
     assert_eq!(t.step(1), Outcome::Idle);
     assert!(t.rt.calls().is_empty());
+}
+
+// --- dependencies --------------------------------------------------------------
+
+/// Adds an installed `db` (host number 2, health check `ping`) that `hello` requires
+/// with kind `running`.
+fn with_db(t: &T) {
+    let mut db = doc::load(&t.store, "hello").unwrap().unwrap();
+    db.container.index = 2;
+    db.container.health_checks = vec!["ping".into()];
+    db.status_info = StatusInfo::stopped();
+    t.store
+        .mutate(|d| {
+            doc::object_mut(d, PACKAGE_DATA)?
+                .insert("db".into(), serde_json::to_value(&db).unwrap());
+            Ok::<_, crate::error::PackageError>(())
+        })
+        .unwrap();
+    doc::update(&t.store, "hello", "test", |e| {
+        e.dependencies.insert(
+            "db".into(),
+            crate::doc::DependencyInfo {
+                kind: crate::doc::DependencyKind::Running,
+                optional: false,
+                health_checks: vec![],
+            },
+        );
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn set_db(t: &T, state: RunState, ping: Option<&str>) {
+    doc::update(&t.store, "db", "test", |e| {
+        e.status_info.observed.state = state;
+        e.status_info.observed.reported.clear();
+        if let Some(result) = ping {
+            e.status_info.observed.reported.insert(
+                "health".into(),
+                json!({"ping": {"daemon": "d", "name": "p", "result": result}}),
+            );
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn dependent_waits_until_its_dependency_runs_healthy_then_starts() {
+    let t = T::new(Desired::Running);
+    with_db(&t);
+    assert_eq!(t.step(1), Outcome::Idle);
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::Waiting);
+    assert_eq!(s.observed.waiting_for, ["db"]);
+    assert_eq!(t.starts(), 0, "not started before its dependency");
+
+    set_db(&t, RunState::Running, Some("starting"));
+    t.step(2);
+    assert_eq!(
+        t.status().observed.state,
+        RunState::Waiting,
+        "running but not healthy"
+    );
+    set_db(&t, RunState::Running, Some("failure"));
+    t.step(3);
+    assert_eq!(t.starts(), 0);
+
+    set_db(&t, RunState::Running, Some("success"));
+    assert_eq!(t.step(4), Outcome::Idle);
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::Running);
+    assert!(s.observed.waiting_for.is_empty());
+    assert_eq!(t.starts(), 1);
+}
+
+#[test]
+fn container_gets_stable_names_of_itself_and_its_dependencies() {
+    let t = T::new(Desired::Running);
+    with_db(&t);
+    set_db(&t, RunState::Running, Some("success"));
+    t.step(1);
+    let spec = t.rt.spec(&cid()).unwrap();
+    assert_eq!(spec.environment["HEARTH_DB_HOST"], "10.88.0.2");
+    assert_eq!(spec.environment["HEARTH_HELLO_HOST"], "10.88.0.7");
+    let hosts = std::fs::read_to_string(spec.hosts_file.as_ref().unwrap()).unwrap();
+    assert!(hosts.contains("10.88.0.2\tdb.hearth db\n"), "{hosts}");
+    assert!(hosts.contains("10.88.0.7\thello.hearth hello\n"), "{hosts}");
+    assert!(
+        spec.hosts_file
+            .unwrap()
+            .ends_with("packages/data/hello/hosts")
+    );
+}
+
+#[test]
+fn start_starts_stopped_dependencies_first_and_uninstall_of_a_dependency_is_refused() {
+    let t = T::new(Desired::Stopped);
+    with_db(&t);
+    let packages = crate::Packages::new(
+        t.store.clone(),
+        t.plan.data_dir.clone(),
+        crate::Host::this_machine(),
+    );
+    packages.start("hello").unwrap();
+    let db = doc::load(&t.store, "db").unwrap().unwrap();
+    assert_eq!(db.status_info.desired, Desired::Running);
+    assert_eq!(t.status().desired, Desired::Running);
+
+    let err = packages.uninstall("db", false).unwrap_err();
+    match &err {
+        crate::error::PackageError::HasDependents { dependents, .. } => {
+            assert_eq!(dependents, &["hello"]);
+        }
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("required by hello"), "{err}");
+    let db = doc::load(&t.store, "db").unwrap().unwrap();
+    assert_eq!(
+        db.state_info.state,
+        InstallState::Installed,
+        "nothing changed"
+    );
+    // Once the dependent is gone, the dependency may go.
+    packages.uninstall("hello", false).unwrap();
+    packages.uninstall("db", false).unwrap();
 }

@@ -16,6 +16,12 @@
 //! * A container that was recorded `running` and is found stopped while desired
 //!   `running` died: `restartCount` grows, `lastError` says so, and it is started again
 //!   at once.
+//! * Dependencies: a container is started only when every dependency it must wait for
+//!   (required, kind `running`) runs and is healthy. Until then the state is `waiting`
+//!   and `waitingFor` lists those dependency ids (sorted); nothing else is done (the
+//!   supervisor wakes waiting packages on every package change). A dependent that is
+//!   already running is left running when a dependency becomes unhealthy (StartOS does
+//!   the same: the dependency problem is shown, the service is not killed).
 //!
 //! # Rejected alternatives
 //! Keeping the machine in memory only: after a hearthd restart the reconciler must know
@@ -59,6 +65,8 @@ pub(crate) enum RunState {
     Stopping,
     /// The last start failed; the next one waits until `retryAt`.
     BackingOff,
+    /// Meant to run, not started: dependencies (`waitingFor`) do not run healthy yet.
+    Waiting,
 }
 
 impl RunState {
@@ -69,6 +77,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Stopping => "stopping",
             RunState::BackingOff => "backingOff",
+            RunState::Waiting => "waiting",
         }
     }
 }
@@ -109,6 +118,9 @@ pub(crate) struct Observed {
     pub(crate) attempts: u32,
     /// No start before this time (ms since the epoch).
     pub(crate) retry_at: Option<u64>,
+    /// While `waiting`: the dependencies it waits for (not running, or not healthy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) waiting_for: Vec<String>,
     /// What the container's init reported (`daemons`, `health`, `crashLoop`, …; see
     /// `container_status.rs`): kept as is through every reconcile step, written only
     /// by the status monitor.
@@ -125,6 +137,7 @@ impl Default for Observed {
             started_at: None,
             attempts: 0,
             retry_at: None,
+            waiting_for: Vec::new(),
             reported: serde_json::Map::new(),
         }
     }
@@ -179,10 +192,14 @@ fn changed(old: &Observed, new: Observed) -> Option<Observed> {
     (*old != new).then_some(new)
 }
 
-/// Decides the next step from the record and what the runtime reports.
-pub(crate) fn plan(status: &StatusInfo, seen: Seen, now_ms: u64) -> Plan {
+/// Decides the next step from the record, what the runtime reports, and which of the
+/// dependencies it must wait for are not running healthy (`unready`, sorted).
+pub(crate) fn plan(status: &StatusInfo, seen: Seen, unready: &[String], now_ms: u64) -> Plan {
     let old = &status.observed;
     let mut new = old.clone();
+    if seen != Seen::Transient {
+        new.waiting_for.clear();
+    }
     let action = match (status.desired, seen) {
         (_, Seen::Transient) => Action::None,
         (Desired::Restarting, Seen::Running) | (Desired::Stopped, Seen::Running) => {
@@ -200,14 +217,18 @@ pub(crate) fn plan(status: &StatusInfo, seen: Seen, now_ms: u64) -> Plan {
             Action::None
         }
         (Desired::Running | Desired::Restarting, Seen::Stopped | Seen::Absent) => {
-            if old.state == RunState::Running && status.desired == Desired::Running {
+            let died = old.state == RunState::Running && status.desired == Desired::Running;
+            if died {
                 new.restart_count += 1;
                 new.last_error = Some(DIED.into());
                 new.started_at = None;
-                new.state = RunState::Starting;
-                Action::Start
-            } else if let Some(at) = old.retry_at.filter(|at| *at > now_ms) {
+            }
+            if let Some(at) = old.retry_at.filter(|at| *at > now_ms && !died) {
                 Action::WaitUntil(at)
+            } else if !unready.is_empty() {
+                new.state = RunState::Waiting;
+                new.waiting_for = unready.to_vec();
+                Action::None
             } else {
                 new.state = RunState::Starting;
                 new.retry_at = None;
@@ -234,6 +255,7 @@ pub(crate) fn after_start(old: &Observed, result: Result<(), String>, now_ms: u6
     match result {
         Ok(()) => {
             new.state = RunState::Running;
+            new.waiting_for.clear();
             new.started_at = Some(now_ms);
             new.attempts = 0;
             new.retry_at = None;
@@ -283,6 +305,7 @@ mod tests {
         let p = plan(
             &status(Desired::Running, RunState::Stopped),
             Seen::Absent,
+            &[],
             5,
         );
         assert_eq!(p.action, Action::Start);
@@ -309,10 +332,10 @@ mod tests {
             observed: o2,
         };
         assert_eq!(
-            plan(&s, Seen::Stopped, 3_999).action,
+            plan(&s, Seen::Stopped, &[], 3_999).action,
             Action::WaitUntil(4_000)
         );
-        assert_eq!(plan(&s, Seen::Stopped, 4_000).action, Action::Start);
+        assert_eq!(plan(&s, Seen::Stopped, &[], 4_000).action, Action::Start);
         assert_eq!(backoff_ms(40), BACKOFF_MAX_MS);
     }
 
@@ -320,7 +343,7 @@ mod tests {
     fn running_that_died_is_counted_and_restarted_at_once() {
         let mut s = status(Desired::Running, RunState::Running);
         s.observed.retry_at = Some(u64::MAX);
-        let p = plan(&s, Seen::Stopped, 10);
+        let p = plan(&s, Seen::Stopped, &[], 10);
         assert_eq!(p.action, Action::Start);
         let r = p.record.unwrap();
         assert_eq!(r.restart_count, 1);
@@ -332,6 +355,7 @@ mod tests {
         let p = plan(
             &status(Desired::Running, RunState::Stopped),
             Seen::Running,
+            &[],
             7,
         );
         assert_eq!(p.action, Action::None);
@@ -340,6 +364,7 @@ mod tests {
         let steady = plan(
             &status(Desired::Running, RunState::Running),
             Seen::Running,
+            &[],
             8,
         );
         assert_eq!(
@@ -356,6 +381,7 @@ mod tests {
         let p = plan(
             &status(Desired::Stopped, RunState::Running),
             Seen::Running,
+            &[],
             1,
         );
         assert_eq!(p.action, Action::Stop);
@@ -371,6 +397,7 @@ mod tests {
         let p = plan(
             &status(Desired::Stopped, RunState::BackingOff),
             Seen::Absent,
+            &[],
             1,
         );
         assert_eq!(p.action, Action::None);
@@ -382,12 +409,14 @@ mod tests {
         let p = plan(
             &status(Desired::Restarting, RunState::Running),
             Seen::Running,
+            &[],
             1,
         );
         assert_eq!(p.action, Action::Stop);
         let p = plan(
             &status(Desired::Restarting, RunState::Stopped),
             Seen::Stopped,
+            &[],
             1,
         );
         assert_eq!(p.action, Action::Start);
@@ -403,6 +432,7 @@ mod tests {
         let p = plan(
             &status(Desired::Stopped, RunState::Running),
             Seen::Transient,
+            &[],
             1,
         );
         assert_eq!(
@@ -411,6 +441,116 @@ mod tests {
                 record: None,
                 action: Action::None
             }
+        );
+    }
+
+    fn unready(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn unready_dependencies_make_it_wait_without_starting() {
+        let p = plan(
+            &status(Desired::Running, RunState::Stopped),
+            Seen::Absent,
+            &unready(&["db"]),
+            5,
+        );
+        assert_eq!(p.action, Action::None);
+        let r = p.record.unwrap();
+        assert_eq!(r.state, RunState::Waiting);
+        assert_eq!(r.waiting_for, ["db"]);
+        // Still waiting, same list: nothing to record, nothing to do.
+        let s = StatusInfo {
+            desired: Desired::Running,
+            observed: r,
+        };
+        assert_eq!(
+            plan(&s, Seen::Absent, &unready(&["db"]), 6),
+            Plan {
+                record: None,
+                action: Action::None
+            }
+        );
+    }
+
+    #[test]
+    fn waiting_starts_once_dependencies_are_ready_and_forgets_the_list() {
+        let mut s = status(Desired::Running, RunState::Waiting);
+        s.observed.waiting_for = unready(&["db", "web"]);
+        let p = plan(&s, Seen::Absent, &[], 7);
+        assert_eq!(p.action, Action::Start);
+        let r = p.record.unwrap();
+        assert_eq!(r.state, RunState::Starting);
+        assert!(r.waiting_for.is_empty());
+    }
+
+    #[test]
+    fn waiting_list_follows_what_is_still_unready() {
+        let mut s = status(Desired::Running, RunState::Waiting);
+        s.observed.waiting_for = unready(&["db", "web"]);
+        let r = plan(&s, Seen::Absent, &unready(&["web"]), 7)
+            .record
+            .unwrap();
+        assert_eq!(
+            (r.state, r.waiting_for),
+            (RunState::Waiting, unready(&["web"]))
+        );
+    }
+
+    #[test]
+    fn waiting_wanting_stopped_is_stopped() {
+        let mut s = status(Desired::Stopped, RunState::Waiting);
+        s.observed.waiting_for = unready(&["db"]);
+        let p = plan(&s, Seen::Absent, &unready(&["db"]), 7);
+        assert_eq!(p.action, Action::None);
+        let r = p.record.unwrap();
+        assert_eq!(r.state, RunState::Stopped);
+        assert!(r.waiting_for.is_empty());
+    }
+
+    #[test]
+    fn running_dependent_is_not_stopped_when_a_dependency_is_unhealthy() {
+        let p = plan(
+            &status(Desired::Running, RunState::Running),
+            Seen::Running,
+            &unready(&["db"]),
+            8,
+        );
+        assert_eq!(
+            p,
+            Plan {
+                record: None,
+                action: Action::None
+            }
+        );
+    }
+
+    #[test]
+    fn dependent_that_died_is_counted_then_waits_for_its_dependency() {
+        let p = plan(
+            &status(Desired::Running, RunState::Running),
+            Seen::Stopped,
+            &unready(&["db"]),
+            9,
+        );
+        assert_eq!(p.action, Action::None);
+        let r = p.record.unwrap();
+        assert_eq!(r.restart_count, 1);
+        assert_eq!(r.last_error.as_deref(), Some(DIED));
+        assert_eq!(
+            (r.state, r.waiting_for),
+            (RunState::Waiting, unready(&["db"]))
+        );
+    }
+
+    #[test]
+    fn back_off_comes_before_waiting_for_dependencies() {
+        let mut s = status(Desired::Running, RunState::BackingOff);
+        s.observed.retry_at = Some(100);
+        assert_eq!(
+            plan(&s, Seen::Stopped, &unready(&["db"]), 50).action,
+            Action::WaitUntil(100)
         );
     }
 }

@@ -79,6 +79,20 @@ fn installed_ids(store: &Store) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Packages recorded `waiting` (for their dependencies).
+fn waiting_ids(store: &Store) -> BTreeSet<String> {
+    let Ok(Value::Object(map)) = store.get(PACKAGE_DATA) else {
+        return BTreeSet::new();
+    };
+    map.into_iter()
+        .filter(|(_, e)| {
+            e.pointer("/statusInfo/state").and_then(Value::as_str)
+                == Some(RunState::Waiting.as_str())
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// Package ids touched by a public patch (`None` = possibly all).
 fn touched(patch: &json_patch_paths::Patch) -> Option<BTreeSet<String>> {
     let mut ids = BTreeSet::new();
@@ -148,14 +162,20 @@ async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
         tokio::select! {
             () = cancel.cancelled() => break,
             update = updates.recv() => {
-                let ids = match update {
+                let (mut ids, packages_changed) = match update {
                     Ok(rev) => {
                         let patch = serde_json::to_value(&rev.patch).unwrap_or(Value::Null);
-                        touched(&json_patch_paths::paths(&patch))
+                        let paths = json_patch_paths::paths(&patch);
+                        (touched(&paths), paths.iter().any(|p| p.starts_with("/packageData")))
                     }
-                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Lagged(_)) => (None, true),
                     Err(RecvError::Closed) => break,
                 };
+                // A dependency that changed (state, health) may let a waiting
+                // dependent start.
+                if packages_changed && let Some(ids) = ids.as_mut() {
+                    ids.extend(waiting_ids(&ctx.store));
+                }
                 if ids.as_ref().is_some_and(BTreeSet::is_empty) {
                     continue;
                 }

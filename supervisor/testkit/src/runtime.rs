@@ -310,6 +310,8 @@ mod tests {
             },
             limits: Limits::default(),
             devices: vec![],
+            hosts_file: None,
+            environment: BTreeMap::new(),
         }
     }
 

@@ -61,6 +61,9 @@ fn package_error(e: PackageError) -> RpcError {
             RpcError::new(ErrorCode::NotFound, message).with("what", what)
         }
         PackageError::WrongState { .. } => refused("wrongState", message),
+        PackageError::HasDependents { dependents, .. } => {
+            refused("dependents", message).with("dependents", dependents)
+        }
         PackageError::Key(_) => RpcError::invalid_params("publicKey", message),
         PackageError::Store { .. } => {
             tracing::error!(error = %message, "package: state store failure");

@@ -77,6 +77,8 @@ impl Fixture {
             },
             limits: Limits::default(),
             devices: vec![],
+            hosts_file: None,
+            environment: BTreeMap::new(),
         };
         let runtime = LxcRuntime::new(dir.path().join("lxc")).unwrap();
         Self { dir, runtime, spec }

@@ -306,7 +306,9 @@ declare_methods! {
         params: package::IdParams,
         result: (),
         description: "Ask for the service to run. Returns once recorded; the supervisor \
-            starts the container and `/packageData/<id>/statusInfo` shows the progress.",
+            starts the container and `/packageData/<id>/statusInfo` shows the progress. \
+            Stopped dependencies it needs running are started too; it waits (state \
+            `waiting`, `waitingFor` = their ids) until they run and pass their health checks.",
     }
     /// `package.stop`
     PackageStop {
@@ -337,7 +339,8 @@ declare_methods! {
         result: (),
         description: "Remove a package: the supervisor stops and destroys its container, \
             deletes the archive and, unless `keepData`, the service's data. The entry \
-            disappears from `/packageData` when done.",
+            disappears from `/packageData` when done. Refused (`data.reason` = \
+            `dependents`, `data.dependents` = their ids) while installed packages require it.",
     }
     /// `package.logs`
     PackageLogs {

@@ -95,7 +95,8 @@ pub struct PackageSummary {
     pub state: String,
     /// Desired run state: `running` or `stopped` (`restarting` while a restart is pending).
     pub desired: String,
-    /// Observed run state: `stopped`, `starting`, `running`, `stopping`, `backingOff`.
+    /// Observed run state: `stopped`, `starting`, `running`, `stopping`, `backingOff`,
+    /// `waiting` (for dependencies: `statusInfo.waitingFor` names them).
     pub status: String,
     /// The last error starting or running it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,301 @@
+//! Dependencies between installed packages at run time: who waits for whom, who must
+//! start first, who may not be uninstalled, and the names a container resolves.
+//!
+//! # Design
+//! Pure functions over the installed entries (`doc::all`), so every rule has a unit
+//! test without a store or a runtime. What a dependency is comes from the install:
+//! `dependencies.<id> {kind, optional, healthChecks}` (manifest + `hearth.json`), and
+//! each package's own health check ids in `container.healthChecks`.
+//!
+//! * **Ready** ([`unready`]): a required `running` dependency is ready when it is
+//!   installed, recorded `running`, and every health check in its own list plus the
+//!   dependent's `healthChecks` for it is `success` in its `statusInfo.health` (what
+//!   its container reported over `service.sock`). A dependency without health checks
+//!   is ready once running.
+//! * **Start first** ([`to_start`]): starting a package also starts, in the same store
+//!   mutation, every required `running` dependency it needs, transitively (StartOS
+//!   starts `running` dependencies first); the dependent then waits for them.
+//! * **Uninstall** ([`dependents`]): a package that another installed package requires
+//!   (optional ones aside, either kind) cannot be uninstalled; the refusal lists the
+//!   dependents. There is no override: uninstall the dependents first.
+//! * **Names** ([`hosts_file`], [`env_name`]): inside a container, `<id>.hearth` (and
+//!   `<id>`) resolve to the address of the package itself and of each installed
+//!   dependency (any kind), and `HEARTH_<ID>_HOST` (id upper-cased, `-` → `_`) holds
+//!   the same address. Addresses are fixed per package at install, so the file only
+//!   changes when dependencies are installed; it is rewritten before every start.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use serde_json::Value;
+
+use crate::doc::{InstallState, PackageEntry};
+use crate::status::RunState;
+
+/// Whether `dep` runs with every check in its own list and in `extra` passing.
+pub(crate) fn healthy(dep: &PackageEntry, extra: &[String]) -> bool {
+    if dep.state_info.state != InstallState::Installed
+        || dep.status_info.observed.state != RunState::Running
+    {
+        return false;
+    }
+    let health = dep.status_info.observed.reported.get("health");
+    dep.container
+        .health_checks
+        .iter()
+        .chain(extra)
+        .all(|check| {
+            health
+                .and_then(|h| h.get(check))
+                .and_then(|c| c.get("result"))
+                .and_then(Value::as_str)
+                == Some("success")
+        })
+}
+
+/// The required `running` dependencies of `entry` that are not ready (sorted ids).
+pub(crate) fn unready(entry: &PackageEntry, all: &BTreeMap<String, PackageEntry>) -> Vec<String> {
+    entry
+        .dependencies
+        .iter()
+        .filter(|(_, info)| info.must_run())
+        .filter(|(id, info)| {
+            !all.get(*id)
+                .is_some_and(|dep| healthy(dep, &info.health_checks))
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// `id` and every required `running` dependency it needs, transitively, that is
+/// installed (sorted; cycles are harmless).
+pub(crate) fn to_start(id: &str, all: &BTreeMap<String, PackageEntry>) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![id.to_owned()];
+    while let Some(next) = todo.pop() {
+        let Some(entry) = all.get(&next) else {
+            continue;
+        };
+        if !seen.insert(next) {
+            continue;
+        }
+        for (dep, info) in &entry.dependencies {
+            if info.must_run() && !seen.contains(dep) {
+                todo.push(dep.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// The installed packages (other than `id`) that require `id` (sorted).
+pub(crate) fn dependents(id: &str, all: &BTreeMap<String, PackageEntry>) -> Vec<String> {
+    all.iter()
+        .filter(|(other, e)| {
+            other.as_str() != id
+                && e.state_info.state != InstallState::Removing
+                && e.dependencies.get(id).is_some_and(|info| !info.optional)
+        })
+        .map(|(other, _)| other.clone())
+        .collect()
+}
+
+/// The ids whose names a container of `id` resolves: itself, then each installed
+/// dependency (any kind, optional ones too), with their host numbers.
+pub(crate) fn names(
+    id: &str,
+    entry: &PackageEntry,
+    all: &BTreeMap<String, PackageEntry>,
+) -> Vec<(String, u8)> {
+    let mut out = vec![(id.to_owned(), entry.container.index)];
+    for dep in entry.dependencies.keys() {
+        if let Some(d) = all.get(dep)
+            && dep != id
+        {
+            out.push((dep.clone(), d.container.index));
+        }
+    }
+    out
+}
+
+/// `/etc/hosts` for a container: localhost, then `<addr> <id>.hearth <id>` per name.
+pub(crate) fn hosts_file(names: &[(String, Ipv4Addr)]) -> String {
+    let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+    for (id, addr) in names {
+        // Writing into a String cannot fail.
+        let _ = writeln!(out, "{addr}\t{id}.hearth {id}");
+    }
+    out
+}
+
+/// `HEARTH_<ID>_HOST`: the id upper-cased, `-` → `_`.
+pub(crate) fn env_name(id: &str) -> String {
+    format!("HEARTH_{}_HOST", id.to_ascii_uppercase().replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::doc::{ContainerInfo, DependencyInfo, DependencyKind, Signer, StateInfo};
+    use crate::status::StatusInfo;
+
+    fn entry(index: u8, checks: &[&str], deps: &[(&str, DependencyKind, bool)]) -> PackageEntry {
+        PackageEntry {
+            state_info: StateInfo {
+                state: InstallState::Installed,
+                phase: None,
+                keep_data: false,
+            },
+            manifest: json!({}),
+            signer: Signer {
+                fingerprint: "f".into(),
+                key: "k".into(),
+                trusted: true,
+            },
+            archive: String::new(),
+            container: ContainerInfo {
+                root_image: "main".into(),
+                volumes: vec![],
+                index,
+                memory: None,
+                pids: None,
+                cpu_millicores: None,
+                health_checks: checks.iter().map(|c| (*c).to_owned()).collect(),
+            },
+            dependencies: deps
+                .iter()
+                .map(|(id, kind, optional)| {
+                    (
+                        (*id).to_owned(),
+                        DependencyInfo {
+                            kind: *kind,
+                            optional: *optional,
+                            health_checks: vec![],
+                        },
+                    )
+                })
+                .collect(),
+            status_info: StatusInfo::stopped(),
+        }
+    }
+
+    fn run(e: &mut PackageEntry, health: &[(&str, &str)]) {
+        e.status_info.observed.state = RunState::Running;
+        let h: serde_json::Map<String, Value> = health
+            .iter()
+            .map(|(id, r)| ((*id).to_owned(), json!({"result": r})))
+            .collect();
+        e.status_info
+            .observed
+            .reported
+            .insert("health".into(), Value::Object(h));
+    }
+
+    use DependencyKind::{Exists, Running};
+
+    #[test]
+    fn running_dependency_is_ready_only_when_running_and_every_check_passes() {
+        let app = entry(3, &[], &[("db", Running, false)]);
+        let mut all = BTreeMap::from([("db".to_owned(), entry(2, &["ping"], &[]))]);
+        assert_eq!(unready(&app, &all), ["db"], "stopped");
+        run(all.get_mut("db").unwrap(), &[("ping", "starting")]);
+        assert_eq!(unready(&app, &all), ["db"], "check not yet passing");
+        run(all.get_mut("db").unwrap(), &[]);
+        assert_eq!(unready(&app, &all), ["db"], "nothing reported yet");
+        run(all.get_mut("db").unwrap(), &[("ping", "success")]);
+        assert!(unready(&app, &all).is_empty());
+    }
+
+    #[test]
+    fn dependency_without_checks_is_ready_once_running() {
+        let app = entry(3, &[], &[("db", Running, false)]);
+        let mut all = BTreeMap::from([("db".to_owned(), entry(2, &[], &[]))]);
+        run(all.get_mut("db").unwrap(), &[]);
+        assert!(unready(&app, &all).is_empty());
+    }
+
+    #[test]
+    fn dependent_listed_checks_must_pass_too() {
+        let mut app = entry(3, &[], &[("db", Running, false)]);
+        app.dependencies.get_mut("db").unwrap().health_checks = vec!["primary".into()];
+        let mut all = BTreeMap::from([("db".to_owned(), entry(2, &[], &[]))]);
+        run(all.get_mut("db").unwrap(), &[]);
+        assert_eq!(unready(&app, &all), ["db"]);
+        run(all.get_mut("db").unwrap(), &[("primary", "success")]);
+        assert!(unready(&app, &all).is_empty());
+    }
+
+    #[test]
+    fn exists_optional_and_missing_dependencies() {
+        let app = entry(
+            3,
+            &[],
+            &[
+                ("cfg", Exists, false),
+                ("extra", Running, true),
+                ("gone", Running, false),
+            ],
+        );
+        let all = BTreeMap::from([
+            ("cfg".to_owned(), entry(2, &[], &[])),
+            ("extra".to_owned(), entry(4, &[], &[])),
+        ]);
+        assert_eq!(unready(&app, &all), ["gone"]);
+    }
+
+    #[test]
+    fn start_pulls_in_running_dependencies_transitively() {
+        let all = BTreeMap::from([
+            (
+                "app".to_owned(),
+                entry(2, &[], &[("api", Running, false), ("cfg", Exists, false)]),
+            ),
+            (
+                "api".to_owned(),
+                entry(3, &[], &[("db", Running, false), ("opt", Running, true)]),
+            ),
+            ("db".to_owned(), entry(4, &[], &[("api", Running, false)])),
+            ("cfg".to_owned(), entry(5, &[], &[])),
+            ("opt".to_owned(), entry(6, &[], &[])),
+        ]);
+        let ids: Vec<String> = to_start("app", &all).into_iter().collect();
+        assert_eq!(ids, ["api", "app", "db"], "cycle db<->api is harmless");
+        assert!(to_start("missing", &all).is_empty());
+    }
+
+    #[test]
+    fn dependents_are_required_ones_of_either_kind() {
+        let all = BTreeMap::from([
+            ("db".to_owned(), entry(2, &[], &[])),
+            ("a".to_owned(), entry(3, &[], &[("db", Running, false)])),
+            ("b".to_owned(), entry(4, &[], &[("db", Exists, false)])),
+            ("c".to_owned(), entry(5, &[], &[("db", Running, true)])),
+        ]);
+        assert_eq!(dependents("db", &all), ["a", "b"]);
+        assert!(dependents("a", &all).is_empty());
+    }
+
+    #[test]
+    fn names_cover_itself_and_installed_dependencies() {
+        let app = entry(3, &[], &[("db", Running, false), ("gone", Exists, true)]);
+        let all = BTreeMap::from([("db".to_owned(), entry(2, &[], &[]))]);
+        assert_eq!(
+            names("app", &app, &all),
+            [("app".to_owned(), 3), ("db".to_owned(), 2)]
+        );
+        let hosts = hosts_file(&[
+            ("app".into(), Ipv4Addr::new(10, 88, 0, 3)),
+            ("my-db".into(), Ipv4Addr::new(10, 88, 0, 2)),
+        ]);
+        assert_eq!(
+            hosts,
+            "127.0.0.1\tlocalhost\n::1\tlocalhost\n10.88.0.3\tapp.hearth app\n\
+             10.88.0.2\tmy-db.hearth my-db\n"
+        );
+        assert_eq!(env_name("my-db"), "HEARTH_MY_DB_HOST");
+        assert_eq!(env_name("postgresql"), "HEARTH_POSTGRESQL_HOST");
+    }
+}
