@@ -9,7 +9,11 @@
 # bad input and run with good input, its lastResult), restarts hearthd (the container
 # must be adopted, not started again), kills the container's init (it must be
 # restarted and counted, health followed again), stops it (health cleared), and
-# uninstalls it (no file or mount left). Needs root, LXC, busybox-static,
+# uninstalls it (no file or mount left). Then dependencies: packages a and b (b
+# requires a, kind running): b's install is refused without a; starting b starts a;
+# b stays `waiting` (waitingFor a, no container) until a's health check passes; b's
+# daemon reaches http://a.hearth:8080/ at its first try and sees HEARTH_A_HOST; a
+# cannot be uninstalled while b is installed. Needs root, LXC, busybox-static,
 # squashfs-tools, /etc/sub{u,g}id (ci/deps.sh), curl, python3 and the Rust target
 # <arch>-unknown-linux-musl (hearth-container must be static: images may have no libc).
 # Uses the bridge hearth0 (10.88.0.1/24), left in place.
@@ -44,7 +48,9 @@ stop_hearthd() {
 }
 cleanup() {
   stop_hearthd
-  lxc-stop -k -P "$DATA/containers" -n hello-oci >/dev/null 2>&1 || true
+  for c in hello-oci a b; do
+    lxc-stop -k -P "$DATA/containers" -n "$c" >/dev/null 2>&1 || true
+  done
   # Unmount anything a failed run left below $WORK, deepest first.
   awk -v w="$WORK" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
@@ -108,7 +114,10 @@ for k in sys.argv[1].strip("/").split("/"):
     v = v.get(k) if isinstance(v, dict) else None
 print("null" if v is None else v)' "$1"
 }
-status() { rpc db.dump '{"pointer":"/packageData/hello-oci/statusInfo"}' | field "/result/value/$1"; }
+pstatus() { # ID FIELD
+  rpc db.dump "{\"pointer\":\"/packageData/$1/statusInfo\"}" | field "/result/value/$2"
+}
+status() { pstatus hello-oci "$1"; }
 wait_status() { # FIELD VALUE
   for _ in $(seq 1 150); do
     [ "$(status "$1")" = "$2" ] && return 0
@@ -194,4 +203,131 @@ done
 [ "$(rpc package.list '{}' | field /result)" = "[]" ] || fail "package not removed"
 [ -z "$(find "$DATA/packages" -type f)" ] || fail "files left: $(find "$DATA/packages" -type f)"
 ! grep -q "$WORK" /proc/mounts || fail "mounts left: $(grep "$WORK" /proc/mounts)"
+
+echo "-- dependencies: b requires a (kind running); b starts only once a is healthy"
+# a: busybox httpd that comes up 4 s after its container (its http check fails until
+# then). b: on start, fetches http://a.hearth:8080/ once (recording FAILED if it could
+# not) and writes \$HEARTH_A_HOST into its volume, then serves.
+mkproj() { # ID DIR
+  mkdir -p "$2/rootfs/bin" "$2/rootfs/srv/www" "$2/rootfs/etc"
+  cp "$(command -v busybox)" "$2/rootfs/bin/busybox"
+  for applet in sh sleep wget cat; do ln -s busybox "$2/rootfs/bin/$applet"; done
+  echo "hosts: files dns" >"$2/rootfs/etc/nsswitch.conf"
+  echo "page of $1" >"$2/rootfs/srv/www/index.html"
+  cp sdk/examples/hello-oci/{LICENSE.md,icon.svg,instructions.md} "$2/"
+}
+manifest() { # ID VERSION
+  cat <<EOF
+[manifest]
+id = "$1"
+title = "Package $1"
+version = "$2"
+license = "MIT"
+packageRepo = "https://example.invalid/$1"
+upstreamRepo = "https://example.invalid/$1"
+releaseNotes = "Test release."
+volumes = ["main"]
+
+[manifest.description]
+short = "Test package $1"
+long = "A busybox test package for the services system test."
+
+[images.main]
+rootfs = "rootfs"
+EOF
+}
+mkproj a "$WORK/a"
+{ manifest a 1.0.0:0; cat <<'EOF'
+
+[[service.daemons]]
+id = "httpd"
+image = "main"
+command = ["/bin/sh", "-c", "sleep 4; exec /bin/busybox httpd -f -p 8080 -h /srv/www"]
+
+[[service.daemons.healthChecks]]
+id = "http"
+name = "Page"
+probe = { http = { port = 8080, path = "/" } }
+interval = "1s"
+EOF
+} >"$WORK/a/hearth.toml"
+mkproj b "$WORK/b"
+{ manifest b 1.0.0:0; cat <<'EOF'
+
+[manifest.dependencies.a]
+description = "Serves the page b fetches."
+optional = false
+
+[[service.daemons]]
+id = "fetch"
+image = "main"
+command = ["/bin/sh", "-c", "V=/media/hearth/volumes/main; echo \"$HEARTH_A_HOST\" >$V/env; wget -q -O $V/first http://a.hearth:8080/ || echo FAILED >$V/first; exec /bin/busybox httpd -f -p 8080 -h /srv/www"]
+
+[[service.dependencies]]
+id = "a"
+versionRange = ">=1.0.0:0"
+kind = "running"
+EOF
+} >"$WORK/b/hearth.toml"
+for p in a b; do
+  "$BIN/hearth" s9pk pack "$WORK/$p" --key "$WORK/key.pem" -o "$WORK/$p.s9pk" 2>"$WORK/pack.err" \
+    || fail "pack $p: $(cat "$WORK/pack.err")"
+done
+install_path() { rpc package.install "{\"path\":\"$1\"}"; }
+[ "$(install_path "$WORK/b.s9pk" | field /error/data/reason)" = dependencies ] \
+  || fail "b installed without a"
+install_path "$WORK/a.s9pk" | grep '"id":"a"' >/dev/null || fail "install a"
+install_path "$WORK/b.s9pk" | grep '"id":"b"' >/dev/null || fail "install b"
+A_ADDR="10.88.0.$(rpc db.dump '{"pointer":"/packageData/a/container/index"}' | field /result/value)"
+# Starting b starts a first; b waits (no container) until a's check passes.
+rpc package.start '{"id":"b"}' >/dev/null
+[ "$(rpc db.dump '{"pointer":"/packageData/a/statusInfo/desired"}' | field /result/value)" = running ] \
+  || fail "starting b did not start a"
+SEEN_WAITING=""
+for _ in $(seq 1 150); do
+  A_HEALTH="$(pstatus a health/http/result)"
+  B_STATE="$(pstatus b state)"
+  [ "$A_HEALTH" = success ] && break
+  if [ "$B_STATE" = waiting ]; then
+    SEEN_WAITING=1
+    [ "$(pstatus b waitingFor)" = "['a']" ] || fail "b waitingFor: $(pstatus b waitingFor)"
+  fi
+  case "$B_STATE" in starting|running) fail "b is $B_STATE while a's health is $A_HEALTH";; esac
+  lxc-info -P "$DATA/containers" -n b -sH 2>/dev/null | grep RUNNING >/dev/null \
+    && fail "b's container runs before a is healthy"
+  sleep 0.2
+done
+[ "$A_HEALTH" = success ] || fail "a never became healthy (state $(pstatus a state))"
+[ -n "$SEEN_WAITING" ] || fail "b was never shown waiting for a"
+wait_pstatus() { # ID FIELD VALUE
+  for _ in $(seq 1 150); do
+    [ "$(pstatus "$1" "$2")" = "$3" ] && return 0
+    sleep 0.2
+  done
+  fail "$1 statusInfo.$2 never became $3 (now $(pstatus "$1" "$2"); lastError: $(pstatus "$1" lastError))"
+}
+wait_pstatus b state running
+[ "$(pstatus b waitingFor)" = null ] || fail "waitingFor kept: $(pstatus b waitingFor)"
+BVOL="$DATA/packages/data/b/volumes/main"
+for _ in $(seq 1 50); do [ -s "$BVOL/first" ] && break; sleep 0.2; done
+grep -x "page of a" "$BVOL/first" >/dev/null || fail "b could not fetch a.hearth: $(cat "$BVOL/first" 2>&1)"
+[ "$(cat "$BVOL/env")" = "$A_ADDR" ] || fail "HEARTH_A_HOST is '$(cat "$BVOL/env")', a is $A_ADDR"
+grep "a.hearth" "$DATA/packages/data/b/hosts" >/dev/null || fail "no a.hearth in b's hosts file"
+
+echo "-- a cannot be uninstalled while b requires it"
+REFUSED="$(rpc package.uninstall '{"id":"a"}')"
+[ "$(echo "$REFUSED" | field /error/data/reason)" = dependents ] || fail "uninstall a: $REFUSED"
+[ "$(echo "$REFUSED" | field /error/data/dependents)" = "['b']" ] || fail "dependents: $REFUSED"
+[ "$(pstatus a state)" = running ] || fail "a disturbed by the refused uninstall"
+rpc package.uninstall '{"id":"b"}' >/dev/null
+for _ in $(seq 1 100); do
+  rpc package.list '{}' | grep '"id":"b"' >/dev/null || break
+  sleep 0.2
+done
+rpc package.uninstall '{"id":"a"}' | grep '"result"' >/dev/null || fail "uninstall a after b"
+for _ in $(seq 1 100); do
+  [ "$(rpc package.list '{}' | field /result)" = "[]" ] && break
+  sleep 0.2
+done
+[ "$(rpc package.list '{}' | field /result)" = "[]" ] || fail "a and b not removed"
 echo "services: ok"
