@@ -6,12 +6,15 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::arch::Firmware;
 use crate::disk::{self, DiskError};
 use crate::esp::{self, EspError};
 use crate::ids;
 use crate::initramfs::{self, InitramfsError};
+use crate::kernel::{self, KernelError};
 use crate::recipe::{self, RecipeError};
 use crate::rootfs::{self, RootfsError};
+use crate::rpi::{self, RpiError};
 
 /// Inputs of one build.
 #[derive(Debug)]
@@ -38,6 +41,10 @@ pub(crate) enum BuildError {
     Esp(#[from] EspError),
     #[error("disk image: {0}")]
     Disk(#[from] DiskError),
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error("Raspberry Pi image: {0}")]
+    Rpi(#[from] RpiError),
     /// A file operation of the build itself failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -65,6 +72,7 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
     for bin in [&a.hearth_init, &a.hearthd] {
         std::fs::metadata(bin).map_err(io("reading binary", bin))?;
     }
+    let target = r.target();
     let epoch = r.source_date_epoch;
     let mut seed = recipe_bytes.clone();
     seed.extend_from_slice(a.extra_cmdline.as_bytes());
@@ -88,10 +96,10 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
             r.packages.len()
         ),
     );
-    rootfs::debootstrap(&r, &root, &a.cache)?;
+    rootfs::debootstrap(&r, target, &root, &a.cache)?;
     step(3, "installing hearth-init and hearthd");
     rootfs::install_hearth(&root, &a.hearth_init, &a.hearthd, &r.version)?;
-    let boot = rootfs::boot_files(&root)?;
+    let boot = rootfs::boot_files(&root, target)?;
     println!("    kernel {}", boot.release);
 
     let name = format!("hearth-{}-{}", r.version, r.target);
@@ -110,48 +118,90 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
     )?;
     std::fs::write(&initrd, bytes).map_err(io("writing", &initrd))?;
     let kernel = a.out.join("vmlinuz");
-    std::fs::copy(&boot.kernel, &kernel).map_err(io("copying", &boot.kernel))?;
+    if kernel::install(&boot.kernel, &kernel, target.needs_uncompressed_kernel())? {
+        println!("    kernel decompressed (UEFI starts the plain Image's EFI stub)");
+    }
     for f in [&initrd, &kernel] {
         set_mtime(f, epoch)?;
     }
-    let efi = work.join("BOOTX64.EFI");
-    std::fs::copy(&boot.boot_efi, &efi).map_err(io("copying", &boot.boot_efi))?;
-    set_mtime(&efi, epoch)?;
-
-    step(
-        6,
-        "ESP (systemd-boot, entries for slots a and b with boot counting)",
-    );
-    let esp_img = work.join("esp.img");
-    esp::build(
-        &esp_img,
-        &work.join("esp"),
-        &esp::EspInputs {
-            boot_efi: &efi,
-            kernel: &kernel,
-            initramfs: &initrd,
-            version: &r.version,
-            cmdline: &cmdline,
-            size_mib: r.esp_mib,
-        },
-        &seed,
-        epoch,
-    )?;
-
-    step(7, "GPT disk image");
     let img = a.out.join(format!("{name}.img"));
-    let layout = disk::layout(r.esp_mib, r.slot_mib);
-    disk::assemble(
-        &img,
-        &layout,
-        &seed,
-        &[
-            ("esp", esp_img.as_path()),
-            ("root-a", squashfs.as_path()),
-            ("root-b", squashfs.as_path()),
-        ],
-        epoch,
-    )?;
+    let total_mib = match (target.firmware(), &boot.boot_efi, &r.raspberrypi) {
+        (Firmware::RaspberryPi, _, Some(pi)) => {
+            step(
+                6,
+                "Raspberry Pi firmware partitions (autoboot.txt A/B, tryboot)",
+            );
+            let firmware_dir = root.join("usr/lib/raspi-firmware");
+            let dtb_dir = boot.dtb_dir.clone().unwrap_or_default();
+            rpi::build(
+                &img,
+                &work.join("rpi"),
+                &rpi::RpiInputs {
+                    recipe: pi,
+                    version: &r.version,
+                    cmdline: &cmdline,
+                    kernel: &kernel,
+                    initramfs: &initrd,
+                    dtb_dir: &dtb_dir,
+                    firmware_dir: &firmware_dir,
+                    squashfs: &squashfs,
+                    slot_mib: r.slot_mib,
+                },
+                &seed,
+                epoch,
+            )?;
+            step(7, "MBR disk image written");
+            disk::mbr_layout(rpi::AUTOBOOT_MIB, pi.boot_mib, r.slot_mib).total_mib
+        }
+        (Firmware::Uefi { esp_path, .. }, Some(boot_efi), _) => {
+            let efi = work.join("boot.efi");
+            std::fs::copy(boot_efi, &efi).map_err(io("copying", boot_efi))?;
+            set_mtime(&efi, epoch)?;
+
+            step(
+                6,
+                "ESP (systemd-boot, entries for slots a and b with boot counting)",
+            );
+            let esp_img = work.join("esp.img");
+            esp::build(
+                &esp_img,
+                &work.join("esp"),
+                &esp::EspInputs {
+                    boot_efi: &efi,
+                    boot_efi_dest: esp_path,
+                    kernel: &kernel,
+                    initramfs: &initrd,
+                    version: &r.version,
+                    cmdline: &cmdline,
+                    size_mib: r.esp_mib,
+                },
+                &seed,
+                epoch,
+            )?;
+
+            step(7, "GPT disk image");
+            let layout = disk::layout(r.esp_mib, r.slot_mib, target.root_type_guid());
+            disk::assemble(
+                &img,
+                &layout,
+                &seed,
+                &[
+                    ("esp", esp_img.as_path()),
+                    ("root-a", squashfs.as_path()),
+                    ("root-b", squashfs.as_path()),
+                ],
+                epoch,
+            )?;
+            layout.total_mib
+        }
+        _ => {
+            return Err(BuildError::Io {
+                op: "finding the boot loader of",
+                path: root.clone(),
+                source: std::io::Error::other("the recipe's target and boot files disagree"),
+            });
+        }
+    };
 
     let mut sums = String::new();
     for f in [&img, &squashfs, &kernel, &initrd] {
@@ -172,7 +222,7 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
         "done in {:.0} s: {} ({} MiB)",
         started.elapsed().as_secs_f64(),
         img.display(),
-        layout.total_mib
+        total_mib
     );
     Ok(img)
 }

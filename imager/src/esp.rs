@@ -61,6 +61,8 @@ pub(crate) fn entry(version: &str, slot: char, active: bool, cmdline: &str) -> S
 #[derive(Debug)]
 pub(crate) struct EspInputs<'a> {
     pub(crate) boot_efi: &'a Path,
+    /// Where systemd-boot goes on the ESP (`EFI/BOOT/BOOTX64.EFI`, `EFI/BOOT/BOOTAA64.EFI`).
+    pub(crate) boot_efi_dest: &'a str,
     pub(crate) kernel: &'a Path,
     pub(crate) initramfs: &'a Path,
     pub(crate) version: &'a str,
@@ -98,7 +100,7 @@ pub(crate) fn build(
     };
     std::fs::create_dir_all(work).map_err(io("creating", work))?;
     let mut files: Vec<(PathBuf, &str)> = vec![
-        (inp.boot_efi.to_owned(), "EFI/BOOT/BOOTX64.EFI"),
+        (inp.boot_efi.to_owned(), inp.boot_efi_dest),
         (inp.kernel.to_owned(), "hearth/a/vmlinuz"),
         (inp.initramfs.to_owned(), "hearth/a/initrd.img"),
         (inp.kernel.to_owned(), "hearth/b/vmlinuz"),

@@ -22,15 +22,19 @@
 //! x86_64 UEFI only; no OTA bundle; no `overlays/`; binaries are copied into the root, not
 //! installed from a `.deb`. See `imager/README.md`.
 
+mod arch;
 mod build;
 mod bundle;
 mod cpio;
 mod disk;
 mod esp;
+mod fat;
 mod ids;
 mod initramfs;
+mod kernel;
 mod recipe;
 mod rootfs;
+mod rpi;
 mod tool;
 
 use std::path::PathBuf;

@@ -12,14 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Targets this imager can build.
-pub(crate) const SUPPORTED_TARGETS: &[&str] = &["x86_64-uefi"];
+use crate::arch::{Firmware, Target};
 
 /// One image recipe.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Recipe {
-    /// Image target (`x86_64-uefi`).
+    /// Image target (`x86_64-uefi`, `aarch64-uefi`, `raspberrypi`; see `arch.rs`).
     pub(crate) target: String,
     /// Hearth version written into file names and boot entries.
     pub(crate) version: String,
@@ -29,6 +28,13 @@ pub(crate) struct Recipe {
     pub(crate) suite: String,
     /// Debian mirror URL.
     pub(crate) mirror: String,
+    /// Archive components (`main`, `non-free-firmware`).
+    #[serde(default = "default_components")]
+    pub(crate) components: Vec<String>,
+    /// Further suites of the same mirror (`bookworm-backports`); a package comes from one
+    /// only when named as `pkg/suite`.
+    #[serde(default)]
+    pub(crate) extra_suites: Vec<String>,
     /// Packages installed on top of `minbase` (`name` or `name=version`).
     pub(crate) packages: Vec<String>,
     /// dpkg `path-exclude` globs.
@@ -39,10 +45,25 @@ pub(crate) struct Recipe {
     /// Kernel command line shared by both boot entries.
     #[serde(default)]
     pub(crate) cmdline: String,
-    /// Size of the EFI system partition in MiB.
+    /// Size of the EFI system partition in MiB (UEFI targets).
+    #[serde(default)]
     pub(crate) esp_mib: u64,
     /// Size of each root slot partition in MiB.
     pub(crate) slot_mib: u64,
+    /// Raspberry Pi firmware partitions (target `raspberrypi` only).
+    #[serde(default)]
+    pub(crate) raspberrypi: Option<crate::rpi::RpiRecipe>,
+}
+
+fn default_components() -> Vec<String> {
+    vec!["main".to_owned()]
+}
+
+impl Recipe {
+    /// The validated target ([`load`] refuses unknown ones).
+    pub(crate) fn target(&self) -> Target {
+        Target::parse(&self.target).unwrap_or(Target::X86_64Uefi)
+    }
 }
 
 /// A recipe that cannot be used.
@@ -86,13 +107,14 @@ pub(crate) fn load(path: &Path) -> Result<(Recipe, Vec<u8>), RecipeError> {
 }
 
 fn validate(r: &Recipe) -> Result<(), String> {
-    if !SUPPORTED_TARGETS.contains(&r.target.as_str()) {
+    let Some(target) = Target::parse(&r.target) else {
+        let names: Vec<&str> = Target::ALL.iter().map(|t| t.name()).collect();
         return Err(format!(
             "unsupported target {:?} (supported: {})",
             r.target,
-            SUPPORTED_TARGETS.join(", ")
+            names.join(", ")
         ));
-    }
+    };
     let name_ok = |s: &str, extra: &str| {
         !s.is_empty()
             && s.chars()
@@ -102,15 +124,21 @@ fn validate(r: &Recipe) -> Result<(), String> {
         return Err("version and suite must be non-empty [A-Za-z0-9._+-]".into());
     }
     for p in &r.packages {
-        if !name_ok(p, "=:~") || p.starts_with('-') {
+        if !name_ok(p, "=:~/") || p.starts_with('-') {
             return Err(format!("bad package name {p:?}"));
+        }
+    }
+    for c in r.components.iter().chain(&r.extra_suites) {
+        if !name_ok(c, "") {
+            return Err(format!("bad component or suite name {c:?}"));
         }
     }
     let has = |prefix: &str| r.packages.iter().any(|p| p.starts_with(prefix));
     if !has("linux-image-") {
         return Err("packages must include a kernel (linux-image-…)".into());
     }
-    if !has("systemd-boot-efi") {
+    let uefi = matches!(target.firmware(), Firmware::Uefi { .. });
+    if uefi && !has("systemd-boot-efi") {
         return Err("packages must include systemd-boot-efi (the boot loader binary)".into());
     }
     if r.initramfs_modules.iter().any(|m| !name_ok(m, "")) {
@@ -119,8 +147,23 @@ fn validate(r: &Recipe) -> Result<(), String> {
     if r.cmdline.contains('\n') || r.cmdline.contains("hearth.slot=") {
         return Err("cmdline must be one line and must not set hearth.slot".into());
     }
-    if !(16..=4096).contains(&r.esp_mib) || !(64..=65536).contains(&r.slot_mib) {
+    if (uefi && !(16..=4096).contains(&r.esp_mib)) || !(64..=65536).contains(&r.slot_mib) {
         return Err("esp_mib must be 16..=4096 and slot_mib 64..=65536".into());
+    }
+    match (target, &r.raspberrypi) {
+        (Target::RaspberryPi, Some(pi)) => {
+            if !has("raspi-firmware") {
+                return Err(
+                    "packages must include raspi-firmware (component non-free-firmware)".into(),
+                );
+            }
+            pi.validate()?;
+        }
+        (Target::RaspberryPi, None) => {
+            return Err("target raspberrypi needs a [raspberrypi] table".into());
+        }
+        (_, Some(_)) => return Err("[raspberrypi] is only for target raspberrypi".into()),
+        (_, None) => {}
     }
     Ok(())
 }
@@ -149,10 +192,14 @@ slot_mib = 512
 "#;
 
     #[test]
-    fn shipped_recipe_is_valid() {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/x86_64-uefi.toml");
-        let (r, _) = load(&p).unwrap();
-        assert_eq!(r.target, "x86_64-uefi");
+    fn shipped_recipes_are_valid() {
+        for t in Target::ALL {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("recipes")
+                .join(format!("{}.toml", t.name()));
+            let (r, _) = load(&p).unwrap();
+            assert_eq!(r.target(), t);
+        }
     }
 
     #[test]
@@ -173,7 +220,18 @@ slot_mib = 512
                 "bad package",
             ),
         ];
-        for (text, want) in cases {
+        let pi_table = "\n[raspberrypi]\nboot_mib = 256\ndevice_trees = []\n";
+        let target_pi = GOOD.replace("x86_64-uefi", "raspberrypi");
+        let more = [
+            (
+                format!("{GOOD}components = [\"main\", \"non free\"]\n"),
+                "bad component",
+            ),
+            (format!("{GOOD}{pi_table}"), "only for target raspberrypi"),
+            (target_pi.clone(), "needs a [raspberrypi] table"),
+            (format!("{target_pi}{pi_table}"), "raspi-firmware"),
+        ];
+        for (text, want) in cases.into_iter().chain(more) {
             let err = load(&write(dir.path(), &text)).unwrap_err().to_string();
             assert!(err.contains(want), "{want}: {err}");
             assert!(err.contains("r.toml"), "{err}");

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::arch::{Firmware, Target};
 use crate::recipe::Recipe;
 use crate::tool::{self, ToolError};
 
@@ -44,15 +45,27 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RootfsErr
     move |source| RootfsError::Io { op, path, source }
 }
 
-/// Runs mmdebstrap into `root` (which must not exist yet).
-pub(crate) fn debootstrap(r: &Recipe, root: &Path, cache: &Path) -> Result<(), RootfsError> {
-    std::fs::create_dir_all(cache).map_err(io("creating", cache))?;
-    let cache = std::fs::canonicalize(cache).map_err(io("resolving", cache))?;
+/// Runs mmdebstrap into `root` (which must not exist yet), for the target's Debian
+/// architecture (a foreign one runs its maintainer scripts through qemu-user-static and
+/// binfmt_misc, prepared by `ci/deps.sh`). Downloaded `.deb`s are cached in
+/// `cache/<debian arch>`.
+pub(crate) fn debootstrap(
+    r: &Recipe,
+    target: Target,
+    root: &Path,
+    cache: &Path,
+) -> Result<(), RootfsError> {
+    let cache = cache.join(target.debian_arch());
+    std::fs::create_dir_all(&cache).map_err(io("creating", &cache))?;
+    let cache = std::fs::canonicalize(&cache).map_err(io("resolving", &cache))?;
     let c = cache.to_string_lossy();
+    let components = r.components.join(",");
     let mut args: Vec<String> = vec![
         "--variant=minbase".into(),
         "--mode=root".into(),
         "--format=directory".into(),
+        format!("--architectures={}", target.debian_arch()),
+        format!("--components={components}"),
         format!("--include={}", r.packages.join(",")),
         "--skip=download/empty".into(),
         "--skip=essential/unlink".into(),
@@ -75,6 +88,15 @@ pub(crate) fn debootstrap(r: &Recipe, root: &Path, cache: &Path) -> Result<(), R
     args.push(r.suite.clone());
     args.push(root.to_string_lossy().into_owned());
     args.push(r.mirror.clone());
+    // Further suites (bookworm-backports) as extra sources lines; apt still prefers the
+    // main suite unless a package names its release (`pkg/bookworm-backports`).
+    for suite in &r.extra_suites {
+        args.push(format!(
+            "deb {} {suite} {}",
+            r.mirror,
+            r.components.join(" ")
+        ));
+    }
     tool::run("mmdebstrap", &args, r.source_date_epoch, None)?;
     Ok(())
 }
@@ -117,11 +139,14 @@ pub(crate) struct BootFiles {
     pub(crate) kernel: PathBuf,
     pub(crate) release: String,
     pub(crate) modules_dir: PathBuf,
-    pub(crate) boot_efi: PathBuf,
+    /// systemd-boot (UEFI targets only).
+    pub(crate) boot_efi: Option<PathBuf>,
+    /// Device trees shipped with the kernel, `/usr/lib/linux-image-<release>` (arm64 only).
+    pub(crate) dtb_dir: Option<PathBuf>,
 }
 
-/// Finds the kernel, its modules and systemd-boot in `root`.
-pub(crate) fn boot_files(root: &Path) -> Result<BootFiles, RootfsError> {
+/// Finds the kernel, its modules and the target's boot loader files in `root`.
+pub(crate) fn boot_files(root: &Path, target: Target) -> Result<BootFiles, RootfsError> {
     let boot = root.join("boot");
     let mut found: Vec<String> = std::fs::read_dir(&boot)
         .map_err(io("listing", &boot))?
@@ -134,16 +159,25 @@ pub(crate) fn boot_files(root: &Path) -> Result<BootFiles, RootfsError> {
     };
     let release = name.trim_start_matches("vmlinuz-").to_owned();
     let modules_dir = root.join("lib/modules").join(&release);
-    let boot_efi = root.join("usr/lib/systemd/boot/efi/systemd-bootx64.efi");
-    for (path, package) in [
-        (&modules_dir, "linux-image-*"),
-        (&boot_efi, "systemd-boot-efi"),
-    ] {
+    let mut needed = vec![(modules_dir.clone(), "linux-image-*")];
+    let boot_efi = match target.firmware() {
+        Firmware::Uefi {
+            boot_efi_in_root, ..
+        } => {
+            let p = root.join(boot_efi_in_root);
+            needed.push((p.clone(), "systemd-boot-efi"));
+            Some(p)
+        }
+        Firmware::RaspberryPi => None,
+    };
+    let dtb_dir = (target.debian_arch() == "arm64").then(|| {
+        let p = root.join("usr/lib").join(format!("linux-image-{release}"));
+        needed.push((p.clone(), "linux-image-*"));
+        p
+    });
+    for (path, package) in needed {
         if !path.exists() {
-            return Err(RootfsError::Missing {
-                path: path.clone(),
-                package,
-            });
+            return Err(RootfsError::Missing { path, package });
         }
     }
     Ok(BootFiles {
@@ -151,6 +185,7 @@ pub(crate) fn boot_files(root: &Path) -> Result<BootFiles, RootfsError> {
         release,
         modules_dir,
         boot_efi,
+        dtb_dir,
     })
 }
 

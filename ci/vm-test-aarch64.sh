@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Boot test of the aarch64 image: cross-builds hearth-init (static, aarch64 musl, linked
+# with rust-lld) and hearthd (aarch64 gnu, linked with aarch64-linux-gnu-gcc), builds
+# hearth-imager and the image from imager/recipes/aarch64-uefi.toml (mmdebstrap through
+# qemu-user-static; unless IMG=path is given), boots it on qemu `virt` (cortex-a72, TCG)
+# with AAVMF, waits until hearthd answers `server.echo` on a forwarded loopback port
+# (prints the power-on-to-answer time), completes setup, logs in and checks that
+# `server.info` reports arch aarch64. Prints the time of each phase. Needs root (mmdebstrap).
+# KVM does not work on the CI machines: always TCG, always under `timeout`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ci/env.sh
+export CARGO_TARGET_DIR="${IMAGER_TARGET_DIR:-$CARGO_TARGET_DIR}"
+T="$CARGO_TARGET_DIR"
+tmp="$(mktemp -d)"
+qpid=""
+cleanup() {
+  [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
+  [ -f "$tmp/serial.log" ] && cp "$tmp/serial.log" "${VM_TEST_LOG:-/tmp/hearth-vm-test-aarch64-serial.log}"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+
+for f in /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF_VARS.fd; do
+  [ -f "$f" ] || { echo "vm-test-aarch64: $f missing (run ci/deps.sh: qemu-efi-aarch64)" >&2; exit 1; }
+done
+
+if [ -z "${IMG:-}" ]; then
+  t0=$(now)
+  echo "== building hearth-init (aarch64 musl, static), hearthd (aarch64 gnu), hearth-imager"
+  for t in aarch64-unknown-linux-musl aarch64-unknown-linux-gnu; do
+    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+  done
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+    cargo build -q --release -p hearth-init --target aarch64-unknown-linux-musl
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    cargo build -q --release -p hearthd --target aarch64-unknown-linux-gnu
+  cargo build -q -p hearth-imager
+  printf 'vm-test-aarch64: binaries built in %.0f s\n' "$(since "$t0")"
+  t0=$(now)
+  out="${IMAGER_OUT:-$tmp/out}"
+  echo "== building the image"
+  timeout 1800 "$T/debug/hearth-imager" build --recipe imager/recipes/aarch64-uefi.toml \
+    --out "$out" --hearth-init "$T/aarch64-unknown-linux-musl/release/hearth-init" \
+    --hearthd "$T/aarch64-unknown-linux-gnu/release/hearthd" \
+    --extra-cmdline "hearth.net=static:10.0.2.15/24,10.0.2.2" | grep -v '^    \$'
+  printf 'vm-test-aarch64: image built in %.0f s\n' "$(since "$t0")"
+  IMG="$(ls "$out"/hearth-*-aarch64-uefi.img)"
+fi
+
+# A copy with 512 MiB of free space after the slots: room for the data partition.
+cp --sparse=always "$IMG" "$tmp/disk.img"
+truncate -s +512M "$tmp/disk.img"
+cp /usr/share/AAVMF/AAVMF_VARS.fd "$tmp/vars.fd"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+log="$tmp/serial.log"
+
+echo "== booting on qemu virt (cortex-a72, TCG, AAVMF), hearthd forwarded to 127.0.0.1:$port"
+start=$(now)
+timeout 900 qemu-system-aarch64 -machine virt -cpu cortex-a72 -accel tcg -m 1024 -smp 2 \
+  -drive if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd \
+  -drive if=pflash,format=raw,file="$tmp/vars.fd" \
+  -drive file="$tmp/disk.img",format=raw,if=none,id=disk -device virtio-blk-pci,drive=disk \
+  -netdev user,id=n,hostfwd=tcp:127.0.0.1:"$port"-:80 -device virtio-net-pci,netdev=n \
+  -display none -serial file:"$log" &
+qpid=$!
+
+url="http://127.0.0.1:$port/rpc/v1"
+rpc() { # BODY [TIMEOUT] [CURL ARGS…]
+  local body="$1" t="${2:-2}"
+  shift 2 || shift $#
+  curl -s -m "$t" "$url" -H 'content-type: application/json' -d "$body" "$@" || true
+}
+answer=""
+for _ in $(seq 1 600); do
+  answer="$(rpc '{"jsonrpc":"2.0","id":1,"method":"server.echo","params":{"message":"hello"}}')"
+  case "$answer" in *'"result":"hello"'*) break ;; esac
+  kill -0 "$qpid" 2>/dev/null || { echo "vm-test-aarch64: qemu exited" >&2; tail -80 "$log" >&2; exit 1; }
+  sleep 1
+done
+case "$answer" in
+  *'"result":"hello"'*) ;;
+  *) echo "vm-test-aarch64: hearthd did not answer; serial log:" >&2; tail -80 "$log" >&2; exit 1 ;;
+esac
+printf 'vm-test-aarch64: power-on to server.echo answer: %.1f s (TCG)\n' "$(since "$start")"
+
+# server.info needs a session: finish setup (argon2id under aarch64 TCG is slow), log in.
+out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth"}}' 180)"
+case "$out" in *'"result"'*) ;; *) echo "vm-test-aarch64: setup.complete failed: $out" >&2; exit 1 ;; esac
+rpc '{"method":"auth.login","params":{"password":"vm-test-password"}}' 180 -c "$tmp/cookies" >/dev/null
+info="$(rpc '{"jsonrpc":"2.0","id":2,"method":"server.info"}' 30 -b "$tmp/cookies")"
+echo "$info" | jq -e '.result.arch == "aarch64"' >/dev/null ||
+  { echo "vm-test-aarch64: server.info did not report aarch64: $info" >&2; exit 1; }
+printf 'vm-test-aarch64: server.info answered after %.1f s: %s\n' "$(since "$start")" \
+  "$(echo "$info" | jq -c '.result | {version, arch, hostname}')"
+grep -a 'hearth-init:' "$log" | tr -d '\r' | sed 's/^/    /'
+grep -aq 'hearth-init: data partition /dev/vda4 mounted' "$log" ||
+  { echo "vm-test-aarch64: data partition not mounted" >&2; exit 1; }
+echo "vm-test-aarch64: ok"
