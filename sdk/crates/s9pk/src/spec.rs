@@ -35,7 +35,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Manifest, VersionRange};
 
-pub use self::action_input::{InputMismatch, check_action_input};
+pub use self::action_input::{
+    InputMismatch, MAX_DEPTH as MAX_INPUT_DEPTH, REGEX_SIZE_LIMIT, check_action_input,
+    check_action_schema,
+};
 pub use self::duration::{DurationParseError, DurationSpec};
 pub use self::validate::SpecError;
 
@@ -61,6 +64,24 @@ pub struct ServiceSpec {
     /// Limits for the whole service container.
     #[serde(default)]
     pub resources: ResourceLimits,
+    /// What to run when this version replaces an installed older one (an update),
+    /// before its daemons start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<MigrationSpec>,
+}
+
+/// The update hook: one command run in the service container (its root image, with
+/// the volumes at `/media/hearth/volumes/<id>` and no daemon running), with the
+/// replaced version in `HEARTH_PREVIOUS_VERSION`. A non-zero exit, or running past
+/// `timeout`, fails the update: the previous version and its data come back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MigrationSpec {
+    /// Argument vector (non-empty).
+    pub command: Vec<String>,
+    /// Longest run time (default 10m).
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: DurationSpec,
 }
 
 /// A long-running process.
