@@ -1,11 +1,41 @@
 //! The initramfs: `hearth-init` as `/init`, `/dev/console`, the kernel modules the recipe
 //! lists (plus dependencies, skipping built-ins) with a trimmed `modules.dep`, and
 //! `/etc/hearth/modules` telling `hearth-init` what to load.
+//!
+//! Compressed modules (`.ko.xz`, `.ko.zst`, `.ko.gz`, as newer Debian kernels ship them)
+//! are stored decompressed as `.ko`, and `modules.dep` names them so: `hearth-init` loads
+//! them with a plain `finit_module`, which needs no in-kernel decompression support.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::cpio::{Archive, Node};
+use crate::tool::{self, ToolError};
+
+/// Compressed module suffixes and the program that decompresses each (`PROGRAM -dc FILE`).
+const COMPRESSED: &[(&str, &str)] = &[(".ko.xz", "xz"), (".ko.zst", "zstd"), (".ko.gz", "gzip")];
+
+/// The path a module has in the initramfs (compression suffix dropped) and the program
+/// that decompresses it, if any.
+fn stored_path(path: &str) -> (String, Option<&'static str>) {
+    for (suffix, program) in COMPRESSED {
+        if let Some(stem) = path.strip_suffix(suffix) {
+            return (format!("{stem}.ko"), Some(program));
+        }
+    }
+    (path.to_owned(), None)
+}
+
+/// A `modules.dep` line with every path as stored in the initramfs.
+fn stored_line(line: &str) -> String {
+    let (path, deps) = line.split_once(':').unwrap_or((line, ""));
+    let mut out = format!("{}:", stored_path(path.trim()).0);
+    for d in deps.split_whitespace() {
+        out.push(' ');
+        out.push_str(&stored_path(d).0);
+    }
+    out
+}
 
 /// Building the initramfs failed.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +48,9 @@ pub(crate) enum InitramfsError {
         #[source]
         source: std::io::Error,
     },
+    /// A compressed module could not be decompressed.
+    #[error("decompressing kernel module: {0}")]
+    Decompress(#[from] ToolError),
     /// A module is neither built in nor in `modules.dep`.
     #[error("kernel module {name} is neither built into kernel {release} nor in its modules.dep")]
     UnknownModule { name: String, release: String },
@@ -110,14 +143,23 @@ pub(crate) fn build(
     let base = format!("lib/modules/{release}");
     for line in &lines {
         let path = line.split(':').next().unwrap_or_default();
+        let src = modules_dir.join(path);
+        let (stored, program) = stored_path(path);
+        let data = match program {
+            Some(program) => {
+                tool::run_bytes(program, &["-dc".as_ref(), src.as_os_str()], epoch, None)?
+            }
+            None => read(&src)?,
+        };
         a.add(
-            &format!("{base}/{path}"),
+            &format!("{base}/{stored}"),
             Node::File {
-                data: read(&modules_dir.join(path))?,
+                data,
                 executable: false,
             },
         );
     }
+    let lines: Vec<String> = lines.iter().map(|l| stored_line(l)).collect();
     let mut dep_text = lines.join("\n");
     dep_text.push('\n');
     a.add(
@@ -163,6 +205,43 @@ mod tests {
             ]
         );
         let err = resolve(dep, builtin, &["nope".to_owned()], "6.1").unwrap_err();
+        assert!(matches!(err, InitramfsError::UnknownModule { .. }));
         assert!(err.to_string().contains("nope") && err.to_string().contains("6.1"));
+    }
+
+    #[test]
+    fn compressed_modules_are_named_and_resolved_as_plain_ko() {
+        let dep = "kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/jbd2/jbd2.ko.zst\n\
+                   kernel/lib/crc16.ko.xz:\nkernel/fs/jbd2/jbd2.ko.zst:\n";
+        let (lines, load) = resolve(dep, "", &["ext4".to_owned()], "6.12").unwrap();
+        assert_eq!(load, ["ext4"]);
+        assert_eq!(
+            stored_line(&lines[0]),
+            "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/jbd2/jbd2.ko"
+        );
+        assert_eq!(stored_line("kernel/lib/crc16.ko:"), "kernel/lib/crc16.ko:");
+        assert_eq!(
+            stored_path("a/b.ko.gz"),
+            ("a/b.ko".to_owned(), Some("gzip"))
+        );
+    }
+
+    /// Needs `xz` (xz-utils): a real `.ko.xz` is stored decompressed under its `.ko` name.
+    #[test]
+    fn xz_module_is_stored_decompressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mods = dir.path().join("lib/modules/6.12");
+        std::fs::create_dir_all(mods.join("kernel/fs")).unwrap();
+        std::fs::write(mods.join("kernel/fs/squashfs.ko"), b"\x7fELF-module-bytes").unwrap();
+        tool::run("xz", &[mods.join("kernel/fs/squashfs.ko")], 0, None).unwrap();
+        std::fs::write(mods.join("modules.dep"), "kernel/fs/squashfs.ko.xz:\n").unwrap();
+        std::fs::write(mods.join("modules.builtin"), "").unwrap();
+        let init = dir.path().join("init");
+        std::fs::write(&init, b"init").unwrap();
+        let bytes = build(&init, &mods, "6.12", &["squashfs".to_owned()], 0).unwrap();
+        let find = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(find(b"lib/modules/6.12/kernel/fs/squashfs.ko\0"));
+        assert!(!find(b"squashfs.ko.xz"));
+        assert!(find(b"\x7fELF-module-bytes"));
     }
 }

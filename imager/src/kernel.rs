@@ -1,9 +1,11 @@
 //! The kernel file written to the boot partition.
 //!
-//! Debian's arm64 `vmlinuz` is a gzip-compressed `Image`. The Raspberry Pi firmware loads it
-//! as is, but UEFI firmware (and systemd-boot, which hands the file to it) can only start a
-//! PE image: the plain `Image` carries the kernel's EFI stub, the gzip wrapper hides it. So
-//! for UEFI targets a gzip kernel is decompressed; anything else (x86's bzImage) is copied.
+//! UEFI firmware (and systemd-boot, which hands the file to it) can only start a PE image:
+//! a plain arm64 `Image` carries the kernel's EFI stub, a gzip-compressed `Image.gz` (what
+//! many arm64 kernels are shipped as) hides it. The Raspberry Pi firmware loads either. So
+//! for UEFI targets a gzip kernel is decompressed (and checked to be an arm64 `Image`);
+//! anything else is copied: x86's bzImage, and Debian bookworm's and bookworm-backports'
+//! arm64 `vmlinuz`, which are already plain `Image`s.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

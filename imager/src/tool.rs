@@ -32,6 +32,16 @@ pub(crate) fn run<S: AsRef<OsStr>>(
     epoch: u64,
     stdin: Option<&str>,
 ) -> Result<String, ToolError> {
+    run_bytes(program, args, epoch, stdin).map(|out| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// [`run`], returning stdout as bytes (a decompressed file, say).
+pub(crate) fn run_bytes<S: AsRef<OsStr>>(
+    program: &str,
+    args: &[S],
+    epoch: u64,
+    stdin: Option<&str>,
+) -> Result<Vec<u8>, ToolError> {
     let argv = std::iter::once(program.to_owned())
         .chain(
             args.iter()
@@ -72,7 +82,7 @@ pub(crate) fn run<S: AsRef<OsStr>>(
             stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 #[cfg(test)]
