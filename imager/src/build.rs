@@ -7,11 +7,15 @@
 use std::path::{Path, PathBuf};
 
 use crate::arch::Firmware;
+use crate::bundle::{self, BundleError, KeyFileError};
+use crate::deb::{self, DebError};
 use crate::disk::{self, DiskError};
 use crate::esp::{self, EspError};
 use crate::ids;
 use crate::initramfs::{self, InitramfsError};
 use crate::kernel::{self, KernelError};
+use crate::overlay::{self, OverlayError};
+use crate::preflight::{self, PreflightError};
 use crate::recipe::{self, RecipeError};
 use crate::rootfs::{self, RootfsError};
 use crate::rpi::{self, RpiError};
@@ -23,6 +27,12 @@ pub(crate) struct BuildArgs {
     pub(crate) out: PathBuf,
     pub(crate) hearth_init: PathBuf,
     pub(crate) hearthd: PathBuf,
+    /// Static `hearth-container` (PID 1 of service containers), into the `.deb`.
+    pub(crate) hearth_container: Option<PathBuf>,
+    /// The `hearth` CLI, into the `.deb`.
+    pub(crate) hearth_cli: Option<PathBuf>,
+    /// Ed25519 key (PEM PKCS#8) signing the OTA bundle; no key, no bundle.
+    pub(crate) signing_key: Option<PathBuf>,
     pub(crate) cache: PathBuf,
     pub(crate) extra_cmdline: String,
     pub(crate) keep_work: bool,
@@ -41,6 +51,26 @@ pub(crate) enum BuildError {
     Esp(#[from] EspError),
     #[error("disk image: {0}")]
     Disk(#[from] DiskError),
+    #[error("package from debian/: {0}")]
+    Deb(#[from] DebError),
+    #[error(transparent)]
+    Overlay(#[from] OverlayError),
+    #[error("OTA bundle: {0}")]
+    Bundle(#[from] BundleError),
+    #[error("OTA signing key: {0}")]
+    Key(#[from] KeyFileError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// apt does not know some recipe packages.
+    #[error(
+        "recipe {recipe}: unknown package(s) {names} (not in {suite} at {mirror}; found by mmdebstrap --simulate before building)"
+    )]
+    UnknownPackages {
+        recipe: PathBuf,
+        names: String,
+        suite: String,
+        mirror: String,
+    },
     #[error(transparent)]
     Kernel(#[from] KernelError),
     #[error("Raspberry Pi image: {0}")]
@@ -64,14 +94,46 @@ fn step(n: u32, what: &str) {
     println!("[{n}/7] {what}");
 }
 
-/// Runs the whole build; returns the disk image path.
+/// Runs the whole build; returns the disk image path. A failed build leaves no output
+/// file and no work directory behind (unless `keep_work`).
 pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
+    let mut outputs = Vec::new();
+    let result = build_steps(a, &mut outputs);
+    if result.is_err() && !outputs.is_empty() {
+        let work = a.out.join("work");
+        preflight::remove_partial(if a.keep_work { Path::new("") } else { &work }, &outputs);
+    }
+    result
+}
+
+fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, BuildError> {
     let started = std::time::Instant::now();
     step(1, &format!("recipe {}", a.recipe.display()));
     let (r, recipe_bytes) = recipe::load(&a.recipe)?;
-    for bin in [&a.hearth_init, &a.hearthd] {
+    let mut binaries = std::collections::BTreeMap::new();
+    binaries.insert("hearth-init", a.hearth_init.clone());
+    binaries.insert("hearthd", a.hearthd.clone());
+    if let Some(p) = &a.hearth_container {
+        binaries.insert("hearth-container", p.clone());
+    }
+    if let Some(p) = &a.hearth_cli {
+        binaries.insert("hearth", p.clone());
+    }
+    for bin in binaries.values() {
         std::fs::metadata(bin).map_err(io("reading binary", bin))?;
     }
+    let deb_inputs = deb::DebInputs {
+        debian_dir: &r.debian,
+        version: &r.version,
+        target: &r.target,
+        binaries: &binaries,
+        epoch: r.source_date_epoch,
+    };
+    deb::check(&deb_inputs, &r.packages)?;
+    let signing_key = match &a.signing_key {
+        Some(p) => Some(bundle::load_signing_key(p)?),
+        None => None,
+    };
     let target = r.target();
     let epoch = r.source_date_epoch;
     let mut seed = recipe_bytes.clone();
@@ -81,6 +143,20 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
         .to_owned();
 
     std::fs::create_dir_all(&a.out).map_err(io("creating", &a.out))?;
+    preflight::check_space(&a.out, preflight::required_mib(r.slot_mib, r.esp_mib))?;
+    let name = format!("hearth-{}-{}", r.version, r.target);
+    for f in [
+        format!("{name}.img"),
+        format!("{name}.root.squashfs"),
+        format!("{name}.ota"),
+        format!("{name}.ota.tmp"),
+        format!("hearth_{}_{}.deb", r.version, deb::debian_arch(&r.target)?),
+        "vmlinuz".into(),
+        "initrd.img".into(),
+        "SHA256SUMS".into(),
+    ] {
+        outputs.push(a.out.join(f));
+    }
     let work = a.out.join("work");
     if work.exists() {
         std::fs::remove_dir_all(&work).map_err(io("removing", &work))?;
@@ -96,13 +172,37 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
             r.packages.len()
         ),
     );
-    rootfs::debootstrap(&r, target, &root, &a.cache)?;
-    step(3, "installing hearth-init and hearthd");
-    rootfs::install_hearth(&root, &a.hearth_init, &a.hearthd, &r.version)?;
+    let unknown = |e: RootfsError| match &e {
+        RootfsError::Tool(t) if !preflight::unknown_packages(t).is_empty() => {
+            BuildError::UnknownPackages {
+                recipe: a.recipe.clone(),
+                names: preflight::unknown_packages(t).join(", "),
+                suite: r.suite.clone(),
+                mirror: r.mirror.clone(),
+            }
+        }
+        _ => BuildError::Rootfs(e),
+    };
+    println!("    package list check (mmdebstrap --simulate)");
+    let simulate = work.join("simulate");
+    rootfs::debootstrap(&r, target, &simulate, &a.cache, &["--simulate".into()])
+        .map_err(unknown)?;
+    std::fs::remove_dir_all(&simulate).map_err(io("removing", &simulate))?;
+    let deb = deb::build(&deb_inputs, &work, &a.out)?;
+    println!(
+        "    {} (installed by dpkg in a customize hook)",
+        deb.display()
+    );
+    rootfs::debootstrap(&r, target, &root, &a.cache, &deb::install_hooks(&deb)).map_err(unknown)?;
+    step(3, "overlays and version");
+    rootfs::install_hearth(&root, &r.version)?;
+    for o in &r.overlays {
+        let n = overlay::apply(o, &root, epoch)?;
+        println!("    overlay {} ({n} entries)", o.display());
+    }
     let boot = rootfs::boot_files(&root, target)?;
     println!("    kernel {}", boot.release);
 
-    let name = format!("hearth-{}-{}", r.version, r.target);
     step(4, "root squashfs");
     let squashfs = a.out.join(format!("{name}.root.squashfs"));
     rootfs::squashfs(&root, &squashfs, epoch)?;
@@ -203,8 +303,34 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
         }
     };
 
+    let mut sums_of = vec![
+        img.clone(),
+        squashfs.clone(),
+        kernel.clone(),
+        initrd.clone(),
+        deb,
+    ];
+    match &signing_key {
+        Some(key) => {
+            let ota = a.out.join(format!("{name}.ota"));
+            bundle::write(
+                &ota,
+                &r.version,
+                &r.target,
+                &bundle::standard_files(&squashfs, &kernel, &initrd),
+                key,
+                epoch,
+            )?;
+            println!("    OTA bundle {} (signed)", ota.display());
+            sums_of.push(ota);
+        }
+        None => println!(
+            "    OTA bundle: not written, no --signing-key given (bundles are always signed; \
+             make a key with `hearth key generate --out KEY`)"
+        ),
+    }
     let mut sums = String::new();
-    for f in [&img, &squashfs, &kernel, &initrd] {
+    for f in &sums_of {
         let h = ids::sha256_file(f).map_err(io("hashing", f))?;
         let file_name = f
             .file_name()

@@ -26,12 +26,15 @@ mod arch;
 mod build;
 mod bundle;
 mod cpio;
+mod deb;
 mod disk;
 mod esp;
 mod fat;
 mod ids;
 mod initramfs;
 mod kernel;
+mod overlay;
+mod preflight;
 mod recipe;
 mod rootfs;
 mod rpi;
@@ -69,6 +72,16 @@ enum Command {
         /// hearthd binary.
         #[arg(long)]
         hearthd: PathBuf,
+        /// Static hearth-container binary (PID 1 of service containers).
+        #[arg(long)]
+        hearth_container: Option<PathBuf>,
+        /// The `hearth` CLI binary.
+        #[arg(long = "hearth")]
+        hearth_cli: Option<PathBuf>,
+        /// Ed25519 private key (PEM PKCS#8, `hearth key generate`) signing the OTA bundle.
+        /// Without it no bundle is written (bundles are never unsigned).
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
         /// Cache of downloaded .deb files.
         #[arg(
             long,
@@ -171,6 +184,9 @@ fn main() -> ExitCode {
             out,
             hearth_init,
             hearthd,
+            hearth_container,
+            hearth_cli,
+            signing_key,
             cache,
             extra_cmdline,
             keep_work,
@@ -180,6 +196,9 @@ fn main() -> ExitCode {
                 out,
                 hearth_init,
                 hearthd,
+                hearth_container,
+                hearth_cli,
+                signing_key,
                 cache,
                 extra_cmdline,
                 keep_work,

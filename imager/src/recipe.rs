@@ -53,6 +53,18 @@ pub(crate) struct Recipe {
     /// Raspberry Pi firmware partitions (target `raspberrypi` only).
     #[serde(default)]
     pub(crate) raspberrypi: Option<crate::rpi::RpiRecipe>,
+    /// Trees copied over the root after the packages (`overlays/`), relative to the recipe
+    /// file; [`load`] resolves them and checks that they exist.
+    #[serde(default)]
+    pub(crate) overlays: Vec<PathBuf>,
+    /// The Debian packaging of our binaries, relative to the recipe file (resolved by
+    /// [`load`]).
+    #[serde(default = "default_debian")]
+    pub(crate) debian: PathBuf,
+}
+
+fn default_debian() -> PathBuf {
+    PathBuf::from("../../debian")
 }
 
 fn default_components() -> Vec<String> {
@@ -99,10 +111,22 @@ pub(crate) fn load(path: &Path) -> Result<(Recipe, Vec<u8>), RecipeError> {
         path: path.to_owned(),
         source,
     })?;
+    let mut recipe = recipe;
     validate(&recipe).map_err(|reason| RecipeError::Invalid {
         path: path.to_owned(),
         reason,
     })?;
+    // Paths in the recipe are relative to it; a missing overlay fails here, before any
+    // slow step.
+    let base = path.parent().unwrap_or(Path::new("."));
+    recipe.debian = base.join(&recipe.debian);
+    for o in &mut recipe.overlays {
+        *o = base.join(&*o);
+        crate::overlay::check(o).map_err(|reason| RecipeError::Invalid {
+            path: path.to_owned(),
+            reason,
+        })?;
+    }
     Ok((recipe, bytes))
 }
 

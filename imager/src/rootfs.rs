@@ -54,6 +54,7 @@ pub(crate) fn debootstrap(
     target: Target,
     root: &Path,
     cache: &Path,
+    extra: &[String],
 ) -> Result<(), RootfsError> {
     let cache = cache.join(target.debian_arch());
     std::fs::create_dir_all(&cache).map_err(io("creating", &cache))?;
@@ -85,6 +86,7 @@ pub(crate) fn debootstrap(
     for glob in &r.path_exclude {
         args.push(format!("--dpkgopt=path-exclude={glob}"));
     }
+    args.extend(extra.iter().cloned());
     args.push(r.suite.clone());
     args.push(root.to_string_lossy().into_owned());
     args.push(r.mirror.clone());
@@ -101,23 +103,9 @@ pub(crate) fn debootstrap(
     Ok(())
 }
 
-/// Copies our binaries and creates the directories the boot mounts onto.
-pub(crate) fn install_hearth(
-    root: &Path,
-    hearth_init: &Path,
-    hearthd: &Path,
-    version: &str,
-) -> Result<(), RootfsError> {
-    use std::os::unix::fs::PermissionsExt;
-    for (src, dest) in [
-        (hearth_init, "usr/sbin/hearth-init"),
-        (hearthd, "usr/bin/hearthd"),
-    ] {
-        let to = root.join(dest);
-        std::fs::copy(src, &to).map_err(io("copying binary", src))?;
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
-            .map_err(io("chmod", &to))?;
-    }
+/// Creates the directories the boot mounts onto and the version file (the binaries come
+/// from the `.deb`, see `deb.rs`; `overlays/` may replace `/etc/hostname`).
+pub(crate) fn install_hearth(root: &Path, version: &str) -> Result<(), RootfsError> {
     for dir in ["media/hearth/data", "etc/hearth"] {
         let p = root.join(dir);
         std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
