@@ -35,23 +35,21 @@ use crate::status::RunState;
 
 /// Whether `dep` runs with every check in its own list and in `extra` passing.
 pub(crate) fn healthy(dep: &PackageEntry, extra: &[String]) -> bool {
-    if dep.state_info.state != InstallState::Installed
-        || dep.status_info.observed.state != RunState::Running
-    {
-        return false;
-    }
-    let health = dep.status_info.observed.reported.get("health");
-    dep.container
-        .health_checks
-        .iter()
-        .chain(extra)
-        .all(|check| {
-            health
-                .and_then(|h| h.get(check))
-                .and_then(|c| c.get("result"))
-                .and_then(Value::as_str)
-                == Some("success")
-        })
+    dep.state_info.state == InstallState::Installed
+        && dep.status_info.observed.state == RunState::Running
+        && checks_pass(dep, extra)
+}
+
+/// Whether every health check of `e` (its own list and `extra`) reported `success`.
+pub(crate) fn checks_pass(e: &PackageEntry, extra: &[String]) -> bool {
+    let health = e.status_info.observed.reported.get("health");
+    e.container.health_checks.iter().chain(extra).all(|check| {
+        health
+            .and_then(|h| h.get(check))
+            .and_then(|c| c.get("result"))
+            .and_then(Value::as_str)
+            == Some("success")
+    })
 }
 
 /// The required `running` dependencies of `entry` that are not ready (sorted ids).
@@ -148,6 +146,7 @@ mod tests {
                 state: InstallState::Installed,
                 phase: None,
                 keep_data: false,
+                update: None,
             },
             manifest: json!({}),
             signer: Signer {

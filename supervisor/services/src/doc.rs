@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! public.packageData.<id> = {
-//!   stateInfo:  { state: installing|installed|removing, phase?, keepData },
+//!   stateInfo:  { state: installing|installed|updating|removing, phase?, keepData,
+//!                 update? (update.rs) },
 //!   manifest:   <manifest.json>,
 //!   signer:     { fingerprint, key (base64), trusted },
 //!   archive:    "packages/archive/<id>/<version>.s9pk"   (relative to the data dir)
@@ -38,6 +39,8 @@ pub(crate) enum InstallState {
     Installing,
     /// Usable.
     Installed,
+    /// Another version is being installed over it (`stateInfo.update`).
+    Updating,
     /// Being removed by the reconciler.
     Removing,
 }
@@ -47,13 +50,14 @@ impl InstallState {
         match self {
             InstallState::Installing => "installing",
             InstallState::Installed => "installed",
+            InstallState::Updating => "updating",
             InstallState::Removing => "removing",
         }
     }
 }
 
 /// `stateInfo`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct StateInfo {
     pub(crate) state: InstallState,
@@ -63,6 +67,9 @@ pub(crate) struct StateInfo {
     /// While removing: keep the data directory.
     #[serde(default)]
     pub(crate) keep_data: bool,
+    /// While updating: what, from which version to which, and where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) update: Option<crate::update::UpdateRecord>,
 }
 
 /// `signer`.

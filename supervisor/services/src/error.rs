@@ -82,13 +82,35 @@ pub enum InstallError {
         /// One line per missing or unsuitable dependency.
         missing: Vec<String>,
     },
-    /// A package with this id is already installed (updates are not supported yet).
-    #[error("package {id} is already installed (version {version}); uninstall it first")]
+    /// This very version of the package is already installed.
+    #[error("package {id} {version} is already installed")]
     AlreadyInstalled {
         /// Package id.
         id: String,
         /// The installed version.
         version: String,
+    },
+    /// The offered version is older than (or not comparable with) the installed one,
+    /// and `allowDowngrade` was not given.
+    #[error(
+        "package {id} {offered} is not newer than the installed {installed}; pass \
+         allowDowngrade to install it anyway"
+    )]
+    Downgrade {
+        /// Package id.
+        id: String,
+        /// The installed version.
+        installed: String,
+        /// The version in the archive.
+        offered: String,
+    },
+    /// The installed package is being installed, updated or removed.
+    #[error("package {id} is {state}; try again when that is finished")]
+    Busy {
+        /// Package id.
+        id: String,
+        /// Its install state.
+        state: &'static str,
     },
     /// Copying the archive or extracting the image failed.
     #[error("{op} {path}: {source}")]

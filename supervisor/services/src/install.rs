@@ -46,6 +46,7 @@ use crate::doc::{
 };
 use crate::error::InstallError;
 use crate::status::StatusInfo;
+use crate::update::{Release, UpdatePhase, UpdateRecord};
 
 /// Largest `manifest.json` / `hearth.json` read.
 const MAX_META: u64 = 1 << 20;
@@ -94,39 +95,220 @@ fn open_reader(path: &Path) -> Result<Reader, InstallError> {
     })
 }
 
-/// Installs the package at `path`; returns the result and the final revision.
+/// What an install may do beyond the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Install even if the signer is not trusted (its fingerprint is recorded).
+    pub allow_untrusted: bool,
+    /// Install an older version over an installed newer one.
+    pub allow_downgrade: bool,
+}
+
+/// Installs the package at `path` (or starts the update of an installed older
+/// version, see `update.rs`); returns the result and the final revision.
 pub(crate) fn install(
     store: &Store,
     data_dir: &Path,
     host: &Host,
     path: &Path,
-    allow_untrusted: bool,
+    opts: InstallOptions,
 ) -> Result<(InstallResult, u64), InstallError> {
     let mut reader = open_reader(path)?;
     let trusted = crate::trust::keys(store).map_err(|e| InstallError::Record {
         id: String::new(),
         reason: e.to_string(),
     })?;
-    let checked = check(store, host, path, &mut reader, &trusted, allow_untrusted)?;
+    let checked = check(
+        store,
+        host,
+        path,
+        &mut reader,
+        &trusted,
+        opts.allow_untrusted,
+    )?;
     let id = checked.manifest.id.clone();
     let version = checked.manifest.version.to_string();
+    let result = InstallResult {
+        id: id.clone(),
+        version: version.clone(),
+        signer_fingerprint: checked.signer.fingerprint.clone(),
+        signer_trusted: checked.signer.trusted,
+    };
+    let current = doc::load(store, &id).map_err(|e| doc_err(&id, e))?;
+    if let Some(current) = current {
+        let rev = update(store, data_dir, host, &mut reader, &checked, &current, opts)?;
+        return Ok((result, rev));
+    }
     reserve(store, &checked)?;
     tracing::info!(package = %id, %version, signer = %checked.signer.fingerprint, "installing");
     match copy_and_register(store, data_dir, host, &mut reader, &checked) {
-        Ok(rev) => Ok((
-            InstallResult {
-                id,
-                version,
-                signer_fingerprint: checked.signer.fingerprint,
-                signer_trusted: checked.signer.trusted,
-            },
-            rev,
-        )),
+        Ok(rev) => Ok((result, rev)),
         Err(e) => {
             tracing::warn!(package = %id, error = %e, "install failed; rolling back");
             rollback(store, data_dir, &id);
             Err(e)
         }
+    }
+}
+
+/// Refuses the same version, and an older (or incomparable) one without
+/// `allow_downgrade`.
+fn check_version(
+    id: &str,
+    installed: &str,
+    offered: &ExtendedVersion,
+    allow_downgrade: bool,
+) -> Result<(), InstallError> {
+    let order = installed
+        .parse::<ExtendedVersion>()
+        .ok()
+        .and_then(|old| offered.partial_cmp(&old));
+    match order {
+        Some(std::cmp::Ordering::Greater) => Ok(()),
+        Some(std::cmp::Ordering::Equal) => Err(InstallError::AlreadyInstalled {
+            id: id.to_owned(),
+            version: installed.to_owned(),
+        }),
+        _ if allow_downgrade => Ok(()),
+        _ => Err(InstallError::Downgrade {
+            id: id.to_owned(),
+            installed: installed.to_owned(),
+            offered: offered.to_string(),
+        }),
+    }
+}
+
+/// The update path of [`install`]: reserve (`updating`, phase `copying`), copy the
+/// archive, stage the image and spec in `packages/update/<id>/next`, hand over to the
+/// reconciler (phase `stopping`). A failure here cancels the update; the installed
+/// version was never touched.
+fn update(
+    store: &Store,
+    data_dir: &Path,
+    host: &Host,
+    reader: &mut Reader,
+    c: &Checked,
+    current: &PackageEntry,
+    opts: InstallOptions,
+) -> Result<u64, InstallError> {
+    let id = c.manifest.id.as_str();
+    let from = current.version();
+    check_version(id, &from, &c.manifest.version, opts.allow_downgrade)?;
+    reserve_update(store, c, &from)?;
+    let to = c.manifest.version.to_string();
+    tracing::info!(package = %id, %from, %to, "updating");
+    match stage(store, data_dir, host, reader, c) {
+        Ok(rev) => Ok(rev),
+        Err(e) => {
+            tracing::warn!(package = %id, error = %e, "update failed before the old version was touched");
+            cancel_update(store, data_dir, id);
+            Err(e)
+        }
+    }
+}
+
+/// Marks the installed entry `updating` with its update record (atomically: it must
+/// still be `installed` at version `from`).
+fn reserve_update(store: &Store, c: &Checked, from: &str) -> Result<u64, InstallError> {
+    let id = c.manifest.id.as_str();
+    let to = c.manifest.version.to_string();
+    store
+        .mutate(|d| {
+            let current = doc::entries(d)
+                .into_iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, e)| e);
+            let Some(current) = current else {
+                return Err(doc_err(id, "uninstalled meanwhile"));
+            };
+            if current.state_info.state != InstallState::Installed || current.version() != from {
+                return Err(InstallError::Busy {
+                    id: id.to_owned(),
+                    state: current.state_info.state.as_str(),
+                });
+            }
+            let mut next = new_entry(c);
+            next.container.index = current.container.index;
+            let record = UpdateRecord {
+                from: from.to_owned(),
+                to: to.clone(),
+                phase: UpdatePhase::Copying,
+                deadline: None,
+                error: None,
+                previous: Release::of(&current),
+                next: Release::of(&next),
+            };
+            doc::update_in(d, id, |e| {
+                e.state_info.state = InstallState::Updating;
+                e.state_info.phase = Some(UpdatePhase::Copying.as_str().to_owned());
+                e.state_info.update = Some(record);
+                Ok(())
+            })
+            .map_err(|e| doc_err(id, e))
+        })
+        .map(|m| m.revision)
+        .map_err(record_err)
+}
+
+fn set_update_phase(store: &Store, id: &str, phase: UpdatePhase) -> Result<u64, InstallError> {
+    doc::update(store, id, "record update progress", |e| {
+        if let Some(rec) = e.state_info.update.as_mut() {
+            rec.phase = phase;
+        }
+        e.state_info.phase = Some(phase.as_str().to_owned());
+        Ok(())
+    })
+    .map(|(_, rev)| rev)
+    .map_err(|e| doc_err(id, e))
+}
+
+fn stage(
+    store: &Store,
+    data_dir: &Path,
+    host: &Host,
+    reader: &mut Reader,
+    c: &Checked,
+) -> Result<u64, InstallError> {
+    let id = c.manifest.id.as_str();
+    let staging = crate::update::update_dir(data_dir, id);
+    if let Err(e) = std::fs::remove_dir_all(&staging)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(io_err("remove stale update files", &staging)(e));
+    }
+    let archive = data_dir.join(archive_rel(id, &c.manifest.version.to_string()));
+    let dir = archive.parent().unwrap_or(data_dir);
+    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    hearth_s9pk::filter_arch(reader, &host.arch, &archive).map_err(|source| {
+        InstallError::Copy {
+            path: archive.clone(),
+            source: Box::new(source),
+        }
+    })?;
+    set_update_phase(store, id, UpdatePhase::Unpacking)?;
+    let next = crate::update::next_dir(data_dir, id);
+    let mut copy = open_reader(&archive)?;
+    extract(
+        &mut copy,
+        &image_entry(&host.arch, &c.root_image),
+        &next.join(format!("{}.squashfs", c.root_image)),
+    )?;
+    write_file(&next.join("hearth.json"), &c.spec_json)?;
+    set_update_phase(store, id, UpdatePhase::Stopping)
+}
+
+/// Ends an update that never got past staging: staged files removed, `installed`.
+pub(crate) fn cancel_update(store: &Store, data_dir: &Path, id: &str) {
+    let result = doc::update(store, id, "cancel update", |e| {
+        if let Some(rec) = e.state_info.update.take() {
+            crate::update::discard_staging(data_dir, &rec);
+        }
+        e.state_info.state = InstallState::Installed;
+        e.state_info.phase = None;
+        Ok(())
+    });
+    if let Err(error) = result {
+        tracing::warn!(package = %id, %error, "cannot cancel the update");
     }
 }
 
@@ -335,14 +517,15 @@ fn doc_err(id: &str, e: impl std::fmt::Display) -> InstallError {
     }
 }
 
-/// Records the `installing` entry; refuses an id that is already present.
-fn reserve(store: &Store, c: &Checked) -> Result<u64, InstallError> {
+/// The entry a fresh install of `c` records (host number 0: assigned by `reserve`).
+fn new_entry(c: &Checked) -> PackageEntry {
     let id = c.manifest.id.as_str();
-    let entry = PackageEntry {
+    PackageEntry {
         state_info: StateInfo {
             state: InstallState::Installing,
             phase: Some("copying".into()),
             keep_data: false,
+            update: None,
         },
         manifest: c.manifest_json.clone(),
         signer: c.signer.clone(),
@@ -363,7 +546,13 @@ fn reserve(store: &Store, c: &Checked) -> Result<u64, InstallError> {
         },
         dependencies: dependency_infos(&c.manifest, &c.spec),
         status_info: StatusInfo::stopped(),
-    };
+    }
+}
+
+/// Records the `installing` entry; refuses an id that is already present.
+fn reserve(store: &Store, c: &Checked) -> Result<u64, InstallError> {
+    let id = c.manifest.id.as_str();
+    let entry = new_entry(c);
     store
         .mutate(|d| {
             let existing = doc::entries(d);

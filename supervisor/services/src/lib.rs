@@ -23,7 +23,7 @@
 //!   is adopted, never started twice.
 //!
 //! # Limitations
-//! * No updates, no registry installs. Health, per-daemon state, logs and actions come
+//! * No registry installs. Health, per-daemon state, logs and actions come
 //!   from `hearth-container` over `service.sock` (`container_client.rs`,
 //!   `container_status.rs`, `service_calls.rs`); `start`/`stop` are not sent over it
 //!   yet (daemons start with the container).
@@ -42,6 +42,7 @@ mod deps;
 mod doc;
 mod error;
 mod install;
+mod notify;
 mod packages;
 mod reconcile;
 mod service_calls;
@@ -49,10 +50,11 @@ mod status;
 mod supervisor;
 mod trust;
 mod unavailable;
+mod update;
 
 pub use container_client::ClientError;
 pub use error::{InstallError, PackageError, ReconcileError};
-pub use install::Host;
+pub use install::{Host, InstallOptions};
 pub use packages::Packages;
 pub use reconcile::ContainerPlan;
 pub use service_calls::ServiceCallError;

@@ -12,8 +12,9 @@ use hearth_store::Store;
 
 use crate::doc::{self, InstallState, PackageEntry};
 use crate::error::{InstallError, PackageError};
-use crate::install::Host;
+use crate::install::{Host, InstallOptions};
 use crate::status::Desired;
+use crate::update::UpdatePhase;
 
 /// Package install, trust and desired-state operations over the store.
 #[derive(Debug, Clone)]
@@ -66,19 +67,31 @@ impl Packages {
         path: &Path,
         allow_untrusted: bool,
     ) -> Result<(InstallResult, u64), InstallError> {
-        crate::install::install(
-            &self.store,
-            &self.data_dir,
-            &self.host,
+        self.install_with(
             path,
-            allow_untrusted,
+            InstallOptions {
+                allow_untrusted,
+                ..InstallOptions::default()
+            },
         )
     }
 
+    /// [`Self::install`] with every option. A newer version of an installed package
+    /// starts its update (`update.rs`) and returns once the new version is staged.
+    pub fn install_with(
+        &self,
+        path: &Path,
+        opts: InstallOptions,
+    ) -> Result<(InstallResult, u64), InstallError> {
+        crate::install::install(&self.store, &self.data_dir, &self.host, path, opts)
+    }
+
     /// Cleans up after a previous hearthd process: installs it was running when it died
-    /// are rolled back (files and entry), and back-off deadlines are cleared so failed
-    /// services are tried again at once. Call at start-up, before serving. Returns the
-    /// ids of the rolled-back installs.
+    /// are rolled back (files and entry), updates still staging are cancelled, updates
+    /// that were migrating are turned into roll-backs (the reconciler does them; other
+    /// update phases resume), and back-off deadlines are cleared so failed services are
+    /// tried again at once. Call at start-up, before serving. Returns the ids of the
+    /// rolled-back installs and updates.
     pub fn recover(&self) -> Result<Vec<String>, PackageError> {
         let doc = self.store.get("").map_err(|source| PackageError::Store {
             op: "read packages",
@@ -90,7 +103,30 @@ impl Packages {
                 tracing::warn!(package = %id, "rolling back an install interrupted by a restart");
                 crate::install::rollback(&self.store, &self.data_dir, &id);
                 rolled_back.push(id);
-            } else if e.status_info.observed.retry_at.is_some() {
+                continue;
+            }
+            match e.state_info.update.as_ref().map(|u| u.phase) {
+                Some(phase) if phase.staging() => {
+                    tracing::warn!(package = %id, "cancelling an update interrupted while staged");
+                    crate::install::cancel_update(&self.store, &self.data_dir, &id);
+                    rolled_back.push(id.clone());
+                }
+                Some(UpdatePhase::Migrating) => {
+                    tracing::warn!(package = %id, "rolling back an update interrupted during its migration");
+                    doc::update(&self.store, &id, "roll back interrupted update", |e| {
+                        if let Some(rec) = e.state_info.update.as_mut() {
+                            rec.phase = UpdatePhase::RollingBack;
+                            rec.error =
+                                Some("hearthd stopped while the migration was running".into());
+                        }
+                        e.state_info.phase = Some(UpdatePhase::RollingBack.as_str().to_owned());
+                        Ok(())
+                    })?;
+                    rolled_back.push(id.clone());
+                }
+                _ => {}
+            }
+            if e.status_info.observed.retry_at.is_some() {
                 doc::update(&self.store, &id, "clear back-off", |e| {
                     e.status_info.observed.retry_at = None;
                     Ok(())
@@ -187,7 +223,10 @@ impl Packages {
                 let all: BTreeMap<String, PackageEntry> = doc::entries(d).into_iter().collect();
                 let dependents = crate::deps::dependents(id, &all);
                 doc::update_in(d, id, |e| {
-                    if e.state_info.state == InstallState::Installing {
+                    if matches!(
+                        e.state_info.state,
+                        InstallState::Installing | InstallState::Updating
+                    ) {
                         return Err(wrong_state(id, e, "uninstall"));
                     }
                     if !dependents.is_empty() {

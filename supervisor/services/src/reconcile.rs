@@ -202,6 +202,17 @@ pub(crate) fn reconcile_once(
     };
     match entry.state_info.state {
         InstallState::Installing => return Ok(Outcome::Idle),
+        // While the new version is staged the old one is reconciled as usual.
+        InstallState::Updating
+            if !entry
+                .state_info
+                .update
+                .as_ref()
+                .is_some_and(|u| u.phase.staging()) =>
+        {
+            return crate::update::step(store, runtime, plan, id, &entry, &all, now_ms);
+        }
+        InstallState::Updating => {}
         InstallState::Removing => {
             remove(store, runtime, plan, id, entry.state_info.keep_data)?;
             return Ok(Outcome::Gone);
@@ -223,14 +234,7 @@ pub(crate) fn reconcile_once(
         Action::None => Ok(Outcome::Idle),
         Action::WaitUntil(at) => Ok(Outcome::WaitUntil(at)),
         Action::Start => {
-            let names = crate::deps::names(id, &entry, &all);
-            let result = plan.spec(id, &entry, &names).and_then(|spec| {
-                prepare_dirs(&spec)?;
-                copy_spec(&plan.data_dir, id, &spec.rpc_dir)?;
-                write_hosts(plan, id, &names)?;
-                runtime.create(&spec).map_err(runtime_err("create", id))?;
-                runtime.start(&spec.id).map_err(runtime_err("start", id))
-            });
+            let result = start_container(runtime, plan, id, &entry, &all);
             let failed = result.as_ref().err().map(ToString::to_string);
             if let Some(error) = &failed {
                 tracing::warn!(package = %id, %error, "start failed");
@@ -259,6 +263,33 @@ pub(crate) fn reconcile_once(
             Ok(if ok { Outcome::Again } else { Outcome::Idle })
         }
     }
+}
+
+/// Creates (or re-creates) and starts the container of `id` with its current spec.
+pub(crate) fn start_container(
+    runtime: &dyn ContainerRuntime,
+    plan: &ContainerPlan,
+    id: &str,
+    entry: &PackageEntry,
+    all: &BTreeMap<String, PackageEntry>,
+) -> Result<(), ReconcileError> {
+    let names = crate::deps::names(id, entry, all);
+    let spec = plan.spec(id, entry, &names)?;
+    prepare(plan, id, &spec, &names)?;
+    runtime.create(&spec).map_err(runtime_err("create", id))?;
+    runtime.start(&spec.id).map_err(runtime_err("start", id))
+}
+
+/// The host side of a start: directories, the spec in the RPC dir, the hosts file.
+pub(crate) fn prepare(
+    plan: &ContainerPlan,
+    id: &str,
+    spec: &ContainerSpec,
+    names: &[(String, u8)],
+) -> Result<(), ReconcileError> {
+    prepare_dirs(spec)?;
+    copy_spec(&plan.data_dir, id, &spec.rpc_dir)?;
+    write_hosts(plan, id, names)
 }
 
 fn prepare_dirs(spec: &ContainerSpec) -> Result<(), ReconcileError> {

@@ -15,7 +15,7 @@ use hearth_rpc::methods::{
     PackageUninstall,
 };
 use hearth_rpc::{ErrorCode, RpcError};
-use hearth_services::{InstallError, PackageError, Packages, ServiceCallError};
+use hearth_services::{InstallError, InstallOptions, PackageError, Packages, ServiceCallError};
 
 use crate::dispatch::{Registry, Reply};
 use crate::error::blocking;
@@ -43,6 +43,12 @@ pub(crate) fn install_error(e: InstallError) -> RpcError {
             refused("dependencies", message).with("missing", missing)
         }
         InstallError::AlreadyInstalled { .. } => refused("alreadyInstalled", message),
+        InstallError::Downgrade { .. } => refused("downgrade", message),
+        InstallError::Busy { .. } => refused("busy", message),
+        ref e if crate::upload::is_no_space(e) => {
+            tracing::error!(error = %message, "install: the data disk is full");
+            crate::upload::no_space(message)
+        }
         InstallError::Store { .. } => {
             tracing::error!(error = %message, "install: state store failure");
             RpcError::new(ErrorCode::Database, "the state database failed; try again")
@@ -187,8 +193,14 @@ pub(crate) fn register(r: &mut Registry, packages: Packages) {
                 ));
             }
             let (result, rev) = blocking("install package", move || {
-                p.install(Path::new(&params.path), params.allow_untrusted)
-                    .map_err(install_error)
+                p.install_with(
+                    Path::new(&params.path),
+                    InstallOptions {
+                        allow_untrusted: params.allow_untrusted,
+                        allow_downgrade: params.allow_downgrade,
+                    },
+                )
+                .map_err(install_error)
             })
             .await?;
             Ok(Reply::at(result, rev))

@@ -231,6 +231,85 @@ fn wrong_arch_new_os_and_reinstall_are_refused_before_writing() {
 }
 
 #[test]
+fn newer_version_is_staged_as_an_update_and_older_ones_need_allow_downgrade() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let mut v2 = Pkg::new("hello");
+    v2.version = "2.0.0:0".into();
+    w.packages
+        .install(&v2.write(&dev, w.dir.path()), false)
+        .unwrap();
+    let before = w.package_files();
+
+    let v1 = Pkg::new("hello").write(&dev, w.dir.path());
+    let err = w.packages.install(&v1, false).unwrap_err();
+    assert!(matches!(err, InstallError::Downgrade { .. }), "{err}");
+    assert!(err.to_string().contains("allowDowngrade"), "{err}");
+    assert_eq!(
+        w.package_files(),
+        before,
+        "a refused downgrade writes nothing"
+    );
+
+    let mut v3 = Pkg::new("hello");
+    v3.version = "3.0.0:0".into();
+    v3.image = vec![0x33; 4000];
+    let (res, _) = w
+        .packages
+        .install(&v3.write(&dev, w.dir.path()), false)
+        .unwrap();
+    assert_eq!(res.version, "3.0.0:0");
+    let e = w.entry("hello");
+    assert_eq!(e["stateInfo"]["state"], "updating");
+    assert_eq!(e["stateInfo"]["phase"], "stopping");
+    assert_eq!(e["stateInfo"]["update"]["from"], "2.0.0:0");
+    assert_eq!(e["stateInfo"]["update"]["to"], "3.0.0:0");
+    // Until the reconciler swaps, the entry is still the installed version.
+    assert_eq!(e["manifest"]["version"], "2.0.0:0");
+    let staged = w.data().join("packages/update/hello/next/main.squashfs");
+    assert_eq!(std::fs::read(staged).unwrap(), vec![0x33; 4000]);
+    assert!(
+        w.data()
+            .join("packages/archive/hello/3.0.0:0.s9pk")
+            .is_file()
+    );
+    assert!(
+        w.data()
+            .join("packages/archive/hello/2.0.0:0.s9pk")
+            .is_file()
+    );
+
+    // One update at a time.
+    let mut v4 = Pkg::new("hello");
+    v4.version = "4.0.0:0".into();
+    let err = w
+        .packages
+        .install(&v4.write(&dev, w.dir.path()), false)
+        .unwrap_err();
+    assert!(matches!(err, InstallError::Busy { .. }), "{err}");
+}
+
+#[test]
+fn downgrade_with_allow_downgrade_is_staged() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let mut v2 = Pkg::new("hello");
+    v2.version = "2.0.0:0".into();
+    w.packages
+        .install(&v2.write(&dev, w.dir.path()), false)
+        .unwrap();
+    let opts = hearth_services::InstallOptions {
+        allow_untrusted: false,
+        allow_downgrade: true,
+    };
+    let v1 = Pkg::new("hello").write(&dev, w.dir.path());
+    w.packages.install_with(&v1, opts).unwrap();
+    assert_eq!(w.entry("hello")["stateInfo"]["update"]["to"], "1.0.0:0");
+}
+
+#[test]
 fn invalid_service_spec_is_refused() {
     let w = World::new();
     let dev = key("dev");

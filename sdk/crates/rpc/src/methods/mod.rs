@@ -87,7 +87,31 @@ declare_methods! {
         params: NoParams,
         result: server::ServerInfo,
         description: "Describe this server: Hearth version, hostname, CPU architecture, \
-            seconds since hearthd started, the data directory and how many bytes it uses.",
+            seconds since hearthd started, the data directory and how many bytes it uses, \
+            and the A/B root slot it booted from with its state (`good`, or `trying` with \
+            the tries left before the boot loader falls back to the other slot).",
+    }
+    /// `server.shutdown`
+    ServerShutdown {
+        name: "server.shutdown",
+        auth: Authenticated,
+        mutates: true,
+        params: NoParams,
+        result: (),
+        description: "Power the machine off: hearth-init (PID 1) stops hearthd and every \
+            other process, syncs, unmounts and powers off. Returns before that starts. \
+            Fails (code 6) when hearthd is not running under hearth-init.",
+    }
+    /// `server.restart`
+    ServerRestart {
+        name: "server.restart",
+        auth: Authenticated,
+        mutates: true,
+        params: NoParams,
+        result: (),
+        description: "Reboot the machine: hearth-init (PID 1) stops hearthd and every other \
+            process, syncs, unmounts and reboots. Returns before that starts. Fails \
+            (code 6) when hearthd is not running under hearth-init.",
     }
     /// `server.metrics`
     ServerMetrics {
@@ -286,7 +310,13 @@ declare_methods! {
             every hash, the signer (must be trusted unless `allowUntrusted`), the CPU \
             architecture, the OS version, required dependencies and the service spec are \
             checked before anything is copied. Progress shows in \
-            `/packageData/<id>/stateInfo`; the service ends up installed and stopped.",
+            `/packageData/<id>/stateInfo`; the service ends up installed and stopped. A \
+            newer version of an installed package is an update: the call returns once it \
+            is staged, then `stateInfo` (state `updating`, `update.phase`) shows the old \
+            version stopped, its volumes snapshotted, the new one migrated, started and \
+            checked; if it fails or is not healthy within its grace period the old version \
+            and its data come back, with a notification. The same version is refused \
+            (`alreadyInstalled`), an older one too (`downgrade`) unless `allowDowngrade`.",
     }
     /// `package.list`
     PackageList {

@@ -46,6 +46,9 @@ pub struct InstallParams {
     /// Install even if the signer is not a trusted key (its fingerprint is recorded).
     #[serde(default)]
     pub allow_untrusted: bool,
+    /// Install an older version over the installed one (refused otherwise).
+    #[serde(default)]
+    pub allow_downgrade: bool,
 }
 
 /// Result of `package.install`.
@@ -91,7 +94,7 @@ pub struct PackageSummary {
     pub title: String,
     /// Installed version.
     pub version: String,
-    /// `installing`, `installed` or `removing`.
+    /// `installing`, `installed`, `updating` or `removing`.
     pub state: String,
     /// Desired run state: `running` or `stopped` (`restarting` while a restart is pending).
     pub desired: String,
