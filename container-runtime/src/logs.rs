@@ -344,6 +344,72 @@ mod tests {
         assert!(current <= 100 && rotated <= 100, "{current} {rotated}");
         assert!(current > 0 && rotated > 0);
     }
+    /// Far more output than the cap (as a chatty daemon writes): only `<daemon>.log`
+    /// and `<daemon>.log.1` exist, each within the cap, and together they hold the
+    /// newest lines, contiguous up to the last one written.
+    #[test]
+    fn output_far_past_the_cap_keeps_the_newest_lines_within_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 4096;
+        let mut logs = LogStore::new(dir.path(), cap, 1 << 20).unwrap();
+        let total = 5000;
+        for i in 0..total {
+            logs.push(
+                "chatty",
+                "stdout",
+                format!("line {i:06} {}", "x".repeat(i % 50)),
+                7,
+            );
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["chatty.log", "chatty.log.1"]);
+        let read = |n: &str| std::fs::read_to_string(dir.path().join(n)).unwrap();
+        let (old, new) = (read("chatty.log.1"), read("chatty.log"));
+        assert!(old.len() as u64 <= cap && new.len() as u64 <= cap);
+        // Both files are nearly full: rotation keeps about two caps of history.
+        assert!(old.len() as u64 > cap - 100, "{}", old.len());
+        let numbers: Vec<usize> = old
+            .lines()
+            .chain(new.lines())
+            .map(|l| l.split(' ').nth(3).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(
+            *numbers.last().unwrap(),
+            total - 1,
+            "the newest line is kept"
+        );
+        let first = numbers[0];
+        assert_eq!(numbers, (first..total).collect::<Vec<_>>(), "no gaps");
+        assert!(new.starts_with("7 stdout line "), "{new}");
+    }
+
+    /// A new container (a new `LogStore` on the same directory) appends to the existing
+    /// file and still rotates at the cap.
+    #[test]
+    fn a_restarted_container_keeps_counting_from_the_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 1000;
+        {
+            let mut logs = LogStore::new(dir.path(), cap, 1 << 20).unwrap();
+            for i in 0..30 {
+                logs.push("d", "stdout", format!("first {i:03}"), 0);
+            }
+        }
+        let mut logs = LogStore::new(dir.path(), cap, 1 << 20).unwrap();
+        for i in 0..30 {
+            logs.push("d", "stdout", format!("second {i:03}"), 0);
+        }
+        for name in ["d.log", "d.log.1"] {
+            let len = std::fs::metadata(dir.path().join(name)).unwrap().len();
+            assert!(len <= cap, "{name}: {len}");
+        }
+        let new = std::fs::read_to_string(dir.path().join("d.log")).unwrap();
+        assert!(new.ends_with("0 stdout second 029\n"), "{new}");
+    }
 }
 
 #[cfg(test)]
