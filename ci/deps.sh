@@ -21,6 +21,9 @@ APT_PACKAGES=(
   # qemu `virt` with AAVMF (ci/vm-test-aarch64.sh)
   qemu-user-static binfmt-support arch-test gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   qemu-system-arm qemu-efi-aarch64
+  # imager .deb and bad-input tests, image benchmark: dpkg-deb, mkfs.ext4 (loop-mounted
+  # full disk, the reference image's ext4 root), bc (figures)
+  dpkg e2fsprogs bc
   # benchmarks and tests
   b3sum time nodejs curl jq wrk
   # python venv for the official MCP client SDK used by system tests
