@@ -44,9 +44,38 @@ fn too_large(limit: u64) -> http::Response<Body> {
     )
 }
 
-fn failed(op: &str, path: &Path, e: impl std::fmt::Display) -> http::Response<Body> {
+fn failed(op: &str, path: &Path, e: &std::io::Error) -> http::Response<Body> {
     tracing::error!(op, path = %path.display(), error = %e, "package upload failed");
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        let message = format!("{op} {}: {e}", path.display());
+        return rpc_error(StatusCode::INSUFFICIENT_STORAGE, no_space(message));
+    }
     rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal())
+}
+
+/// The error for a full data disk: `-32603` with `data.reason = "noSpace"` and a
+/// message naming the file (a full disk is the one internal failure the user can fix).
+pub(crate) fn no_space(message: String) -> RpcError {
+    RpcError::new(
+        ErrorCode::Internal,
+        format!("no space left on the data disk: {message}"),
+    )
+    .with("reason", "noSpace")
+}
+
+/// Whether `e` or one of its causes is "no space left on device".
+pub(crate) fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 pub(crate) async fn upload(
@@ -76,16 +105,19 @@ pub(crate) async fn upload(
     }
     let dir = shared.config.data_dir.join(PACKAGE_UPLOAD_DIR);
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-        return failed("create directory", &dir, e);
+        return failed("create directory", &dir, &e);
     }
     let name = match crate::auth::secret::random_id() {
         Ok(id) => format!("{id}.s9pk"),
-        Err(e) => return failed("name upload", &dir, e),
+        Err(e) => {
+            tracing::error!(error = %e, "package upload: no random name");
+            return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal());
+        }
     };
     let path = TempFile(dir.join(name));
     let mut file = match tokio::fs::File::create(&path.0).await {
         Ok(f) => f,
-        Err(e) => return failed("create", &path.0, e),
+        Err(e) => return failed("create", &path.0, &e),
     };
     let mut body = req.into_body();
     let mut received = 0u64;
@@ -111,11 +143,11 @@ pub(crate) async fn upload(
             return too_large(limit);
         }
         if let Err(e) = file.write_all(&data).await {
-            return failed("write", &path.0, e);
+            return failed("write", &path.0, &e);
         }
     }
     if let Err(e) = file.sync_all().await {
-        return failed("sync", &path.0, e);
+        return failed("sync", &path.0, &e);
     }
     drop(file);
     tracing::info!(peer = %ctx.peer, bytes = received, "package uploaded; installing");
