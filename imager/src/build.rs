@@ -101,7 +101,7 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
     let result = build_steps(a, &mut outputs);
     if result.is_err() && !outputs.is_empty() {
         let work = a.out.join("work");
-        preflight::remove_partial(if a.keep_work { Path::new("") } else { &work }, &outputs);
+        preflight::remove_partial((!a.keep_work).then_some(work.as_path()), &outputs);
     }
     result
 }

@@ -82,9 +82,12 @@ pub(crate) fn unknown_packages(err: &ToolError) -> Vec<String> {
     names
 }
 
-/// Removes `work` and the given output files (errors ignored: best effort after a failure).
-pub(crate) fn remove_partial(work: &Path, outputs: &[PathBuf]) {
-    let _ = std::fs::remove_dir_all(work);
+/// Removes `work` (if given: `--keep-work` keeps it for inspection) and the given output
+/// files (errors ignored: best effort after a failure).
+pub(crate) fn remove_partial(work: Option<&Path>, outputs: &[PathBuf]) {
+    if let Some(work) = work {
+        let _ = std::fs::remove_dir_all(work);
+    }
     for f in outputs {
         if std::fs::remove_file(f).is_ok() {
             eprintln!("hearth-imager: removed partial output {}", f.display());
