@@ -102,6 +102,8 @@ pub(crate) async fn handle(
         }
     } else if path == WS_DB_PATH && req.method() == Method::GET {
         crate::ws::upgrade(&shared, &ctx, req).await
+    } else if path.starts_with(crate::logs_stream::WS_LOGS_PREFIX) && req.method() == Method::GET {
+        crate::logs_stream::upgrade(&shared, &ctx, req).await
     } else if path == MCP_PATH || path.starts_with("/mcp/") {
         match &shared.mcp {
             Some(endpoint) => endpoint.handle(req, ctx).await,

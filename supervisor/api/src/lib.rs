@@ -7,7 +7,8 @@
 //! [`Dispatcher::call`] for a [`Caller`]; [`Authenticator`] turns request headers
 //! (session cookie, `Authorization: Bearer`, local cookie, `Origin`) into a
 //! [`Principal`]. [`serve`] runs the hyper server: `POST /rpc/v1` (JSON-RPC 2.0, single
-//! and batch), `GET /ws/db` (dump + patches), and a slot for `/mcp` ([`Endpoint`]). The
+//! and batch), `GET /ws/db` (dump + patches), `GET /ws/logs/<id>` (a service's log
+//! lines, followed), and a slot for `/mcp` ([`Endpoint`]). The
 //! MCP server reuses `Dispatcher` and `Authenticator` in-process.
 //!
 //! # Design
@@ -49,6 +50,7 @@ mod error;
 mod handlers;
 mod http;
 mod logs;
+mod logs_stream;
 mod metrics;
 mod server;
 mod upload;

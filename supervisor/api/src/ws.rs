@@ -90,33 +90,78 @@ fn since_param(query: Option<&str>) -> Result<Option<u64>, RpcError> {
     Ok(None)
 }
 
-/// Validates and answers the upgrade request; the stream runs in a tracked task.
-pub(crate) async fn upgrade(
-    shared: &Arc<Shared>,
-    ctx: &RequestContext,
-    mut req: http::Request<Incoming>,
-) -> http::Response<Body> {
-    let headers = req.headers();
+/// The client's key if `headers` ask for a WebSocket (version 13).
+pub(crate) fn handshake_key(headers: &HeaderMap) -> Option<HeaderValue> {
     let key = headers.get(SEC_WEBSOCKET_KEY).cloned();
     let is_ws = has_token(headers, UPGRADE, "websocket")
         && has_token(headers, CONNECTION, "upgrade")
         && headers
             .get(SEC_WEBSOCKET_VERSION)
             .is_some_and(|v| v == "13");
-    let Some(key) = key.filter(|_| is_ws) else {
-        return respond(
-            StatusCode::BAD_REQUEST,
-            "text/plain",
-            "expected a WebSocket upgrade (version 13)\n",
-        );
-    };
+    key.filter(|_| is_ws)
+}
+
+/// The answer to a request on a WebSocket route that is not an upgrade.
+pub(crate) fn not_a_websocket() -> http::Response<Body> {
+    respond(
+        StatusCode::BAD_REQUEST,
+        "text/plain",
+        "expected a WebSocket upgrade (version 13)\n",
+    )
+}
+
+/// Authenticates a stream request (a foreign `Origin` is refused by the
+/// authenticator); anonymous callers get 401.
+pub(crate) async fn authenticate(
+    shared: &Shared,
+    headers: &HeaderMap,
+) -> Result<Principal, http::Response<Body>> {
     let principal = match shared.auth.authenticate(headers).await {
         Ok(p) => p,
-        Err(e) => return rpc_error(auth_status(&e), e),
+        Err(e) => return Err(rpc_error(auth_status(&e), e)),
     };
-    if let Err(e) = require_auth(&principal) {
-        return rpc_error(StatusCode::UNAUTHORIZED, e);
+    require_auth(&principal).map_err(|e| rpc_error(StatusCode::UNAUTHORIZED, e))?;
+    Ok(principal)
+}
+
+/// The 101 answer for a client key.
+pub(crate) fn switching_protocols(key: &HeaderValue) -> http::Response<Body> {
+    let mut r = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
+    r.headers_mut().remove(http::header::CONTENT_TYPE);
+    let h = r.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
     }
+    r
+}
+
+/// Server side of an upgraded connection, with small buffers: a subscriber costs a few
+/// KB, not tungstenite's default 128 KiB read buffer. Clients send nothing but control
+/// frames.
+pub(crate) async fn server_socket(upgraded: Upgraded) -> WebSocketStream<TokioIo<Upgraded>> {
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4 << 10)
+        .write_buffer_size(0)
+        .max_message_size(Some(64 << 10))
+        .max_frame_size(Some(64 << 10));
+    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
+}
+
+/// Validates and answers the upgrade request; the stream runs in a tracked task.
+pub(crate) async fn upgrade(
+    shared: &Arc<Shared>,
+    ctx: &RequestContext,
+    mut req: http::Request<Incoming>,
+) -> http::Response<Body> {
+    let Some(key) = handshake_key(req.headers()) else {
+        return not_a_websocket();
+    };
+    let principal = match authenticate(shared, req.headers()).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let since = match since_param(req.uri().query()) {
         Ok(s) => s,
         Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
@@ -137,16 +182,7 @@ pub(crate) async fn upgrade(
                 return;
             }
         };
-        // Small buffers: a subscriber costs a few KB, not tungstenite's default 128 KiB
-        // read buffer. Clients send nothing but control frames.
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4 << 10)
-            .write_buffer_size(0)
-            .max_message_size(Some(64 << 10))
-            .max_frame_size(Some(64 << 10));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                .await;
+        let ws = server_socket(upgraded).await;
         tracing::debug!(peer = %peer, caller = %principal.label(), ?since, "state stream opened");
         let end = Stream {
             ws,
@@ -160,15 +196,7 @@ pub(crate) async fn upgrade(
         .await;
         tracing::debug!(peer = %peer, ?end, "state stream closed");
     });
-    let mut r = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
-    r.headers_mut().remove(http::header::CONTENT_TYPE);
-    let h = r.headers_mut();
-    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
-        h.insert(SEC_WEBSOCKET_ACCEPT, v);
-    }
-    r
+    switching_protocols(&key)
 }
 
 /// Why a stream ended.
