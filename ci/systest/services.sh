@@ -13,7 +13,11 @@
 # requires a, kind running): b's install is refused without a; starting b starts a;
 # b stays `waiting` (waitingFor a, no container) until a's health check passes; b's
 # daemon reaches http://a.hearth:8080/ at its first try and sees HEARTH_A_HOST; a
-# cannot be uninstalled while b is installed. Needs root, LXC, busybox-static,
+# cannot be uninstalled while b is installed. Then updates: hello-oci v1 -> v2 (a
+# migration records HEARTH_PREVIOUS_VERSION in the volume; the guest book survives; the
+# v2 page is served; a success notification), the same version and a downgrade are
+# refused, and v3 (its health check never passes) is rolled back to v2 with its data
+# and an error notification. Needs root, LXC, busybox-static,
 # squashfs-tools, /etc/sub{u,g}id (ci/deps.sh), curl, python3 and the Rust target
 # <arch>-unknown-linux-musl (hearth-container must be static: images may have no libc).
 # Uses the bridge hearth0 (10.88.0.1/24), left in place.
@@ -284,17 +288,21 @@ rpc package.start '{"id":"b"}' >/dev/null
 [ "$(rpc db.dump '{"pointer":"/packageData/a/statusInfo/desired"}' | field /result/value)" = running ] \
   || fail "starting b did not start a"
 SEEN_WAITING=""
+# b is read before a: if b was seen starting, a must have been healthy before.
 for _ in $(seq 1 150); do
+  B_JSON="$(rpc db.dump '{"pointer":"/packageData/b/statusInfo"}')"
+  B_RUNS=""
+  lxc-info -P "$DATA/containers" -n b -sH 2>/dev/null | grep RUNNING >/dev/null && B_RUNS=1
   A_HEALTH="$(pstatus a health/http/result)"
-  B_STATE="$(pstatus b state)"
-  [ "$A_HEALTH" = success ] && break
+  B_STATE="$(echo "$B_JSON" | field /result/value/state)"
   if [ "$B_STATE" = waiting ]; then
     SEEN_WAITING=1
-    [ "$(pstatus b waitingFor)" = "['a']" ] || fail "b waitingFor: $(pstatus b waitingFor)"
+    [ "$(echo "$B_JSON" | field /result/value/waitingFor)" = "['a']" ] \
+      || fail "b waitingFor: $(echo "$B_JSON" | field /result/value/waitingFor)"
   fi
+  [ "$A_HEALTH" = success ] && break
   case "$B_STATE" in starting|running) fail "b is $B_STATE while a's health is $A_HEALTH";; esac
-  lxc-info -P "$DATA/containers" -n b -sH 2>/dev/null | grep RUNNING >/dev/null \
-    && fail "b's container runs before a is healthy"
+  [ -z "$B_RUNS" ] || fail "b's container runs before a is healthy"
   sleep 0.2
 done
 [ "$A_HEALTH" = success ] || fail "a never became healthy (state $(pstatus a state))"
@@ -330,4 +338,98 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ "$(rpc package.list '{}' | field /result)" = "[]" ] || fail "a and b not removed"
+
+echo "-- update: hello-oci v1 -> v2 keeps its volume and runs the migration"
+# v2: another page and a migration that records HEARTH_PREVIOUS_VERSION in the volume.
+# v3: a health check that never passes (404) with a short grace period.
+variant() { # DIR VERSION PAGE EXTRA-PYTHON
+  cp -r "$WORK/proj" "$1"
+  echo "$3" >"$1/rootfs/srv/www/index.html"
+  python3 - "$1/hearth.toml" "$2" "$4" <<'PY2'
+import sys
+p, version, extra = sys.argv[1], sys.argv[2], sys.argv[3]
+s = open(p).read()
+s = s.replace('version = "0.1.0:0"', 'version = "%s"' % version)
+exec(extra)
+open(p, "w").write(s)
+PY2
+  "$BIN/hearth" s9pk pack "$1" --key "$WORK/key.pem" -o "$1.s9pk" 2>"$WORK/pack.err" \
+    || fail "pack $1: $(cat "$WORK/pack.err")"
+}
+variant "$WORK/v2" 0.2.0:0 "Hello v2" '
+s += """
+[service.migration]
+command = ["/bin/sh", "-c", "echo \\"from $HEARTH_PREVIOUS_VERSION\\" >/media/hearth/volumes/main/migrated"]
+timeout = "30s"
+"""'
+variant "$WORK/v3" 0.3.0:0 "Hello v3" '
+s = s.replace("probe = { http = { port = 8080, path = \"/\" } }",
+              "probe = { http = { port = 8080, path = \"/missing\" } }\ngracePeriod = \"2s\"\ninterval = \"1s\"\ntimeout = \"1s\"")
+assert "/missing" in s'
+install_path "$WORK/hello.s9pk" | grep '"id":"hello-oci"' >/dev/null || fail "reinstall hello-oci v1"
+rpc package.start '{"id":"hello-oci"}' >/dev/null
+wait_status health/http/result success
+rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"name":"Grace"}}' \
+  | grep '"success":true' >/dev/null || fail "sign before the update"
+HELLO_ADDR="10.88.0.$(rpc db.dump '{"pointer":"/packageData/hello-oci/container/index"}' | field /result/value)"
+hpage() { curl -s -m 3 "http://$HELLO_ADDR:8080/" || true; }
+[ "$(install_path "$WORK/hello.s9pk" | field /error/data/reason)" = alreadyInstalled ] \
+  || fail "same version not refused"
+install_path "$WORK/v2.s9pk" | grep '"version":"0.2.0:0"' >/dev/null || fail "update to v2 refused"
+state_info() { rpc db.dump '{"pointer":"/packageData/hello-oci/stateInfo"}' | field "/result/value/$1"; }
+PHASES=""
+for _ in $(seq 1 300); do
+  P="$(state_info phase)"
+  case " $PHASES " in *" $P "*) ;; *) PHASES="$PHASES $P";; esac
+  [ "$(state_info state)" = installed ] && break
+  sleep 0.2
+done
+[ "$(state_info state)" = installed ] || fail "update to v2 did not finish (phase $(state_info phase))"
+echo "   phases seen:$PHASES"
+case "$PHASES" in *checking*) ;; *) fail "update phases not shown in stateInfo:$PHASES";; esac
+[ "$(rpc package.list '{}' | python3 -c 'import json,sys; print([p["version"] for p in json.load(sys.stdin)["result"] if p["id"]=="hello-oci"][0])')" = 0.2.0:0 ] \
+  || fail "not at v2 after the update"
+wait_status state running
+hpage | grep "Hello v2" >/dev/null || fail "v2 page not served: $(hpage)"
+grep Grace "$BOOK" >/dev/null || fail "volume file lost by the update"
+[ "$(cat "$DATA/packages/data/hello-oci/volumes/main/migrated" 2>&1)" = "from 0.1.0:0" ] \
+  || fail "migration did not run with HEARTH_PREVIOUS_VERSION: $(cat "$DATA/packages/data/hello-oci/volumes/main/migrated" 2>&1)"
+[ ! -e "$DATA/packages/archive/hello-oci/0.1.0:0.s9pk" ] || fail "v1 archive kept"
+[ -z "$(ls -A "$DATA/packages/data/hello-oci/snapshots" 2>/dev/null)" ] || fail "snapshot kept after commit"
+rpc notification.list '{}' | grep "updated from 0.1.0:0 to 0.2.0:0" >/dev/null || fail "no success notification"
+
+echo "-- update: v3 never becomes healthy and is rolled back to v2 with its data"
+[ "$(install_path "$WORK/hello.s9pk" | field /error/data/reason)" = downgrade ] || fail "downgrade not refused"
+install_path "$WORK/v3.s9pk" | grep '"version":"0.3.0:0"' >/dev/null || fail "update to v3 refused"
+SEEN_V3=""
+for _ in $(seq 1 400); do
+  [ "$(state_info phase)" = checking ] && hpage | grep "Hello v3" >/dev/null && SEEN_V3=1
+  [ "$(state_info state)" = installed ] && break
+  sleep 0.2
+done
+[ "$(state_info state)" = installed ] || fail "update to v3 did not end (phase $(state_info phase))"
+[ -n "$SEEN_V3" ] || fail "v3 never ran"
+NOTES="$(rpc notification.list '{}')"
+echo "$NOTES" | python3 -c 'import json,sys
+n = [x for x in json.load(sys.stdin)["result"] if "rolled back" in x["title"]]
+assert n and n[0]["level"] == "error" and "not healthy within its grace period" in n[0]["message"] \
+  and "http" in n[0]["message"], n' || fail "no rollback notification: $NOTES"
+[ "$(rpc package.list '{}' | python3 -c 'import json,sys; print([p["version"] for p in json.load(sys.stdin)["result"] if p["id"]=="hello-oci"][0])')" = 0.2.0:0 ] \
+  || fail "not back at v2"
+wait_status state running
+wait_status health/http/result success
+hpage | grep "Hello v2" >/dev/null || fail "v2 page not served after the rollback: $(hpage)"
+grep Grace "$BOOK" >/dev/null || fail "volume file lost by the rollback"
+status lastError | grep "rolled back" >/dev/null || fail "lastError: $(status lastError)"
+[ ! -e "$DATA/packages/archive/hello-oci/0.3.0:0.s9pk" ] || fail "v3 archive kept"
+[ ! -e "$DATA/packages/update/hello-oci" ] || fail "update files kept"
+rpc package.stop '{"id":"hello-oci"}' >/dev/null
+wait_status state stopped
+rpc package.uninstall '{"id":"hello-oci"}' >/dev/null
+for _ in $(seq 1 100); do
+  [ "$(rpc package.list '{}' | field /result)" = "[]" ] && break
+  sleep 0.2
+done
+[ "$(rpc package.list '{}' | field /result)" = "[]" ] || fail "hello-oci not removed after the updates"
+[ -z "$(find "$DATA/packages" -type f)" ] || fail "files left: $(find "$DATA/packages" -type f)"
 echo "services: ok"

@@ -20,7 +20,7 @@
 //! | `swapping`     | destroy the container definition (the image is remounted), move `images/<id>` and the overlay upper aside to `packages/update/<id>/prev*`, move `next/` to `images/<id>`, switch the entry to the new release |
 //! | `migrating`    | if the spec has `migration`: start the container without its daemons, with `HEARTH_PREVIOUS_VERSION`, run the command (timeout), stop it |
 //! | `starting`     | start the new version (skipped, with the health check, if the package was stopped) |
-//! | `checking`     | wait until every health check is `success`; past the deadline (largest grace period + interval + timeout, at least 10 s) roll back |
+//! | `checking`     | wait until every health check is `success`; past the deadline (largest health check grace period + interval + timeout, at least 10 s) roll back |
 //! | `committing`   | delete the old archive, image, upper and the snapshot; `installed` |
 //! | `rollingBack`  | stop, destroy, put back the old image, upper and the volume snapshot, delete the new archive, restore the entry; `installed` with `lastError` |
 //!
@@ -483,23 +483,20 @@ fn installed_spec(data: &Path, id: &str) -> Result<ServiceSpec, ReconcileError> 
     })
 }
 
-/// How long `checking` waits: the slowest check's grace period + interval + timeout
-/// (readiness probes count too), at least [`MIN_HEALTH_WAIT_MS`].
+/// How long `checking` waits: the slowest health check's grace period + interval +
+/// timeout, at least [`MIN_HEALTH_WAIT_MS`] (readiness probes do not count: a daemon
+/// that is never ready fails its health checks too).
 pub(crate) fn health_wait_ms(spec: &ServiceSpec) -> u64 {
     let ms = |d: &hearth_s9pk::spec::DurationSpec| {
         u64::try_from(d.get().as_millis()).unwrap_or(u64::MAX)
     };
-    let checks = spec.daemons.iter().flat_map(|d| {
-        d.health_checks
-            .iter()
-            .map(|h| ms(&h.grace_period) + ms(&h.interval) + ms(&h.timeout))
-            .chain(
-                d.ready
-                    .iter()
-                    .map(|r| ms(&r.grace_period) + ms(&r.interval) + ms(&r.timeout)),
-            )
-    });
-    checks.max().unwrap_or(0).max(MIN_HEALTH_WAIT_MS)
+    spec.daemons
+        .iter()
+        .flat_map(|d| &d.health_checks)
+        .map(|h| ms(&h.grace_period) + ms(&h.interval) + ms(&h.timeout))
+        .max()
+        .unwrap_or(0)
+        .max(MIN_HEALTH_WAIT_MS)
 }
 
 fn unhealthy_reason(entry: &PackageEntry) -> String {
