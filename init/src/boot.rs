@@ -8,33 +8,48 @@
 //! 2. switch root: move `/dev`, `/proc`, `/sys` under `/sysroot`, `mount --move /sysroot /`,
 //!    `chroot .`;
 //! 3. real root: [`mounts::volatile`], the data filesystem ([`devices::prepare_data`]),
-//!    [`mounts::overlays`], hostname, network, then [`supervise::run`] on `hearthd`;
+//!    [`mounts::overlays`], hostname, network (`dhcpcd` as a supervised service, or a
+//!    static address with `ip`), the slot's boot-counting state read from the ESP and
+//!    published in [`slot::BOOT_STATE_FILE`], then [`supervise::run`] on `dhcpcd` and
+//!    `hearthd`; when `hearthd` sends `READY=1` the slot is marked good on the ESP
+//!    ([`slot::mark_good`]); if it never does, [`slot::on_unhealthy`] decides between a
+//!    reboot (another try, or systemd-boot falls back to the other slot) and staying up;
 //! 4. shutdown: sync, unmount in reverse, `reboot(2)`.
 //!
 //! Any unrecoverable error is logged to the console, then the machine reboots after a
 //! delay (see [`fail`]), so boot counting can fall back to the other slot.
 //!
 //! # Limitations
-//! The initramfs files are not freed after the switch (a few MiB of RAM). Static network
-//! only (`hearth.net=`), no DHCP yet. The slot is not marked good (boot counting only
-//! decrements). The `/usr/bin/hearth-init` in the root is not re-executed.
+//! The initramfs files are not freed after the switch (a few MiB of RAM). The
+//! `/usr/bin/hearth-init` in the root is not re-executed.
 
 use std::path::Path;
 use std::time::Duration;
 
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::cmdline::{self, NetConfig, RootSource};
+use crate::cmdline::{self, NetConfig, RootSource, Slot};
 use crate::log::{self, log_error, log_info, log_warn};
 use crate::modules;
 use crate::mounts::{self, Mounter, SysMounter};
-use crate::supervise::{self, Backoff, Shutdown};
+use crate::slot::{self, EspAccess, SlotState};
+use crate::supervise::{self, Backoff, Ended, Shutdown};
 use crate::{cmd, devices};
 
 /// File listing the modules the initramfs loads, one name per line.
 const MODULE_LIST: &str = "/etc/hearth/modules";
 /// hearthd in the root filesystem.
 const HEARTHD: &str = "/usr/bin/hearthd";
+/// The DHCP client (Debian's `dhcpcd-base`).
+const DHCPCD: &str = "/usr/sbin/dhcpcd";
+/// hearthd's readiness socket (`NOTIFY_SOCKET`).
+const NOTIFY_SOCKET: &str = "/run/hearth/notify.sock";
+/// Where the ESP is mounted while its entries are read or renamed.
+const ESP_MOUNT: &str = "/run/hearth/esp";
+/// Time `hearthd` has to report ready before a slot on trial is given up.
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+/// Deaths of `hearthd` before it was ever ready that give up a slot on trial.
+const MAX_DEATHS: u32 = 3;
 
 /// Logs an unrecoverable boot error, waits so it can be read, and reboots.
 fn fail(msg: &str) -> ! {
@@ -102,10 +117,29 @@ pub(crate) fn run() -> ! {
     }
     plan.extend(overlays);
     let _ = std::fs::write("/proc/sys/kernel/hostname", "hearth");
-    network(&params.net);
-    let cfg = supervise::Config {
+    let mut services = Vec::new();
+    if let Some(dhcp) = network(&params.net) {
+        services.push(dhcp);
+    }
+    let (own, other) = slot_states(slot);
+    log_info!(
+        "slot {slot:?}: {}; other slot {:?}: {}",
+        describe(own),
+        slot.other(),
+        describe(other)
+    );
+    publish(slot, own);
+    let hearthd = match &params.test_hearthd {
+        Some(path) => {
+            log_warn!("TEST: hearth.test.hearthd={path} replaces {HEARTHD}");
+            path.as_str()
+        }
+        None => HEARTHD,
+    };
+    services.push(supervise::Service {
+        name: "hearthd".into(),
         argv: [
-            HEARTHD,
+            hearthd,
             "--data-dir",
             mounts::DATA_DIR,
             "--listen",
@@ -113,12 +147,39 @@ pub(crate) fn run() -> ! {
         ]
         .map(Into::into)
         .to_vec(),
+    });
+    let on_unhealthy = slot::on_unhealthy(own, other);
+    let cfg = supervise::Config {
+        readiness: Some(supervise::Readiness {
+            service: services.len() - 1,
+            socket: NOTIFY_SOCKET.into(),
+            timeout: READY_TIMEOUT,
+            max_deaths: MAX_DEATHS,
+            on_unhealthy: match on_unhealthy {
+                slot::OnUnhealthy::Reboot => supervise::Unhealthy::Return,
+                slot::OnUnhealthy::StayUp => supervise::Unhealthy::Log,
+            },
+        }),
+        services,
         backoff: Backoff::DEVICE,
         stop_timeout: Duration::from_secs(10),
         kill_all: true,
     };
-    let kind = match supervise::run(&cfg) {
-        Ok(kind) => kind,
+    let kind = match supervise::run(&cfg, &mut || on_ready(slot, own)) {
+        Ok(Ended::Requested(kind)) => kind,
+        Ok(Ended::Unhealthy) => {
+            match own {
+                SlotState::Trying(c) => {
+                    log_error!("slot {slot:?} failed this try ({} left): rebooting", c.left)
+                }
+                _ => log_error!(
+                    "slot {slot:?} has no tries left: rebooting so systemd-boot falls back \
+                     to slot {:?}",
+                    slot.other()
+                ),
+            }
+            Shutdown::Reboot
+        }
         Err(e) => {
             log_error!("{e}");
             Shutdown::Reboot
@@ -186,13 +247,87 @@ fn switch_root() -> Result<(), nix::Error> {
     nix::unistd::chdir("/")
 }
 
-fn network(net: &NetConfig) {
+/// Reads both slots' states from the ESP (`Unknown` if it cannot be read).
+fn slot_states(slot: Slot) -> (SlotState, SlotState) {
+    let mut states = (SlotState::Unknown, SlotState::Unknown);
+    let mut esp = slot::MountedEsp {
+        mount_point: ESP_MOUNT.into(),
+    };
+    let result = esp.with_esp(&mut |root| {
+        let entries = slot::scan(root)?;
+        states = (entries.state(slot), entries.state(slot.other()));
+        Ok(())
+    });
+    if let Err(e) = result {
+        log_warn!("boot counting: {e}; the slot cannot be marked good");
+    }
+    states
+}
+
+fn describe(state: SlotState) -> String {
+    match state {
+        SlotState::Trying(c) => format!("on trial ({} tries left, {} done)", c.left, c.done),
+        SlotState::Bad(c) => format!("no tries left ({} done)", c.done),
+        SlotState::Good => "good".into(),
+        SlotState::Unknown => "no boot entry found".into(),
+    }
+}
+
+fn publish(slot: Slot, state: SlotState) {
+    let path = Path::new(slot::BOOT_STATE_FILE);
+    if let Err(e) = slot::write_state(path, &slot::state_json(slot, state)) {
+        log_error!("{e}");
+    }
+}
+
+/// `hearthd` is ready: a slot on trial (or out of tries) becomes good.
+fn on_ready(slot: Slot, own: SlotState) {
+    if !matches!(own, SlotState::Trying(_) | SlotState::Bad(_)) {
+        return;
+    }
+    let mut esp = slot::MountedEsp {
+        mount_point: ESP_MOUNT.into(),
+    };
+    let mut renamed = None;
+    let result = esp.with_esp(&mut |root| {
+        renamed = slot::mark_good(root, slot)?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => {
+            log_info!(
+                "slot {slot:?} marked good ({} -> {})",
+                renamed.as_deref().unwrap_or("already good"),
+                slot::good_name(slot)
+            );
+            publish(slot, SlotState::Good);
+        }
+        Err(e) => log_error!("marking slot {slot:?} good: {e}"),
+    }
+}
+
+/// Sets up loopback and a static address; returns the DHCP client service for `dhcp`.
+fn network(net: &NetConfig) -> Option<supervise::Service> {
     if let Err(e) = cmd::run("ip", &["link", "set", "lo", "up"], None) {
         log_warn!("{e}");
     }
-    let NetConfig::Static { address, gateway } = net else {
-        log_info!("network: off (hearth.net not set)");
-        return;
+    let (address, gateway) = match net {
+        NetConfig::Off => {
+            log_info!("network: off (hearth.net=off)");
+            return None;
+        }
+        NetConfig::Dhcp => {
+            log_info!("network: DHCP ({DHCPCD})");
+            return Some(supervise::Service {
+                name: "dhcpcd".into(),
+                // --nodev: no udev here; with its udev module dhcpcd waits for udev to
+                // announce each interface and never configures any.
+                argv: [DHCPCD, "--nobackground", "--nodev"]
+                    .map(Into::into)
+                    .to_vec(),
+            });
+        }
+        NetConfig::Static { address, gateway } => (address, gateway),
     };
     let mut ifaces: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|d| {
@@ -204,7 +339,7 @@ fn network(net: &NetConfig) {
     ifaces.sort();
     let Some(iface) = ifaces.first() else {
         log_error!("network: no interface besides lo");
-        return;
+        return None;
     };
     let steps: [&[&str]; 3] = [
         &["link", "set", iface, "up"],
@@ -214,10 +349,11 @@ fn network(net: &NetConfig) {
     for args in steps {
         if let Err(e) = cmd::run("ip", args, None) {
             log_error!("network: {e}");
-            return;
+            return None;
         }
     }
     log_info!("network: {iface} {address} via {gateway}");
+    None
 }
 
 fn shutdown(kind: Shutdown, targets: &[std::path::PathBuf]) -> ! {

@@ -2,12 +2,15 @@
 //!
 //! Recognised keys: `hearth.slot=a|b` (the A/B slot this boot entry belongs to, written by
 //! the imager into each systemd-boot entry), `root=` (an explicit root device, overriding the
-//! slot's partition label, for debugging), `hearth.net=static:ADDR/PREFIX,GATEWAY|off`,
-//! `hearth.listen=ADDR:PORT` (hearthd's listen address). Unknown keys belong to the kernel
-//! or to other programs and are ignored. Values may be double-quoted.
+//! slot's partition label, for debugging), `hearth.net=dhcp|static:ADDR/PREFIX,GATEWAY|off`
+//! (default `dhcp`: `dhcpcd` on every interface), `hearth.listen=ADDR:PORT` (hearthd's
+//! listen address). Unknown keys belong to the kernel or to other programs and are ignored.
+//! Values may be double-quoted.
 //!
-//! # Limitations
-//! `hearth.net` only knows a static address: DHCP with a real client is still to come.
+//! Test only: `hearth.test.hearthd=PATH` runs PATH instead of `/usr/bin/hearthd` (same
+//! arguments). `ci/vm-test.sh` writes `hearth.test.hearthd=/bin/false` into one slot's boot
+//! entry to get a slot whose `hearthd` never becomes healthy and check the fallback. It is
+//! logged as a warning on every boot that uses it.
 
 /// A root filesystem slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,22 @@ pub(crate) enum Slot {
 }
 
 impl Slot {
+    /// `a` or `b`.
+    pub(crate) fn letter(self) -> char {
+        match self {
+            Slot::A => 'a',
+            Slot::B => 'b',
+        }
+    }
+
+    /// The other slot.
+    pub(crate) fn other(self) -> Slot {
+        match self {
+            Slot::A => Slot::B,
+            Slot::B => Slot::A,
+        }
+    }
+
     /// GPT partition name of this slot's root squashfs.
     pub(crate) fn partition_label(self) -> &'static str {
         match self {
@@ -31,6 +50,8 @@ impl Slot {
 pub(crate) enum NetConfig {
     /// No network configuration beyond loopback.
     Off,
+    /// Addresses from DHCP (and IPv6 router advertisements): `dhcpcd`, supervised.
+    Dhcp,
     /// A static IPv4 address (`10.0.2.15/24`) and default gateway.
     Static { address: String, gateway: String },
 }
@@ -42,6 +63,8 @@ pub(crate) struct BootParams {
     pub(crate) root: Option<String>,
     pub(crate) net: NetConfig,
     pub(crate) listen: String,
+    /// Test only: the program run in place of hearthd.
+    pub(crate) test_hearthd: Option<String>,
 }
 
 /// Default listen address of hearthd on a device.
@@ -54,7 +77,9 @@ pub(crate) enum CmdlineError {
     #[error("kernel command line: hearth.slot={0:?} is not `a` or `b`")]
     BadSlot(String),
     /// `hearth.net` is malformed.
-    #[error("kernel command line: hearth.net={0:?} is not `off` or `static:ADDR/PREFIX,GATEWAY`")]
+    #[error(
+        "kernel command line: hearth.net={0:?} is not `dhcp`, `off` or `static:ADDR/PREFIX,GATEWAY`"
+    )]
     BadNet(String),
 }
 
@@ -93,8 +118,9 @@ pub(crate) fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
     let mut params = BootParams {
         slot: None,
         root: None,
-        net: NetConfig::Off,
+        net: NetConfig::Dhcp,
         listen: DEFAULT_LISTEN.to_owned(),
+        test_hearthd: None,
     };
     for word in words(cmdline) {
         let Some((key, value)) = word.split_once('=') else {
@@ -111,6 +137,9 @@ pub(crate) fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
             "root" if !value.is_empty() => params.root = Some(value.to_owned()),
             "hearth.listen" => params.listen = value.to_owned(),
             "hearth.net" => params.net = parse_net(value)?,
+            "hearth.test.hearthd" if !value.is_empty() => {
+                params.test_hearthd = Some(value.to_owned())
+            }
             _ => {}
         }
     }
@@ -119,8 +148,10 @@ pub(crate) fn parse(cmdline: &str) -> Result<BootParams, CmdlineError> {
 
 fn parse_net(value: &str) -> Result<NetConfig, CmdlineError> {
     let bad = || CmdlineError::BadNet(value.to_owned());
-    if value == "off" {
-        return Ok(NetConfig::Off);
+    match value {
+        "off" => return Ok(NetConfig::Off),
+        "dhcp" => return Ok(NetConfig::Dhcp),
+        _ => {}
     }
     let rest = value.strip_prefix("static:").ok_or_else(bad)?;
     let (address, gateway) = rest.split_once(',').ok_or_else(bad)?;
@@ -186,8 +217,19 @@ mod tests {
     fn defaults() {
         let p = parse("").unwrap();
         assert_eq!(p.slot, None);
-        assert_eq!(p.net, NetConfig::Off);
+        assert_eq!(p.net, NetConfig::Dhcp);
         assert_eq!(p.listen, DEFAULT_LISTEN);
+        assert_eq!(p.test_hearthd, None);
+        assert_eq!(parse("hearth.net=off").unwrap().net, NetConfig::Off);
+        assert_eq!(parse("hearth.net=dhcp").unwrap().net, NetConfig::Dhcp);
+        assert_eq!(
+            parse("hearth.test.hearthd=/bin/false")
+                .unwrap()
+                .test_hearthd
+                .as_deref(),
+            Some("/bin/false")
+        );
+        assert_eq!((Slot::A.letter(), Slot::A.other()), ('a', Slot::B));
         assert_eq!(select_root(&p), (Slot::A, RootSource::PartLabel("root-a")));
     }
 
@@ -208,7 +250,8 @@ mod tests {
             "static:10.0.2.15,10.0.2.2",
             "static:10.0.2.15/33,10.0.2.2",
             "static:x/24,10.0.2.2",
-            "dhcp",
+            "dhcp4",
+            "",
         ] {
             assert!(parse(&format!("hearth.net={bad}")).is_err(), "{bad}");
         }

@@ -24,7 +24,7 @@
 //! root's init (two copies to keep in step for no gain today).
 //!
 //! # Limitations
-//! See `init/README.md`: no DHCP, no slot marking, no `server.restart` path yet.
+//! See `init/README.md`.
 
 mod boot;
 mod cmd;
@@ -33,6 +33,7 @@ mod devices;
 mod log;
 mod modules;
 mod mounts;
+mod slot;
 mod supervise;
 
 use std::ffi::OsString;
@@ -42,7 +43,14 @@ use std::time::Duration;
 use crate::log::log_error;
 
 const USAGE: &str = "usage: hearth-init (as PID 1)\n       hearth-init supervise \
-[--backoff-ms N] [--stop-timeout-ms N] -- CMD [ARG…]\n       hearth-init --version";
+[--backoff-ms N] [--stop-timeout-ms N] [--notify-socket PATH --ready-timeout-ms N \
+[--max-deaths N]] -- CMD [ARG…]\n       hearth-init --version\n\
+With --notify-socket, CMD gets NOTIFY_SOCKET and must send READY=1 within the timeout \
+(and die fewer than --max-deaths times, default 3); otherwise everything is stopped and \
+the exit status is 3.";
+
+/// Exit status of `supervise` when the service did not become ready.
+const EXIT_UNHEALTHY: u8 = 3;
 
 fn main() -> ExitCode {
     let pid1 = std::process::id() == 1;
@@ -57,7 +65,8 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("supervise") => match supervise_cmd(&args[1..]) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(supervise::Ended::Requested(_)) => ExitCode::SUCCESS,
+            Ok(supervise::Ended::Unhealthy) => ExitCode::from(EXIT_UNHEALTHY),
             Err(msg) => {
                 log_error!("{msg}");
                 ExitCode::from(1)
@@ -77,9 +86,18 @@ fn millis(v: Option<&OsString>, flag: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{flag} needs a number of milliseconds\n{USAGE}"))
 }
 
-fn supervise_cmd(args: &[OsString]) -> Result<(), String> {
+fn number(v: Option<&OsString>, flag: &str) -> Result<u32, String> {
+    v.and_then(|v| v.to_str())
+        .and_then(|v| v.parse::<u32>().ok())
+        .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))
+}
+
+fn supervise_cmd(args: &[OsString]) -> Result<supervise::Ended, String> {
     let mut backoff = supervise::Backoff::DEVICE;
     let mut stop_timeout = Duration::from_secs(10);
+    let mut notify_socket = None;
+    let mut ready_timeout = None;
+    let mut max_deaths = 3;
     let mut it = args.iter();
     let mut argv = Vec::new();
     while let Some(a) = it.next() {
@@ -90,6 +108,16 @@ fn supervise_cmd(args: &[OsString]) -> Result<(), String> {
                 backoff.reset_after = backoff.max.saturating_mul(4);
             }
             Some("--stop-timeout-ms") => stop_timeout = millis(it.next(), "--stop-timeout-ms")?,
+            Some("--notify-socket") => {
+                notify_socket =
+                    Some(std::path::PathBuf::from(it.next().ok_or_else(|| {
+                        format!("--notify-socket needs a path\n{USAGE}")
+                    })?))
+            }
+            Some("--ready-timeout-ms") => {
+                ready_timeout = Some(millis(it.next(), "--ready-timeout-ms")?)
+            }
+            Some("--max-deaths") => max_deaths = number(it.next(), "--max-deaths")?,
             Some("--") => {
                 argv = it.cloned().collect();
                 break;
@@ -99,13 +127,35 @@ fn supervise_cmd(args: &[OsString]) -> Result<(), String> {
     }
     nix::sys::prctl::set_child_subreaper(true)
         .map_err(|e| format!("PR_SET_CHILD_SUBREAPER: {e}"))?;
+    let readiness = match (notify_socket, ready_timeout) {
+        (Some(socket), Some(timeout)) => Some(supervise::Readiness {
+            service: 0,
+            socket,
+            timeout,
+            max_deaths,
+            on_unhealthy: supervise::Unhealthy::Return,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(format!(
+                "--notify-socket and --ready-timeout-ms go together\n{USAGE}"
+            ));
+        }
+    };
     let cfg = supervise::Config {
-        argv,
+        services: vec![supervise::Service {
+            name: "service".into(),
+            argv,
+        }],
         backoff,
         stop_timeout,
         kill_all: false,
+        readiness,
     };
-    let kind = supervise::run(&cfg).map_err(|e| e.to_string())?;
-    log::log(log::Level::Info, &format!("supervise: done ({kind:?})"));
-    Ok(())
+    let ended = supervise::run(&cfg, &mut || {
+        log::log(log::Level::Info, "supervise: service ready");
+    })
+    .map_err(|e| e.to_string())?;
+    log::log(log::Level::Info, &format!("supervise: done ({ended:?})"));
+    Ok(ended)
 }

@@ -1,26 +1,40 @@
-//! The PID 1 loop: start one service (`hearthd`), restart it with exponential back-off when
-//! it dies, reap every zombie, and on a shutdown signal stop it and return.
+//! The PID 1 loop: start the services (`dhcpcd`, `hearthd`), restart each with exponential
+//! back-off when it dies, reap every zombie, follow `hearthd`'s readiness, and on a
+//! shutdown signal stop them and return.
 //!
 //! # Design
-//! Signals are blocked and read from a `signalfd`; the loop `poll`s it with a timeout equal
-//! to the time left until the next restart, so there are no signal handlers and no races
-//! between `waitpid` and a handler. Every `SIGCHLD` drains `waitpid(-1, WNOHANG)`: the
-//! service's pid schedules a restart, any other pid is an orphan re-parented to us (PID 1,
-//! or a sub-reaper in tests) and is only logged. `std::process::Command` resets the signal
-//! mask in the child, so the service starts with normal signals.
+//! Signals are blocked and read from a `signalfd`; the loop `poll`s it (and the readiness
+//! socket) with a timeout equal to the time left until the next restart or the readiness
+//! deadline, so there are no signal handlers and no races between `waitpid` and a handler.
+//! Every `SIGCHLD` drains `waitpid(-1, WNOHANG)`: a service's pid schedules its restart,
+//! any other pid is an orphan re-parented to us (PID 1, or a sub-reaper in tests) and is
+//! only logged.
 //!
 //! [`Backoff`] is pure: `base * 2^(failures-1)` capped at `max`; a run that lasted at least
-//! `reset_after` resets the count.
+//! `reset_after` resets the count. Each service has its own count.
 //!
-//! Signals: `SIGTERM` and `SIGPWR` mean power off, `SIGINT` (Ctrl-Alt-Del) means restart.
-//! On one, the service gets `SIGTERM`, then `SIGKILL` after `stop_timeout`; as PID 1
-//! (`kill_all`) every remaining process gets the same treatment.
+//! **Readiness** ([`Readiness`]) uses systemd's notification protocol, so `hearthd` needs
+//! nothing Hearth-specific to report it: the watched service gets `NOTIFY_SOCKET` naming a
+//! datagram socket we bind with `SO_PASSCRED`; a datagram containing the line `READY=1`
+//! whose sender pid (from the kernel, not the message) is the service's own pid makes it
+//! ready, and the `on_ready` callback runs once (`hearth-init` marks the slot good there).
+//! Not ready within `timeout` of the loop's start, or `max_deaths` deaths before ready,
+//! makes it unhealthy: with [`Unhealthy::Return`] the loop stops everything and returns
+//! [`Ended::Unhealthy`] (PID 1 reboots: another try, or the other slot); with
+//! [`Unhealthy::Log`] it says so once and goes on.
+//!
+//! Signals: `SIGTERM` and `SIGPWR` mean power off, `SIGINT` (Ctrl-Alt-Del, `hearthd`'s
+//! `server.restart`) means restart. On one, the services get `SIGTERM` in reverse start
+//! order, then `SIGKILL` after `stop_timeout`; as PID 1 (`kill_all`) every remaining process
+//! gets the same treatment.
 //!
 //! # Limitations
-//! One service. Its stdout/stderr are inherited (the console).
+//! Services' stdout/stderr are inherited (the console).
 
 use std::ffi::OsString;
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -54,35 +68,84 @@ impl Backoff {
     }
 }
 
-/// How the loop ended.
+/// How a shutdown was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shutdown {
     PowerOff,
     Reboot,
 }
 
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// A shutdown signal.
+    Requested(Shutdown),
+    /// The watched service did not become ready (with [`Unhealthy::Return`]).
+    Unhealthy,
+}
+
+/// One supervised program.
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    /// Name in log lines.
+    pub(crate) name: String,
+    pub(crate) argv: Vec<OsString>,
+}
+
+/// What an unhealthy watched service leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unhealthy {
+    /// Stop everything and return [`Ended::Unhealthy`].
+    Return,
+    /// Log it once and keep supervising.
+    Log,
+}
+
+/// Readiness of one service through `NOTIFY_SOCKET`.
+#[derive(Debug, Clone)]
+pub(crate) struct Readiness {
+    /// Index of the watched service in [`Config::services`].
+    pub(crate) service: usize,
+    /// Path of the datagram socket to bind (removed first if it exists).
+    pub(crate) socket: PathBuf,
+    /// Time allowed from the start of the loop.
+    pub(crate) timeout: Duration,
+    /// Deaths of the service before it is ready that make it unhealthy.
+    pub(crate) max_deaths: u32,
+    pub(crate) on_unhealthy: Unhealthy,
+}
+
 /// What to supervise and how.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
-    pub(crate) argv: Vec<OsString>,
+    /// Started in this order, stopped in reverse.
+    pub(crate) services: Vec<Service>,
     pub(crate) backoff: Backoff,
     pub(crate) stop_timeout: Duration,
     /// Also signal every other process at shutdown (only as PID 1).
     pub(crate) kill_all: bool,
+    pub(crate) readiness: Option<Readiness>,
 }
 
 /// The loop could not run.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SuperviseError {
     /// No command was given.
-    #[error("supervise: empty command")]
-    EmptyCommand,
+    #[error("supervise: empty command for service {0:?}")]
+    EmptyCommand(String),
     /// Blocking signals or creating the signalfd failed.
     #[error("supervise: setting up signal handling: {0}")]
     Signals(nix::Error),
     /// Waiting on the signalfd failed.
     #[error("supervise: polling the signalfd: {0}")]
     Poll(nix::Error),
+    /// The readiness socket could not be set up.
+    #[error("supervise: readiness socket {path}: {source}")]
+    NotifySocket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn signal_set() -> SigSet {
@@ -98,35 +161,140 @@ fn signal_set() -> SigSet {
     set
 }
 
+#[derive(Debug, Clone, Copy)]
 enum State {
     Running { pid: Pid, since: Instant },
     Waiting { until: Instant },
 }
 
-/// Supervises until a shutdown signal, then stops everything and returns.
-pub(crate) fn run(cfg: &Config) -> Result<Shutdown, SuperviseError> {
-    if cfg.argv.is_empty() {
-        return Err(SuperviseError::EmptyCommand);
+struct Slot {
+    state: State,
+    failures: u32,
+}
+
+/// Readiness bookkeeping while the loop runs.
+struct Watch {
+    cfg: Readiness,
+    socket: UnixDatagram,
+    deadline: Instant,
+    deaths: u32,
+    /// Ready, or declared unhealthy with [`Unhealthy::Log`]: no deadline any more.
+    settled: bool,
+    ready: bool,
+}
+
+/// Binds the notification socket with `SO_PASSCRED`.
+fn bind_notify(path: &PathBuf) -> Result<UnixDatagram, SuperviseError> {
+    let err = |source| SuperviseError::NotifySocket {
+        path: path.clone(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let socket = UnixDatagram::bind(path).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::PassCred, &true)
+        .map_err(|e| err(e.into()))?;
+    Ok(socket)
+}
+
+/// Reads every pending datagram; returns whether one said `READY=1` from `pid`.
+fn read_notifications(socket: &UnixDatagram, pid: Option<Pid>) -> bool {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixCredentials, recvmsg};
+    let mut ready = false;
+    loop {
+        let mut buf = [0u8; 4096];
+        let mut cmsg = nix::cmsg_space!(UnixCredentials);
+        let (bytes, sender) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            let Ok(msg) = recvmsg::<()>(
+                std::os::fd::AsRawFd::as_raw_fd(socket),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_DONTWAIT,
+            ) else {
+                return ready;
+            };
+            let sender = msg.cmsgs().ok().and_then(|mut it| {
+                it.find_map(|c| match c {
+                    ControlMessageOwned::ScmCredentials(cr) => Some(Pid::from_raw(cr.pid())),
+                    _ => None,
+                })
+            });
+            (msg.bytes, sender)
+        };
+        let text = String::from_utf8_lossy(&buf[..bytes.min(buf.len())]);
+        if !text.lines().any(|l| l.trim() == "READY=1") {
+            continue;
+        }
+        if sender.is_some() && sender == pid {
+            ready = true;
+        } else {
+            log_warn!("ignoring READY=1 from pid {sender:?}: not the watched service ({pid:?})");
+        }
+    }
+}
+
+/// Supervises until a shutdown signal (or an unhealthy watched service), then stops
+/// everything and returns. `on_ready` runs once, when the watched service is ready.
+pub(crate) fn run(cfg: &Config, on_ready: &mut dyn FnMut()) -> Result<Ended, SuperviseError> {
+    for s in &cfg.services {
+        if s.argv.is_empty() {
+            return Err(SuperviseError::EmptyCommand(s.name.clone()));
+        }
     }
     let set = signal_set();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).map_err(SuperviseError::Signals)?;
     let sfd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(SuperviseError::Signals)?;
-    let mut failures = 0u32;
-    let mut state = start(cfg, &mut failures);
+    let mut watch = match &cfg.readiness {
+        Some(r) => Some(Watch {
+            socket: bind_notify(&r.socket)?,
+            deadline: Instant::now() + r.timeout,
+            cfg: r.clone(),
+            deaths: 0,
+            settled: false,
+            ready: false,
+        }),
+        None => None,
+    };
+    let mut slots: Vec<Slot> = Vec::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        let mut failures = 0;
+        let state = start(cfg, s, notify_for(&watch, i), &mut failures);
+        slots.push(Slot { state, failures });
+    }
     loop {
-        let timeout = match &state {
-            State::Running { .. } => PollTimeout::NONE,
-            State::Waiting { until } => {
-                let left = until.saturating_duration_since(Instant::now());
-                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+        let now = Instant::now();
+        let mut wake: Option<Instant> = slots
+            .iter()
+            .filter_map(|s| match s.state {
+                State::Waiting { until } => Some(until),
+                State::Running { .. } => None,
+            })
+            .min();
+        if let Some(w) = &watch
+            && !w.settled
+        {
+            wake = Some(wake.map_or(w.deadline, |x| x.min(w.deadline)));
+        }
+        let timeout = match wake {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                PollTimeout::try_from(t.saturating_duration_since(now)).unwrap_or(PollTimeout::MAX)
             }
         };
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(w) = &watch {
+            fds.push(PollFd::new(w.socket.as_fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(nix::Error::EINTR) => {}
             Err(e) => return Err(SuperviseError::Poll(e)),
         }
+        drop(fds);
         while let Ok(Some(sig)) = sfd.read_signal() {
             let shutdown = match Signal::try_from(sig.ssi_signo as i32) {
                 Ok(Signal::SIGTERM | Signal::SIGPWR) => Some(Shutdown::PowerOff),
@@ -135,53 +303,128 @@ pub(crate) fn run(cfg: &Config) -> Result<Shutdown, SuperviseError> {
             };
             if let Some(kind) = shutdown {
                 log_info!("shutdown requested ({kind:?}): stopping services");
-                let pid = match state {
-                    State::Running { pid, .. } => Some(pid),
-                    State::Waiting { .. } => None,
-                };
-                stop(cfg, pid, &sfd);
-                return Ok(kind);
+                stop(cfg, &slots, &sfd);
+                return Ok(Ended::Requested(kind));
             }
         }
-        if let State::Running { pid, since } = state {
-            if reap(Some(pid)) {
-                let ran = since.elapsed();
-                if ran >= cfg.backoff.reset_after {
-                    failures = 0;
-                }
-                failures = failures.saturating_add(1);
-                let delay = cfg.backoff.delay(failures);
-                log_warn!(
-                    "service died after {} ms; restart #{failures} in {} ms",
-                    ran.as_millis(),
-                    delay.as_millis()
-                );
-                state = State::Waiting {
-                    until: Instant::now() + delay,
-                };
+        // Readiness messages before deaths: a service that said READY=1 and then died is
+        // still the one that said it.
+        if let Some(w) = &mut watch {
+            let pid = match slots.get(w.cfg.service).map(|s| s.state) {
+                Some(State::Running { pid, .. }) => Some(pid),
+                _ => None,
+            };
+            if read_notifications(&w.socket, pid) && !w.ready {
+                w.ready = true;
+                w.settled = true;
+                let name = &cfg.services[w.cfg.service].name;
+                log_info!("{name} is ready");
+                on_ready();
             }
-        } else {
-            reap(None);
         }
-        if let State::Waiting { until } = state
-            && Instant::now() >= until
+        let exited = reap(&running(&slots));
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let State::Running { pid, since } = slot.state else {
+                continue;
+            };
+            if !exited.contains(&pid) {
+                continue;
+            }
+            let name = &cfg.services[i].name;
+            let ran = since.elapsed();
+            if ran >= cfg.backoff.reset_after {
+                slot.failures = 0;
+            }
+            slot.failures = slot.failures.saturating_add(1);
+            let delay = cfg.backoff.delay(slot.failures);
+            log_warn!(
+                "{name} died after {} ms; restart #{} in {} ms",
+                ran.as_millis(),
+                slot.failures,
+                delay.as_millis()
+            );
+            slot.state = State::Waiting {
+                until: Instant::now() + delay,
+            };
+            if let Some(w) = &mut watch
+                && w.cfg.service == i
+                && !w.ready
+            {
+                w.deaths = w.deaths.saturating_add(1);
+            }
+        }
+        if let Some(w) = &mut watch
+            && !w.settled
         {
-            state = start(cfg, &mut failures);
+            let name = &cfg.services[w.cfg.service].name;
+            let why = if w.deaths >= w.cfg.max_deaths {
+                Some(format!(
+                    "{name} died {} times without becoming ready",
+                    w.deaths
+                ))
+            } else if Instant::now() >= w.deadline {
+                Some(format!(
+                    "{name} not ready {} s after start",
+                    w.cfg.timeout.as_secs()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                w.settled = true;
+                match w.cfg.on_unhealthy {
+                    Unhealthy::Return => {
+                        log_error!("{why}: giving up on this boot");
+                        stop(cfg, &slots, &sfd);
+                        return Ok(Ended::Unhealthy);
+                    }
+                    Unhealthy::Log => log_error!("{why}; still restarting it"),
+                }
+            }
+        }
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let State::Waiting { until } = slot.state
+                && Instant::now() >= until
+            {
+                slot.state = start(
+                    cfg,
+                    &cfg.services[i],
+                    notify_for(&watch, i),
+                    &mut slot.failures,
+                );
+            }
         }
     }
 }
 
-/// Starts the service; a spawn failure counts as a death (retried with back-off).
-fn start(cfg: &Config, failures: &mut u32) -> State {
-    let Some((program, args)) = cfg.argv.split_first() else {
+fn notify_for(watch: &Option<Watch>, service: usize) -> Option<PathBuf> {
+    watch
+        .as_ref()
+        .filter(|w| w.cfg.service == service)
+        .map(|w| w.cfg.socket.clone())
+}
+
+/// Starts a service; a spawn failure counts as a death (retried with back-off).
+fn start(cfg: &Config, s: &Service, notify: Option<PathBuf>, failures: &mut u32) -> State {
+    let Some((program, args)) = s.argv.split_first() else {
         return State::Waiting {
             until: Instant::now() + cfg.backoff.max,
         };
     };
-    match crate::cmd::command(program).args(args).spawn() {
+    let mut command = crate::cmd::command(program);
+    command.args(args);
+    match notify {
+        Some(path) => command.env("NOTIFY_SOCKET", path),
+        None => command.env_remove("NOTIFY_SOCKET"),
+    };
+    match command.spawn() {
         Ok(child) => {
             let raw = i32::try_from(child.id()).unwrap_or(i32::MAX);
-            log_info!("started {} (pid {raw})", program.to_string_lossy());
+            log_info!(
+                "started {} ({}, pid {raw})",
+                s.name,
+                program.to_string_lossy()
+            );
             // The Child handle is dropped without waiting: waitpid(-1) reaps it.
             State::Running {
                 pid: Pid::from_raw(raw),
@@ -192,7 +435,8 @@ fn start(cfg: &Config, failures: &mut u32) -> State {
             *failures = failures.saturating_add(1);
             let delay = cfg.backoff.delay(*failures);
             log_error!(
-                "starting {}: {e}; retry in {} ms",
+                "starting {} ({}): {e}; retry in {} ms",
+                s.name,
                 program.to_string_lossy(),
                 delay.as_millis()
             );
@@ -203,17 +447,18 @@ fn start(cfg: &Config, failures: &mut u32) -> State {
     }
 }
 
-/// Reaps every exited child; returns whether `watched` was among them.
-fn reap(watched: Option<Pid>) -> bool {
-    let mut hit = false;
+/// Reaps every exited child; returns the pids among `services` (others are orphans re-parented
+/// to us and only logged).
+fn reap(services: &[Pid]) -> Vec<Pid> {
+    let mut out = Vec::new();
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return hit,
+            Ok(WaitStatus::StillAlive) | Err(_) => return out,
             Ok(status) => {
-                let pid = status.pid();
-                if pid.is_some() && pid == watched {
+                let Some(pid) = status.pid() else { continue };
+                if services.contains(&pid) {
                     log_info!("service exited: {status:?}");
-                    hit = true;
+                    out.push(pid);
                 } else {
                     log_info!("reaped orphan: {status:?}");
                 }
@@ -222,20 +467,25 @@ fn reap(watched: Option<Pid>) -> bool {
     }
 }
 
+fn running(slots: &[Slot]) -> Vec<Pid> {
+    slots
+        .iter()
+        .filter_map(|s| match s.state {
+            State::Running { pid, .. } => Some(pid),
+            State::Waiting { .. } => None,
+        })
+        .collect()
+}
+
 fn wait_until_gone(pid: Option<Pid>, deadline: Instant, sfd: &SignalFd) -> bool {
     loop {
+        reap(pid.as_slice());
         let gone = match pid {
-            Some(p) => {
-                reap(Some(p));
-                kill(p, None).is_err()
-            }
-            None => {
-                reap(None);
-                matches!(
-                    waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
-                    Err(nix::Error::ECHILD)
-                )
-            }
+            Some(p) => kill(p, None).is_err(),
+            None => matches!(
+                waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
+                Err(nix::Error::ECHILD)
+            ),
         };
         if gone {
             return true;
@@ -254,16 +504,20 @@ fn wait_until_gone(pid: Option<Pid>, deadline: Instant, sfd: &SignalFd) -> bool 
     }
 }
 
-/// Stops the service (and, as PID 1, everything else): TERM, wait, KILL.
-fn stop(cfg: &Config, pid: Option<Pid>, sfd: &SignalFd) {
-    if let Some(pid) = pid {
+/// Stops the services in reverse order (and, as PID 1, everything else): TERM, wait, KILL.
+fn stop(cfg: &Config, slots: &[Slot], sfd: &SignalFd) {
+    for (i, slot) in slots.iter().enumerate().rev() {
+        let State::Running { pid, .. } = slot.state else {
+            continue;
+        };
+        let name = &cfg.services[i].name;
         let _ = kill(pid, Signal::SIGTERM);
         if !wait_until_gone(Some(pid), Instant::now() + cfg.stop_timeout, sfd) {
-            log_warn!("service (pid {pid}) ignored SIGTERM; sending SIGKILL");
+            log_warn!("{name} (pid {pid}) ignored SIGTERM; sending SIGKILL");
             let _ = kill(pid, Signal::SIGKILL);
             wait_until_gone(Some(pid), Instant::now() + cfg.stop_timeout, sfd);
         }
-        log_info!("service stopped");
+        log_info!("{name} stopped");
     }
     if cfg.kill_all {
         let all = Pid::from_raw(-1);

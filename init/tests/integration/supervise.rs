@@ -105,7 +105,7 @@ fn sigterm_stops_the_service_and_exits_cleanly_and_orphans_are_reaped() {
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "up\nterm\n");
     assert!(stderr.contains("reaped orphan"), "{stderr}");
     assert!(stderr.contains("service stopped"), "{stderr}");
-    assert!(stderr.contains("done (PowerOff)"), "{stderr}");
+    assert!(stderr.contains("done (Requested(PowerOff))"), "{stderr}");
 }
 
 #[test]
@@ -190,4 +190,102 @@ fn the_service_starts_with_an_empty_signal_mask() {
         Some("SigBlk:\t0000000000000000"),
         "{stderr}"
     );
+}
+
+/// Starts `hearth-init supervise` with readiness through `socket`.
+fn start_watched(socket: &Path, timeout_ms: u64, cmd: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hearth-init"))
+        .args([
+            "supervise",
+            "--backoff-ms",
+            "100",
+            "--stop-timeout-ms",
+            "3000",
+        ])
+        .args(["--notify-socket", &socket.to_string_lossy()])
+        .args(["--ready-timeout-ms", &timeout_ms.to_string(), "--"])
+        .args(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Python that sends `READY=1` to `$NOTIFY_SOCKET` as the sd_notify protocol says, then
+/// waits `secs`.
+fn notify_ready(secs: u32) -> String {
+    format!(
+        "import os, socket, time\n\
+         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+         s.sendto(b'STATUS=starting\\nREADY=1\\n', os.environ['NOTIFY_SOCKET'])\n\
+         time.sleep({secs})\n"
+    )
+}
+
+#[test]
+fn ready_notification_from_the_service_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let child = start_watched(&socket, 20_000, &["python3", "-c", &notify_ready(60)]);
+    std::thread::sleep(Duration::from_secs(2));
+    sigterm(&child);
+    let (ok, stderr) = finish(child, Duration::from_secs(8));
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stderr.matches("supervise: service ready").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("done (Requested(PowerOff))"), "{stderr}");
+}
+
+#[test]
+fn a_service_that_keeps_dying_is_unhealthy_after_three_deaths() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let began = Instant::now();
+    let child = start_watched(&socket, 60_000, &["/bin/false"]);
+    let mut child = child;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(began.elapsed() < Duration::from_secs(10), "still running");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("service died 3 times without becoming ready"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("service ready"), "{stderr}");
+}
+
+#[test]
+fn ready_from_another_process_does_not_count_and_the_deadline_ends_it() {
+    // The service (sh) is alive but READY=1 comes from its child python: ignored, as
+    // systemd's NotifyAccess=main would; the 1.5 s deadline passes.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify.sock");
+    let script = format!(
+        "python3 -c \"{}\" >/dev/null 2>&1 & exec sleep 60",
+        notify_ready(3)
+    );
+    let began = Instant::now();
+    let child = start_watched(&socket, 1500, &["sh", "-c", &script]);
+    let (ok, stderr) = finish(child, Duration::from_secs(10));
+    assert!(!ok, "{stderr}");
+    assert!(began.elapsed() >= Duration::from_millis(1500));
+    assert!(stderr.contains("ignoring READY=1 from pid"), "{stderr}");
+    assert!(
+        stderr.contains("service not ready 1 s after start"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("service ready"), "{stderr}");
 }

@@ -32,6 +32,9 @@ pub struct ApiConfig {
     pub max_connections: usize,
     /// Largest package accepted by `POST /rest/package/upload`, in bytes.
     pub upload_limit: u64,
+    /// Boot slot state written by `hearth-init` (read by `server.info`; its presence
+    /// allows `server.shutdown`/`server.restart`).
+    pub boot_state_file: PathBuf,
 }
 
 impl ApiConfig {
@@ -51,6 +54,7 @@ impl ApiConfig {
             max_depth: 64,
             max_connections: 8192,
             upload_limit: 8 << 30,
+            boot_state_file: PathBuf::from("/run/hearth/boot.json"),
         }
     }
 }

@@ -12,6 +12,11 @@
 //! is `hearthd listening on http://ADDR` (scripts and tests read the port from it when
 //! `--listen` uses port 0).
 //!
+//! Readiness: once the listener is bound and the services supervisor started, hearthd
+//! sends `READY=1` to `$NOTIFY_SOCKET` (systemd's notification protocol; nothing when the
+//! variable is unset). `hearth-init` marks the boot slot good on it; a Debian unit with
+//! `Type=notify` would work the same way.
+//!
 //! # Rejected alternatives
 //! A config file: nothing needs one yet; flags (with env fallbacks) are enough and
 //! visible in `ps`.
@@ -175,6 +180,9 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             cancel.child_token(),
         );
         announce(addr, setup_done, &data_dir);
+        if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+            tracing::warn!(error = %e, "sending READY=1 to NOTIFY_SOCKET");
+        }
         let served = hearth_api::serve(listener, app, cancel.clone()).await;
         // Containers keep running; the next start adopts them.
         supervisor.shutdown().await;

@@ -34,6 +34,7 @@ pub(crate) fn registry(
             version: config.version.clone(),
             data_dir: config.data_dir.clone(),
             started,
+            boot_state: config.boot_state_file.clone(),
         },
     );
     setup::register(&mut r, store.clone(), Arc::clone(auth));

@@ -29,6 +29,44 @@ pub struct ServerInfo {
     pub data_dir: String,
     /// Bytes used by files under the data directory.
     pub data_dir_bytes: u64,
+    /// The A/B root slot this machine booted from and its boot-counting state, as
+    /// published by `hearth-init`; `null` when not running under `hearth-init` (a
+    /// development machine, a plain Debian install).
+    #[serde(default)]
+    pub slot: Option<SlotInfo>,
+}
+
+/// Boot state of the running root slot (`server.info` → `slot`), read from the file
+/// `hearth-init` writes (`/run/hearth/boot.json`, this shape plus `"init": "hearth-init"`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SlotInfo {
+    /// `a` or `b`.
+    pub slot: String,
+    /// Boot-counting state of this slot's boot entry.
+    pub state: SlotState,
+    /// Boot attempts left before the boot loader falls back to the other slot (only while
+    /// `trying` or `bad`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries_left: Option<u32>,
+    /// Boot attempts of this slot so far (only while `trying` or `bad`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tries_done: Option<u32>,
+}
+
+/// Boot-counting state of a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotState {
+    /// Marked good: `hearthd` became healthy on it; never counted again.
+    Good,
+    /// On trial: it becomes good once `hearthd` is healthy, or the boot loader falls back
+    /// to the other slot after its tries.
+    Trying,
+    /// Out of tries: booted because nothing better was left (or on its last try).
+    Bad,
+    /// No boot entry with a counter was found (no boot counting on this machine).
+    Unknown,
 }
 
 /// Result of `server.metrics`.
