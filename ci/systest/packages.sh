@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# System test: real packages built from Debian software, run by a real hearthd with
+# real LXC and driven through its API only (JSON-RPC and POST /rest/package/upload).
+#
+# Packs sdk/examples/{nginx,postgresql,pg-client,crash-loop} with `hearth s9pk pack`
+# (Debian images from mmdebstrap, cached in HEARTH_CACHE_DIR, default
+# /var/cache/hearth/pack-cache: only the first run downloads), starts hearthd as root,
+# uploads them, trusts the key, then checks:
+# - nginx: its page is served on its bridge address and its http health check passes;
+# - pg-client depends on postgresql: starting it starts postgresql first, it waits
+#   (`waiting`, waitingFor) until postgresql is healthy, then its own health check
+#   (`SELECT 1` on postgresql.hearth) passes and its heartbeat rows appear;
+# - postgresql: a table and row made with its `sql` action survive a package restart,
+#   and a hearthd restart with every container gone (the host side restarted: services
+#   desired running come back);
+# - crash-loop: reported as a crash loop, with the exit status and its log line;
+# Prints how long each phase took. Needs what ci/systest/services.sh needs (root, LXC,
+# squashfs-tools, mmdebstrap, curl, python3, the musl target) and network access to
+# deb.debian.org on the first run. Uses the bridge hearth0 (10.88.0.1/24).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. ci/env.sh
+
+[ "$(id -u)" = 0 ] || { echo "packages: needs root (LXC containers, pack)" >&2; exit 1; }
+for tool in lxc-start lxc-stop mksquashfs mmdebstrap curl python3; do
+  command -v "$tool" >/dev/null || { echo "packages: needs $tool" >&2; exit 1; }
+done
+BIN="$CARGO_TARGET_DIR/debug"
+for b in hearth hearthd; do
+  [ -x "$BIN/$b" ] || { echo "packages: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
+done
+export HEARTH_CACHE_DIR="${HEARTH_CACHE_DIR:-/var/cache/hearth/pack-cache}"
+PACKAGES=(nginx postgresql pg-client crash-loop)
+
+WORK="$(mktemp -d)"
+# The containers' root (uid 100000) must traverse to its rootfs and volumes.
+chmod 711 "$WORK"
+# Each phase prints its wall time and the CPU time of the commands it waited for (pack
+# and cargo are CPU-bound: on a loaded machine the two differ a lot).
+cpu_s() { # CPU_NOW = children's user+sys CPU seconds so far (`times` in this shell)
+  times >"$WORK/times"
+  CPU_NOW=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, p, /[ms]/); t += p[1] * 60 + p[2] }; print t }' "$WORK/times")
+}
+T0=$(date +%s.%N)
+PHASE=""
+phase() { # NAME: ends the current phase (printing its times) and starts NAME
+  local now cpu
+  now=$(date +%s.%N)
+  cpu_s
+  cpu=$CPU_NOW
+  [ -n "$PHASE" ] && awk -v a="$T_PHASE" -v b="$now" -v c0="$CPU_PHASE" -v c1="$cpu" -v n="$PHASE" \
+    'BEGIN {printf "   [%s: %.1f s, commands %.1f s CPU]\n", n, b - a, c1 - c0}'
+  PHASE="$1"
+  T_PHASE=$now
+  CPU_PHASE=$cpu
+  [ -n "$PHASE" ] && echo "-- $PHASE"
+  return 0
+}
+
+DATA="$WORK/data"
+HEARTHD_PID=""
+stop_hearthd() {
+  if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
+    kill -TERM "$HEARTHD_PID" 2>/dev/null || true
+    wait "$HEARTHD_PID" 2>/dev/null || true
+  fi
+  HEARTHD_PID=""
+}
+stop_containers() { # what a host reboot does to them
+  for p in "${PACKAGES[@]}"; do
+    lxc-stop -k -P "$DATA/containers" -n "$p" >/dev/null 2>&1 || true
+  done
+}
+cleanup() {
+  stop_hearthd
+  stop_containers
+  # Unmount anything left below $WORK, deepest first.
+  awk -v w="$WORK" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  [ -f "$WORK/hearthd.err" ] && { echo "--- hearthd stderr (last 30 lines)" >&2; tail -n 30 "$WORK/hearthd.err" >&2; }
+  exit 1
+}
+
+phase "build hearth-container (static musl)"
+MUSL="$(uname -m)-unknown-linux-musl"
+rustup target list --installed | grep -x "$MUSL" >/dev/null || rustup target add "$MUSL"
+cargo build -q -p hearth-container --target "$MUSL"
+INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
+
+phase "pack ${PACKAGES[*]}"
+"$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
+"$BIN/hearth" key public "$WORK/key.pem" >"$WORK/pub.pem"
+pack() { # PROJECT-DIR OUT
+  "$BIN/hearth" s9pk pack "$1" --key "$WORK/key.pem" -o "$2" 2>"$WORK/pack.err" \
+    || { cat "$WORK/pack.err" >&2; fail "hearth s9pk pack $1"; }
+}
+for p in "${PACKAGES[@]}"; do
+  pack "sdk/examples/$p" "$WORK/$p.s9pk"
+  echo "   $p.s9pk: $(($(stat -c %s "$WORK/$p.s9pk") / 1024)) KiB"
+done
+
+start_hearthd() {
+  : >"$WORK/hearthd.out"
+  "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
+    >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
+  HEARTHD_PID=$!
+  URL=""
+  for _ in $(seq 1 100); do
+    URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
+    [ -n "$URL" ] && return 0
+    sleep 0.1
+  done
+  fail "hearthd did not announce its address"
+}
+rpc() { # METHOD PARAMS-JSON -> response JSON
+  curl -sS "$URL/rpc/v1" -H 'content-type: application/json' \
+    -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
+    -d "{\"method\":\"$1\",\"params\":$2}"
+}
+field() { # JSON-POINTER < JSON
+  python3 -c 'import json,sys
+v = json.load(sys.stdin)
+for k in sys.argv[1].strip("/").split("/"):
+    v = v.get(k) if isinstance(v, dict) else None
+print("null" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1"
+}
+status() { # ID FIELD
+  rpc db.dump "{\"pointer\":\"/packageData/$1/statusInfo\"}" | field "/result/value/$2"
+}
+wait_status() { # ID FIELD VALUE [TRIES of 0.2 s]
+  for _ in $(seq 1 "${4:-300}"); do
+    [ "$(status "$1" "$2")" = "$3" ] && return 0
+    sleep 0.2
+  done
+  fail "$1: statusInfo.$2 never became $3 (now $(status "$1" "$2"); state $(status "$1" state); lastError: $(status "$1" lastError))"
+}
+address() { # ID -> its address on the bridge
+  echo "10.88.0.$(rpc db.dump "{\"pointer\":\"/packageData/$1/container/index\"}" | field /result/value)"
+}
+sql() { # SQL -> psql output, through postgresql's `sql` action
+  local input out
+  input="$(python3 -c 'import json,sys; print(json.dumps({"sql": sys.argv[1]}))' "$1")"
+  out="$(rpc package.action.run "{\"id\":\"postgresql\",\"actionId\":\"sql\",\"input\":$input}")"
+  [ "$(echo "$out" | field /result/success)" = True ] || fail "sql action ($1): $out"
+  echo "$out" | field /result/stdout
+}
+
+phase "start hearthd, upload and trust"
+start_hearthd
+rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
+PEM="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
+rpc package.trust.add "{\"publicKey\":$PEM}" | grep fingerprint >/dev/null || fail "trust.add"
+for p in "${PACKAGES[@]}"; do
+  out="$(curl -sS -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
+    --data-binary @"$WORK/$p.s9pk" "$URL/rest/package/upload")"
+  [ "$(echo "$out" | field /result/id)" = "$p" ] || fail "upload $p: $out"
+done
+NGINX="$(address nginx)"
+PG="$(address postgresql)"
+
+phase "crash-loop: start (checked later)"
+rpc package.start '{"id":"crash-loop"}' >/dev/null
+
+phase "nginx: page and health"
+rpc package.start '{"id":"nginx"}' >/dev/null
+wait_status nginx state running
+wait_status nginx health/web/result success
+curl -fsS -m 3 "http://$NGINX/" | grep "Hello from Hearth" >/dev/null || fail "nginx page not served on $NGINX"
+
+phase "pg-client: starts postgresql, waits until it is healthy, then connects"
+[ "$(status postgresql state)" = stopped ] || fail "postgresql not stopped before the test"
+rpc package.start '{"id":"pg-client"}' >/dev/null
+# Until postgresql's `ready` check passes, pg-client must not run.
+saw_waiting=""
+for i in $(seq 1 600); do
+  # In this order: once pg-client runs, postgresql's check passed before and still does.
+  info="$(rpc db.dump '{"pointer":"/packageData/pg-client/statusInfo"}')"
+  client="$(echo "$info" | field /result/value/state)"
+  pg_health="$(status postgresql health/ready/result)"
+  if [ "$client" = waiting ]; then
+    saw_waiting=1
+    [ "$(echo "$info" | field /result/value/waitingFor)" = '["postgresql"]' ] \
+      || fail "pg-client waitingFor: $(echo "$info" | field /result/value/waitingFor)"
+  fi
+  if [ "$client" = running ] || [ "$client" = starting ]; then
+    [ "$pg_health" = success ] || fail "pg-client $client while postgresql's health is $pg_health"
+    break
+  fi
+  [ "$i" = 600 ] && fail "pg-client never started (state $client, postgresql health $pg_health)"
+  sleep 0.2
+done
+[ -n "$saw_waiting" ] || fail "pg-client was never seen waiting for postgresql"
+[ "$(status postgresql desired)" = running ] || fail "postgresql was not started with its dependent"
+wait_status pg-client state running
+wait_status pg-client health/database/result success
+LOGS="$(rpc package.logs '{"id":"pg-client","limit":50}')"
+echo "$LOGS" | grep "writing to postgresql.hearth (HEARTH_POSTGRESQL_HOST=$PG)" >/dev/null \
+  || fail "pg-client did not see postgresql.hearth / HEARTH_POSTGRESQL_HOST=$PG: $LOGS"
+beats() { # rows pg-client wrote (0 before its table exists)
+  sql "SELECT count(*) FROM heartbeat WHERE client = 'pg-client'" 2>/dev/null | sed -n 3p | tr -d ' ' || echo 0
+}
+wait_beats() { # MORE-THAN
+  for _ in $(seq 1 50); do
+    BEATS="$(beats)"
+    [ "${BEATS:-0}" -gt "$1" ] && return 0
+    sleep 0.2
+  done
+  fail "pg-client wrote no heartbeat row after the first $1"
+}
+wait_beats 0
+
+phase "postgresql: a row survives a package restart"
+sql "CREATE TABLE kept (id int PRIMARY KEY, note text); INSERT INTO kept VALUES (1, 'made by packages.sh')" >/dev/null
+has_row() { sql "SELECT note FROM kept WHERE id = 1" | grep 'made by packages.sh' >/dev/null; }
+has_row || fail "row not found right after the insert"
+STARTED="$(status postgresql startedAt)"
+rpc package.restart '{"id":"postgresql"}' >/dev/null
+for _ in $(seq 1 300); do
+  [ "$(status postgresql startedAt)" != "$STARTED" ] && [ "$(status postgresql state)" = running ] && break
+  sleep 0.2
+done
+[ "$(status postgresql startedAt)" != "$STARTED" ] || fail "postgresql was not restarted"
+wait_status postgresql health/ready/result success
+has_row || fail "row lost after a package restart"
+
+phase "crash-loop: reported"
+wait_status crash-loop crashLoop True 400
+[ "$(status crash-loop daemons/crash/crashLoop)" = True ] || fail "daemons.crash.crashLoop: $(status crash-loop daemons/crash)"
+[ "$(status crash-loop daemons/crash/lastExit)" = "exit status 3" ] || fail "lastExit: $(status crash-loop daemons/crash)"
+status crash-loop daemons/crash/lastError | grep "crash loop" >/dev/null || fail "lastError: $(status crash-loop daemons/crash)"
+rpc package.logs '{"id":"crash-loop","limit":50}' | grep "failing on purpose" >/dev/null \
+  || fail "crash-loop's output not in package.logs"
+[ "$(status nginx crashLoop)" = False ] || fail "nginx reported as crash-looping"
+
+phase "hearthd restart with every container gone: services come back"
+stop_hearthd
+stop_containers
+curl -s -m 2 "http://$NGINX/" >/dev/null && fail "nginx still serving after its container was stopped"
+start_hearthd
+wait_status nginx health/web/result success
+curl -fsS -m 3 "http://$NGINX/" | grep "Hello from Hearth" >/dev/null || fail "nginx page not served after the restart"
+wait_status postgresql health/ready/result success
+has_row || fail "row lost after hearthd and its containers restarted"
+wait_status pg-client health/database/result success
+wait_beats "$BEATS"
+
+phase ""
+awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN {printf "packages: ok (%.0f s)\n", b - a}'
