@@ -125,7 +125,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
     let deb_inputs = deb::DebInputs {
         debian_dir: &r.debian,
         version: &r.version,
-        target: &r.target,
+        arch: r.target().debian_arch(),
         binaries: &binaries,
         epoch: r.source_date_epoch,
     };
@@ -150,7 +150,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
         format!("{name}.root.squashfs"),
         format!("{name}.ota"),
         format!("{name}.ota.tmp"),
-        format!("hearth_{}_{}.deb", r.version, deb::debian_arch(&r.target)?),
+        format!("hearth_{}_{}.deb", r.version, target.debian_arch()),
         "vmlinuz".into(),
         "initrd.img".into(),
         "SHA256SUMS".into(),

@@ -41,9 +41,6 @@ pub(crate) enum DebError {
     /// A file under `debian/` is invalid.
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    /// The target has no Debian architecture.
-    #[error("no Debian architecture for target {0:?}")]
-    Arch(String),
     /// dpkg-deb or md5sum failed.
     #[error(transparent)]
     Tool(#[from] ToolError),
@@ -52,17 +49,6 @@ pub(crate) enum DebError {
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> DebError {
     let path = path.to_owned();
     move |source| DebError::Io { op, path, source }
-}
-
-/// The Debian architecture of an image target.
-pub(crate) fn debian_arch(target: &str) -> Result<&'static str, DebError> {
-    if target.starts_with("x86_64") {
-        Ok("amd64")
-    } else if target.starts_with("aarch64") || target.starts_with("raspberrypi") {
-        Ok("arm64")
-    } else {
-        Err(DebError::Arch(target.to_owned()))
-    }
 }
 
 /// One deb822 paragraph: fields in order, values with continuation lines joined by `\n`.
@@ -205,7 +191,8 @@ fn check_rel(dir: &str) -> Result<(), String> {
 pub(crate) struct DebInputs<'a> {
     pub(crate) debian_dir: &'a Path,
     pub(crate) version: &'a str,
-    pub(crate) target: &'a str,
+    /// Debian architecture (`Target::debian_arch`).
+    pub(crate) arch: &'static str,
     /// Binary name (one of [`BINARIES`]) → file.
     pub(crate) binaries: &'a BTreeMap<&'static str, PathBuf>,
     pub(crate) epoch: u64,
@@ -246,10 +233,10 @@ pub(crate) fn install_hooks(deb: &Path) -> Vec<String> {
 }
 
 /// Checks `debian/` without building (the recipe step, before any slow step): the control
-/// file and install list parse, the target has an architecture, and every dependency of
+/// file and install list parse, the package is built for the architecture, and every dependency of
 /// the package is in the recipe's `packages`.
 pub(crate) fn check(inp: &DebInputs<'_>, packages: &[String]) -> Result<(), DebError> {
-    let arch = debian_arch(inp.target)?;
+    let arch = inp.arch;
     let control = read(&inp.debian_dir.join("control"))?;
     let generated =
         binary_control(&control, inp.version, arch, 0).map_err(|reason| DebError::Invalid {
@@ -282,7 +269,7 @@ fn read(path: &Path) -> Result<String, DebError> {
 /// install list that were not given are left out, with a warning.
 pub(crate) fn build(inp: &DebInputs<'_>, work: &Path, out_dir: &Path) -> Result<PathBuf, DebError> {
     use std::os::unix::fs::PermissionsExt;
-    let arch = debian_arch(inp.target)?;
+    let arch = inp.arch;
     let control_path = inp.debian_dir.join("control");
     let control = read(&control_path)?;
     let install_path = inp.debian_dir.join("hearth.install");
@@ -471,7 +458,7 @@ mod tests {
         let inp = DebInputs {
             debian_dir: &debian,
             version: "0.1.0",
-            target: "x86_64-uefi",
+            arch: "amd64",
             binaries: &bins,
             epoch: 1_735_689_600,
         };
