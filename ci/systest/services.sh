@@ -13,7 +13,8 @@
 # requires a, kind running): b's install is refused without a; starting b starts a;
 # b stays `waiting` (waitingFor a, no container) until a's health check passes; b's
 # daemon reaches http://a.hearth:8080/ at its first try and sees HEARTH_A_HOST; a
-# cannot be uninstalled while b is installed. Then updates: hello-oci v1 -> v2 (a
+# cannot be uninstalled while b is installed; a is installed from a URL
+# (python3 -m http.server; a 404 is refused clearly). Then updates: hello-oci v1 -> v2 (a
 # migration records HEARTH_PREVIOUS_VERSION in the volume; the guest book survives; the
 # v2 page is served; a success notification), the same version and a downgrade are
 # refused, and v3 (its health check never passes) is rolled back to v2 with its data
@@ -50,7 +51,9 @@ stop_hearthd() {
   fi
   HEARTHD_PID=""
 }
+HTTP_PID=""
 cleanup() {
+  [ -z "$HTTP_PID" ] || kill "$HTTP_PID" 2>/dev/null || true
   stop_hearthd
   for c in hello-oci a b; do
     lxc-stop -k -P "$DATA/containers" -n "$c" >/dev/null 2>&1 || true
@@ -280,7 +283,23 @@ done
 install_path() { rpc package.install "{\"path\":\"$1\"}"; }
 [ "$(install_path "$WORK/b.s9pk" | field /error/data/reason)" = dependencies ] \
   || fail "b installed without a"
-install_path "$WORK/a.s9pk" | grep '"id":"a"' >/dev/null || fail "install a"
+echo "-- install a from a URL (python3 -m http.server)"
+python3 -u -m http.server --bind 127.0.0.1 --directory "$WORK" 0 >"$WORK/http.out" 2>&1 &
+HTTP_PID=$!
+HTTP_PORT=""
+for _ in $(seq 1 50); do
+  HTTP_PORT="$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$WORK/http.out" | head -n 1)"
+  [ -n "$HTTP_PORT" ] && break
+  sleep 0.1
+done
+[ -n "$HTTP_PORT" ] || fail "http.server did not start: $(cat "$WORK/http.out")"
+MISSING="$(rpc package.install "{\"url\":\"http://127.0.0.1:$HTTP_PORT/nope.s9pk\"}")"
+[ "$(echo "$MISSING" | field /error/data/status)" = 404 ] || fail "404 download: $MISSING"
+rpc package.install "{\"url\":\"http://127.0.0.1:$HTTP_PORT/a.s9pk\"}" | grep '"id":"a"' >/dev/null \
+  || fail "install a from a URL"
+kill "$HTTP_PID" 2>/dev/null || true
+wait "$HTTP_PID" 2>/dev/null || true
+[ -z "$(ls -A "$DATA/packages/upload")" ] || fail "download left behind: $(ls -A "$DATA/packages/upload")"
 install_path "$WORK/b.s9pk" | grep '"id":"b"' >/dev/null || fail "install b"
 A_ADDR="10.88.0.$(rpc db.dump '{"pointer":"/packageData/a/container/index"}' | field /result/value)"
 # Starting b starts a first; b waits (no container) until a's check passes.

@@ -146,6 +146,7 @@ mod tests {
                 state: InstallState::Installed,
                 phase: None,
                 keep_data: false,
+                progress: None,
                 update: None,
             },
             manifest: json!({}),

@@ -3,7 +3,10 @@
 //! ```text
 //! public.packageData.<id> = {
 //!   stateInfo:  { state: installing|installed|updating|removing, phase?, keepData,
+//!                 progress? {phase: copy|unpack, bytesDone, bytesTotal?},
 //!                 update? (update.rs) },
+//! (downloads for `package.install {url}`, before the id is known:
+//!  public.packageDownloads.<n> = { url, progress {phase: download, bytesDone, bytesTotal?} })
 //!   manifest:   <manifest.json>,
 //!   signer:     { fingerprint, key (base64), trusted },
 //!   archive:    "packages/archive/<id>/<version>.s9pk"   (relative to the data dir)
@@ -67,9 +70,25 @@ pub(crate) struct StateInfo {
     /// While removing: keep the data directory.
     #[serde(default)]
     pub(crate) keep_data: bool,
+    /// While copying or unpacking: bytes done of the current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) progress: Option<Progress>,
     /// While updating: what, from which version to which, and where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) update: Option<crate::update::UpdateRecord>,
+}
+
+/// `stateInfo.progress`: how far the current phase is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Progress {
+    /// `copy` (the archive, filtered to this arch) or `unpack` (the root image).
+    pub(crate) phase: String,
+    /// Bytes written so far.
+    pub(crate) bytes_done: u64,
+    /// Bytes in all, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) bytes_total: Option<u64>,
 }
 
 /// `signer`.

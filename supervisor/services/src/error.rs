@@ -143,6 +143,9 @@ pub enum InstallError {
         #[source]
         source: Box<hearth_s9pk::ReadError>,
     },
+    /// `package.install {url}`: the download failed (nothing was installed).
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
     /// The state store failed.
     #[error("store: {op}: {source}")]
     Store {

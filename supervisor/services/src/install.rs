@@ -16,9 +16,11 @@
 //! A failure in step 5 removes what was written and the entry. Steps 1–4 write nothing.
 //!
 //! # Limitations
-//! * Updates (installing over an installed id) are refused; uninstall first.
-//! * Progress is recorded per phase (`copying`, `unpacking`), not per byte; the
-//!   verification before the entry exists is not visible in the state.
+//! * Installing over an installed id is an update (`update.rs`).
+//! * Progress: `stateInfo.phase` (`copying`, `unpacking`) and `stateInfo.progress
+//!   {phase: copy|unpack, bytesDone, bytesTotal}` (unpack per 250 ms; copy at its start
+//!   and end: `filter_arch` reports nothing in between); the verification before the
+//!   entry exists is not visible in the state.
 //! * Packages without `hearth.json` (StartOS JavaScript packages) are refused.
 //! * Images that would need emulation (`emulateMissingAs`) are refused.
 //!
@@ -42,7 +44,7 @@ use serde_json::Value;
 
 use crate::doc::{
     self, ContainerInfo, DependencyInfo, DependencyKind, InstallState, PACKAGE_DATA, PackageEntry,
-    Signer, StateInfo,
+    Progress, Signer, StateInfo,
 };
 use crate::error::InstallError;
 use crate::status::StatusInfo;
@@ -80,6 +82,8 @@ struct Checked {
     spec_json: Vec<u8>,
     root_image: String,
     signer: Signer,
+    /// Size of the package file.
+    source_len: u64,
 }
 
 type Reader = S9pkReader<BufReader<File>>;
@@ -255,6 +259,9 @@ fn set_update_phase(store: &Store, id: &str, phase: UpdatePhase) -> Result<u64, 
         if let Some(rec) = e.state_info.update.as_mut() {
             rec.phase = phase;
         }
+        if !phase.staging() {
+            e.state_info.progress = None;
+        }
         e.state_info.phase = Some(phase.as_str().to_owned());
         Ok(())
     })
@@ -279,17 +286,13 @@ fn stage(
     let archive = data_dir.join(archive_rel(id, &c.manifest.version.to_string()));
     let dir = archive.parent().unwrap_or(data_dir);
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    hearth_s9pk::filter_arch(reader, &host.arch, &archive).map_err(|source| {
-        InstallError::Copy {
-            path: archive.clone(),
-            source: Box::new(source),
-        }
-    })?;
+    copy_archive(store, id, reader, &host.arch, c.source_len, &archive)?;
     set_update_phase(store, id, UpdatePhase::Unpacking)?;
     let next = crate::update::next_dir(data_dir, id);
-    let mut copy = open_reader(&archive)?;
-    extract(
-        &mut copy,
+    unpack_image(
+        store,
+        id,
+        &archive,
         &image_entry(&host.arch, &c.root_image),
         &next.join(format!("{}.squashfs", c.root_image)),
     )?;
@@ -305,6 +308,7 @@ pub(crate) fn cancel_update(store: &Store, data_dir: &Path, id: &str) {
         }
         e.state_info.state = InstallState::Installed;
         e.state_info.phase = None;
+        e.state_info.progress = None;
         Ok(())
     });
     if let Err(error) = result {
@@ -387,6 +391,7 @@ fn check(
             key: hearth_s9pk::base64_encode(key.as_bytes()),
             trusted: is_trusted,
         },
+        source_len: std::fs::metadata(path).map_or(0, |m| m.len()),
         manifest,
     })
 }
@@ -525,6 +530,7 @@ fn new_entry(c: &Checked) -> PackageEntry {
             state: InstallState::Installing,
             phase: Some("copying".into()),
             keep_data: false,
+            progress: None,
             update: None,
         },
         manifest: c.manifest_json.clone(),
@@ -599,6 +605,9 @@ fn set_phase(
     doc::update(store, id, "record install progress", |e| {
         e.state_info.phase = phase.map(str::to_owned);
         e.state_info.state = state;
+        if state == InstallState::Installed {
+            e.state_info.progress = None;
+        }
         Ok(())
     })
     .map(|(_, rev)| rev)
@@ -627,17 +636,17 @@ fn copy_and_register(
     let archive = data_dir.join(archive_rel(id, &c.manifest.version.to_string()));
     let dir = archive.parent().unwrap_or(data_dir);
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    hearth_s9pk::filter_arch(reader, &host.arch, &archive).map_err(|source| {
-        InstallError::Copy {
-            path: archive.clone(),
-            source: Box::new(source),
-        }
-    })?;
+    copy_archive(store, id, reader, &host.arch, c.source_len, &archive)?;
 
     set_phase(store, id, Some("unpacking"), InstallState::Installing)?;
-    let mut copy = open_reader(&archive)?;
     let image = image_path(data_dir, id, &c.root_image);
-    extract(&mut copy, &image_entry(&host.arch, &c.root_image), &image)?;
+    unpack_image(
+        store,
+        id,
+        &archive,
+        &image_entry(&host.arch, &c.root_image),
+        &image,
+    )?;
     write_file(&spec_path(data_dir, id), &c.spec_json)?;
     let data = data_dir.join(PACKAGE_DATA_DIR).join(id);
     std::fs::create_dir_all(&data).map_err(io_err("create directory", &data))?;
@@ -668,8 +677,14 @@ fn write_file(dest: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     result
 }
 
-/// Copies one archive file (hash-checked while read) to `dest` via temp + rename.
-fn extract(reader: &mut Reader, entry: &str, dest: &Path) -> Result<(), InstallError> {
+/// Copies one archive file (hash-checked while read) to `dest` via temp + rename,
+/// reporting bytes written to `report` (at most every 250 ms, and at the end).
+fn extract(
+    reader: &mut Reader,
+    entry: &str,
+    dest: &Path,
+    report: &mut dyn FnMut(u64),
+) -> Result<(), InstallError> {
     let dir = dest.parent().unwrap_or(dest);
     std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let tmp = dir.join(format!(
@@ -677,7 +692,13 @@ fn extract(reader: &mut Reader, entry: &str, dest: &Path) -> Result<(), InstallE
         dest.file_name().and_then(|n| n.to_str()).unwrap_or("image")
     ));
     let result = (|| {
-        let mut out = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut out = Counting {
+            inner: file,
+            done: 0,
+            last: std::time::Instant::now(),
+            report: &mut *report,
+        };
         let mut body = reader
             .open_file(entry)
             .map_err(|source| InstallError::Extract {
@@ -686,13 +707,92 @@ fn extract(reader: &mut Reader, entry: &str, dest: &Path) -> Result<(), InstallE
                 source: Box::new(source),
             })?;
         std::io::copy(&mut body, &mut out).map_err(io_err("extract image to", &tmp))?;
-        out.sync_all().map_err(io_err("sync", &tmp))?;
+        (out.report)(out.done);
+        out.inner.sync_all().map_err(io_err("sync", &tmp))?;
         std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A writer that counts bytes and reports them now and then.
+struct Counting<'a> {
+    inner: File,
+    done: u64,
+    last: std::time::Instant,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl std::io::Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if self.last.elapsed() >= PROGRESS_EVERY {
+            (self.report)(self.done);
+            self.last = std::time::Instant::now();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// How often byte progress is recorded.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Records `stateInfo.progress` of `id` (best effort: a failure loses only the display).
+fn record_progress(store: &Store, id: &str, phase: &str, done: u64, total: Option<u64>) {
+    let written = doc::update(store, id, "record progress", |e| {
+        e.state_info.progress = Some(Progress {
+            phase: phase.to_owned(),
+            bytes_done: done,
+            bytes_total: total,
+        });
+        Ok(())
+    });
+    if let Err(error) = written {
+        tracing::debug!(package = %id, %error, "cannot record progress");
+    }
+}
+
+/// Copies the archive filtered to this host's arch, with `copy` progress (the size of
+/// the source as total; `filter_arch` reports nothing in between).
+fn copy_archive(
+    store: &Store,
+    id: &str,
+    reader: &mut Reader,
+    arch: &str,
+    source_len: u64,
+    archive: &Path,
+) -> Result<(), InstallError> {
+    record_progress(store, id, "copy", 0, Some(source_len));
+    hearth_s9pk::filter_arch(reader, arch, archive).map_err(|source| InstallError::Copy {
+        path: archive.to_owned(),
+        source: Box::new(source),
+    })?;
+    let written = std::fs::metadata(archive).map_or(source_len, |m| m.len());
+    record_progress(store, id, "copy", written, Some(written));
+    Ok(())
+}
+
+/// Extracts the root image with `unpack` progress.
+fn unpack_image(
+    store: &Store,
+    id: &str,
+    archive: &Path,
+    entry: &str,
+    dest: &Path,
+) -> Result<(), InstallError> {
+    let mut copy = open_reader(archive)?;
+    let total = copy.entry(entry).ok().map(|e| e.size);
+    record_progress(store, id, "unpack", 0, total);
+    extract(&mut copy, entry, dest, &mut |done| {
+        record_progress(store, id, "unpack", done, total);
+    })
 }
 
 /// Removes what a failed install wrote, and its entry. The data directory is kept: it

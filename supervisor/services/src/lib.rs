@@ -23,7 +23,7 @@
 //!   is adopted, never started twice.
 //!
 //! # Limitations
-//! * No registry installs. Health, per-daemon state, logs and actions come
+//! * No registry installs (a URL install downloads one package, `download.rs`). Health, per-daemon state, logs and actions come
 //!   from `hearth-container` over `service.sock` (`container_client.rs`,
 //!   `container_status.rs`, `service_calls.rs`); `start`/`stop` are not sent over it
 //!   yet (daemons start with the container).
@@ -40,6 +40,7 @@ mod container_client;
 mod container_status;
 mod deps;
 mod doc;
+mod download;
 mod error;
 mod install;
 mod notify;
@@ -53,6 +54,7 @@ mod unavailable;
 mod update;
 
 pub use container_client::ClientError;
+pub use download::{DEFAULT_DOWNLOAD_LIMIT, DownloadError};
 pub use error::{InstallError, PackageError, ReconcileError};
 pub use install::{Host, InstallOptions};
 pub use packages::Packages;

@@ -22,6 +22,7 @@ pub struct Packages {
     store: Store,
     data_dir: PathBuf,
     host: Host,
+    download_limit: u64,
 }
 
 impl Packages {
@@ -31,6 +32,7 @@ impl Packages {
             store,
             data_dir,
             host,
+            download_limit: crate::download::DEFAULT_DOWNLOAD_LIMIT,
         }
     }
 
@@ -74,6 +76,30 @@ impl Packages {
                 ..InstallOptions::default()
             },
         )
+    }
+
+    /// Downloads the package at `url` (`download.rs`: streamed to `packages/upload/`,
+    /// at most the download limit) and installs it like [`Self::install_with`]; the
+    /// downloaded file is deleted either way.
+    pub fn install_url(
+        &self,
+        url: &str,
+        opts: InstallOptions,
+    ) -> Result<(InstallResult, u64), InstallError> {
+        let path =
+            crate::download::download(&self.store, &self.data_dir, url, self.download_limit)?;
+        let result = self.install_with(&path, opts);
+        if let Err(error) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), %error, "cannot remove the downloaded package");
+        }
+        result
+    }
+
+    /// Sets the largest package `install_url` downloads (default
+    /// [`crate::DEFAULT_DOWNLOAD_LIMIT`]).
+    pub fn with_download_limit(mut self, bytes: u64) -> Packages {
+        self.download_limit = bytes;
+        self
     }
 
     /// [`Self::install`] with every option. A newer version of an installed package

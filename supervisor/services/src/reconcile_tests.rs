@@ -35,6 +35,7 @@ impl T {
                 state: InstallState::Installed,
                 phase: None,
                 keep_data: false,
+                progress: None,
                 update: None,
             },
             manifest: json!({"id": "hello", "version": "1.0.0:0"}),

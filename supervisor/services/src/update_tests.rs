@@ -121,6 +121,7 @@ impl T {
                 state: InstallState::Installed,
                 phase: None,
                 keep_data: false,
+                progress: None,
                 update: None,
             },
             manifest: json!({}),

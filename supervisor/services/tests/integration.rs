@@ -5,6 +5,7 @@
 
 mod integration {
     mod common;
+    mod download;
     mod install;
     mod lifecycle;
 }

@@ -15,7 +15,9 @@ use hearth_rpc::methods::{
     PackageUninstall,
 };
 use hearth_rpc::{ErrorCode, RpcError};
-use hearth_services::{InstallError, InstallOptions, PackageError, Packages, ServiceCallError};
+use hearth_services::{
+    DownloadError, InstallError, InstallOptions, PackageError, Packages, ServiceCallError,
+};
 
 use crate::dispatch::{Registry, Reply};
 use crate::error::blocking;
@@ -45,6 +47,16 @@ pub(crate) fn install_error(e: InstallError) -> RpcError {
         InstallError::AlreadyInstalled { .. } => refused("alreadyInstalled", message),
         InstallError::Downgrade { .. } => refused("downgrade", message),
         InstallError::Busy { .. } => refused("busy", message),
+        InstallError::Download(DownloadError::BadUrl { .. }) => {
+            RpcError::invalid_params("url", message)
+        }
+        InstallError::Download(DownloadError::TooLarge { limit, .. }) => {
+            refused("tooLarge", message).with("limit", limit)
+        }
+        InstallError::Download(DownloadError::Status { status, .. }) => {
+            refused("download", message).with("status", status)
+        }
+        InstallError::Download(_) => refused("download", message),
         ref e if crate::upload::is_no_space(e) => {
             tracing::error!(error = %message, "install: the data disk is full");
             crate::upload::no_space(message)
@@ -186,23 +198,37 @@ pub(crate) fn register(r: &mut Registry, packages: Packages) {
     r.register::<PackageInstall, _, _>(move |_, params| {
         let p = p.clone();
         async move {
-            if !Path::new(&params.path).is_absolute() {
-                return Err(RpcError::invalid_params(
-                    "path",
-                    "must be an absolute path on the server",
-                ));
-            }
-            let (result, rev) = blocking("install package", move || {
-                p.install_with(
-                    Path::new(&params.path),
-                    InstallOptions {
-                        allow_untrusted: params.allow_untrusted,
-                        allow_downgrade: params.allow_downgrade,
-                    },
-                )
-                .map_err(install_error)
-            })
-            .await?;
+            let opts = InstallOptions {
+                allow_untrusted: params.allow_untrusted,
+                allow_downgrade: params.allow_downgrade,
+            };
+            let (result, rev) = match (params.path, params.url) {
+                (Some(path), None) => {
+                    if !Path::new(&path).is_absolute() {
+                        return Err(RpcError::invalid_params(
+                            "path",
+                            "must be an absolute path on the server",
+                        ));
+                    }
+                    blocking("install package", move || {
+                        p.install_with(Path::new(&path), opts)
+                            .map_err(install_error)
+                    })
+                    .await?
+                }
+                (None, Some(url)) => {
+                    blocking("install package from a URL", move || {
+                        p.install_url(&url, opts).map_err(install_error)
+                    })
+                    .await?
+                }
+                _ => {
+                    return Err(RpcError::invalid_params(
+                        "path",
+                        "give exactly one of path and url",
+                    ));
+                }
+            };
             Ok(Reply::at(result, rev))
         }
     });

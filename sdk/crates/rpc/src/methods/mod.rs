@@ -306,11 +306,14 @@ declare_methods! {
         mutates: true,
         params: package::InstallParams,
         result: package::InstallResult,
-        description: "Install an .s9pk file that is on the server (`path`). The signature, \
+        description: "Install an .s9pk file that is on the server (`path`) or at an \
+            http(s) `url` (downloaded to the server first, size-limited; progress in \
+            `/packageDownloads/<n>/progress {phase, bytesDone, bytesTotal}`). The signature, \
             every hash, the signer (must be trusted unless `allowUntrusted`), the CPU \
             architecture, the OS version, required dependencies and the service spec are \
             checked before anything is copied. Progress shows in \
-            `/packageData/<id>/stateInfo`; the service ends up installed and stopped. A \
+            `/packageData/<id>/stateInfo` (`phase`, `progress {phase, bytesDone, \
+            bytesTotal}`); the service ends up installed and stopped. A \
             newer version of an installed package is an update: the call returns once it \
             is staged, then `stateInfo` (state `updating`, `update.phase`) shows the old \
             version stopped, its volumes snapshotted, the new one migrated, started and \

@@ -41,8 +41,12 @@ pub struct TrustRemoveParams {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InstallParams {
-    /// Absolute path of an `.s9pk` file on the server.
-    pub path: String,
+    /// Absolute path of an `.s9pk` file on the server (give `path` or `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `http://` or `https://` URL of an `.s9pk` to download (give `path` or `url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Install even if the signer is not a trusted key (its fingerprint is recorded).
     #[serde(default)]
     pub allow_untrusted: bool,

@@ -1,0 +1,183 @@
+//! `Packages::install_url` against a real HTTP server on 127.0.0.1 (a small
+//! std::net server in a thread): install, size limits, server errors, bad URLs.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use hearth_services::{DownloadError, InstallError, InstallOptions};
+
+use super::common::{Pkg, World, key, pem};
+
+/// How the server answers.
+#[derive(Clone)]
+enum Answer {
+    /// 200 with the file and its Content-Length.
+    File(PathBuf),
+    /// 200 with the file, no Content-Length (ends with the connection).
+    Unsized(PathBuf),
+    /// This status, empty body.
+    Status(u16),
+}
+
+/// Serves `answer` to every request; returns the base URL.
+fn serve(answer: Answer) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = match &answer {
+                Answer::File(p) => {
+                    let body = std::fs::read(p).unwrap();
+                    write!(
+                        conn,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .and_then(|()| conn.write_all(&body))
+                }
+                Answer::Unsized(p) => {
+                    let body = std::fs::read(p).unwrap();
+                    write!(conn, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+                        .and_then(|()| conn.write_all(&body))
+                }
+                Answer::Status(s) => write!(
+                    conn,
+                    "HTTP/1.1 {s} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            };
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn uploads_empty(w: &World) -> bool {
+    std::fs::read_dir(w.data().join("packages/upload"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+#[test]
+fn install_from_a_url_downloads_verifies_installs_and_cleans_up() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    let url = serve(Answer::File(path));
+    let (res, _) = w
+        .packages
+        .install_url(&format!("{url}/hello.s9pk"), InstallOptions::default())
+        .unwrap();
+    assert_eq!(res.id, "hello");
+    let e = w.entry("hello");
+    assert_eq!(e["stateInfo"]["state"], "installed");
+    assert!(
+        e["stateInfo"].get("progress").is_none(),
+        "progress cleared: {e}"
+    );
+    assert!(uploads_empty(&w), "downloaded file left behind");
+    assert_eq!(
+        w.store.get("/public/packageDownloads").unwrap(),
+        serde_json::json!({}),
+        "download record left behind"
+    );
+}
+
+#[test]
+fn unsized_body_is_accepted_and_an_untrusted_download_is_refused_and_removed() {
+    let w = World::new();
+    let dev = key("dev");
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    let url = serve(Answer::Unsized(path));
+    let err = w
+        .packages
+        .install_url(&format!("{url}/p.s9pk"), InstallOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, InstallError::UntrustedSigner { .. }), "{err}");
+    assert!(uploads_empty(&w));
+    let opts = InstallOptions {
+        allow_untrusted: true,
+        ..InstallOptions::default()
+    };
+    w.packages
+        .install_url(&format!("{url}/p.s9pk"), opts)
+        .unwrap();
+    assert_eq!(w.entry("hello")["signer"]["trusted"], false);
+}
+
+#[test]
+fn packages_over_the_limit_are_refused_declared_or_streamed() {
+    let dev = key("dev");
+    for unsized_body in [false, true] {
+        let w = World::new();
+        let path = Pkg::new("hello").write(&dev, w.dir.path());
+        let len = std::fs::metadata(&path).unwrap().len();
+        let url = serve(if unsized_body {
+            Answer::Unsized(path)
+        } else {
+            Answer::File(path)
+        });
+        let packages = w.packages.clone().with_download_limit(len - 1);
+        let err = packages
+            .install_url(&format!("{url}/p.s9pk"), InstallOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, InstallError::Download(DownloadError::TooLarge { .. })),
+            "{err}"
+        );
+        assert!(uploads_empty(&w), "partial download left behind");
+        assert!(w.entry("hello").is_null());
+    }
+}
+
+#[test]
+fn server_errors_and_bad_urls_are_clear_and_write_nothing() {
+    let w = World::new();
+    let url = serve(Answer::Status(404));
+    let err = w
+        .packages
+        .install_url(&format!("{url}/missing.s9pk"), InstallOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InstallError::Download(DownloadError::Status { status: 404, .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("404"), "{err}");
+    for bad in ["file:///etc/passwd", "ftp://x/p.s9pk", "/tmp/p.s9pk"] {
+        let err = w
+            .packages
+            .install_url(bad, InstallOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, InstallError::Download(DownloadError::BadUrl { .. })),
+            "{bad}: {err}"
+        );
+    }
+    // Nothing listens there (port of a closed listener).
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = w
+        .packages
+        .install_url(
+            &format!("http://{closed}/p.s9pk"),
+            InstallOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, InstallError::Download(DownloadError::Http { .. })),
+        "{err}"
+    );
+    assert!(uploads_empty(&w));
+    assert_eq!(w.package_files(), Vec::<String>::new());
+}
