@@ -174,6 +174,7 @@ mod tests {
                             kind: *kind,
                             optional: *optional,
                             health_checks: vec![],
+                            version_range: None,
                         },
                     )
                 })

@@ -12,7 +12,8 @@
 //!   archive:    "packages/archive/<id>/<version>.s9pk"   (relative to the data dir)
 //!   container:  { rootImage, volumes, index, memory?, pids?, cpuMillicores?,
 //!                 healthChecks? },
-//!   dependencies?: { <dep id>: { kind: running|exists, optional, healthChecks? } },
+//!   dependencies?: { <dep id>: { kind: running|exists, optional, healthChecks?,
+//!                                 versionRange? } },
 //!   statusInfo: { desired, state, lastError, restartCount, startedAt, attempts, retryAt,
 //!                 waitingFor? }
 //! }
@@ -134,6 +135,10 @@ pub(crate) struct DependencyInfo {
     /// Health checks of the dependency that must pass, beyond its own list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) health_checks: Vec<String>,
+    /// Acceptable versions (exver range; absent = any): an update of the dependency
+    /// out of this range is refused while this package is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) version_range: Option<String>,
 }
 
 /// `dependencies.<id>.kind`.

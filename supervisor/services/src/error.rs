@@ -104,6 +104,16 @@ pub enum InstallError {
         /// The version in the archive.
         offered: String,
     },
+    /// The new version is outside the range installed dependents need.
+    #[error("package {id} {version} would break: {}", dependents.join("; "))]
+    BreaksDependents {
+        /// Package id.
+        id: String,
+        /// The version in the archive.
+        version: String,
+        /// One line per dependent and the range it needs.
+        dependents: Vec<String>,
+    },
     /// The installed package is being installed, updated or removed.
     #[error("package {id} is {state}; try again when that is finished")]
     Busy {

@@ -198,6 +198,7 @@ fn update(
     let id = c.manifest.id.as_str();
     let from = current.version();
     check_version(id, &from, &c.manifest.version, opts.allow_downgrade)?;
+    check_dependents(store, id, &c.manifest.version)?;
     reserve_update(store, c, &from)?;
     let to = c.manifest.version.to_string();
     tracing::info!(package = %id, %from, %to, "updating");
@@ -208,6 +209,37 @@ fn update(
             cancel_update(store, data_dir, id);
             Err(e)
         }
+    }
+}
+
+/// Refuses an update that takes `id` out of the version range an installed dependent
+/// (required) asks for; lists every such dependent.
+fn check_dependents(
+    store: &Store,
+    id: &str,
+    offered: &ExtendedVersion,
+) -> Result<(), InstallError> {
+    let all = doc::all(store).map_err(|e| doc_err(id, e))?;
+    let broken: Vec<String> = all
+        .iter()
+        .filter(|(other, _)| other.as_str() != id)
+        .filter_map(|(other, e)| {
+            let info = e.dependencies.get(id).filter(|i| !i.optional)?;
+            let range = info.version_range.as_deref()?;
+            let ok = range
+                .parse::<VersionRange>()
+                .is_ok_and(|r| r.satisfies(offered));
+            (!ok).then(|| format!("{other} needs {id} {range}"))
+        })
+        .collect();
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        Err(InstallError::BreaksDependents {
+            id: id.to_owned(),
+            version: offered.to_string(),
+            dependents: broken,
+        })
     }
 }
 
@@ -499,6 +531,7 @@ fn dependency_infos(manifest: &Manifest, spec: &ServiceSpec) -> BTreeMap<String,
                     kind,
                     optional: info.optional,
                     health_checks,
+                    version_range: in_spec.map(|d| d.version_range.to_string()),
                 },
             )
         })

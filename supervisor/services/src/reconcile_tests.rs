@@ -318,6 +318,7 @@ fn with_db(t: &T) {
                 kind: crate::doc::DependencyKind::Running,
                 optional: false,
                 health_checks: vec![],
+                version_range: None,
             },
         );
         Ok(())

@@ -1,9 +1,10 @@
 //! Updates: `package.install` of another version of an installed package.
 //!
 //! # Order
-//! The call (`prepare`, blocking, from the RPC) checks the new archive exactly like an
-//! install (signature, hashes, signer, manifest, spec, arch, OS, dependencies), then
-//! refuses the same version, and an older one unless `allowDowngrade`. It records
+//! The call (`install::update`, blocking, from the RPC) checks the new archive exactly
+//! like an install (signature, hashes, signer, manifest, spec, arch, OS, dependencies),
+//! then refuses the same version, an older one unless `allowDowngrade`, and one outside
+//! the range an installed dependent needs. It records
 //! `stateInfo {state: updating, phase, update {from, to, phase, previous, next}}`
 //! (the id is reserved atomically; the old version keeps running), copies the archive
 //! to `packages/archive/<id>/<to>.s9pk` (phase `copying`) and stages the new root image
@@ -34,7 +35,8 @@
 //! are atomic; a snapshot exists only once complete).
 //!
 //! # Limitations
-//! * Dependents' version ranges on the updated package are not re-checked.
+//! * Dependents' version ranges are checked against the new version at the call
+//!   (`breaksDependents` refusal, listing them); a dependent is not restarted.
 //! * The snapshot is a full copy where reflinks are not available (ext4): an update
 //!   needs free space for the volumes once more. It is deleted once the update is
 //!   committed.

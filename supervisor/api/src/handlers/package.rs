@@ -47,6 +47,9 @@ pub(crate) fn install_error(e: InstallError) -> RpcError {
         InstallError::AlreadyInstalled { .. } => refused("alreadyInstalled", message),
         InstallError::Downgrade { .. } => refused("downgrade", message),
         InstallError::Busy { .. } => refused("busy", message),
+        InstallError::BreaksDependents { dependents, .. } => {
+            refused("dependents", message).with("dependents", dependents)
+        }
         InstallError::Download(DownloadError::BadUrl { .. }) => {
             RpcError::invalid_params("url", message)
         }

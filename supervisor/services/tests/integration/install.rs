@@ -334,3 +334,40 @@ fn invalid_service_spec_is_refused() {
     assert!(err.to_string().contains("nope"), "{err}");
     assert!(w.entry("hello").is_null());
 }
+
+#[test]
+fn update_out_of_a_dependents_range_is_refused_with_the_dependents() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    w.packages
+        .install(&Pkg::new("db").write(&dev, w.dir.path()), false)
+        .unwrap();
+    let mut app = Pkg::new("app");
+    app.deps = vec![("db".into(), ">=1.0.0:0 <2.0.0:0".into(), false)];
+    w.packages
+        .install(&app.write(&dev, w.dir.path()), false)
+        .unwrap();
+    let before = w.package_files();
+    let mut db2 = Pkg::new("db");
+    db2.version = "2.0.0:0".into();
+    let err = w
+        .packages
+        .install(&db2.write(&dev, w.dir.path()), false)
+        .unwrap_err();
+    match &err {
+        InstallError::BreaksDependents { dependents, .. } => {
+            assert_eq!(dependents.len(), 1);
+            assert!(dependents[0].starts_with("app needs db"), "{dependents:?}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(w.package_files(), before, "a refused update writes nothing");
+    assert_eq!(w.entry("db")["stateInfo"]["state"], "installed");
+    let mut db15 = Pkg::new("db");
+    db15.version = "1.5.0:0".into();
+    w.packages
+        .install(&db15.write(&dev, w.dir.path()), false)
+        .unwrap();
+    assert_eq!(w.entry("db")["stateInfo"]["state"], "updating");
+}
