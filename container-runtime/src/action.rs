@@ -2,9 +2,9 @@
 //!
 //! # Design
 //! The input is checked against the action's JSON Schema with
-//! [`hearth_s9pk::spec::check_action_input`], the same documented subset `hearthd`
-//! checks before it calls us (its docs list the keywords and what is not checked), so
-//! a caller that bypasses hearthd is checked the same way.
+//! [`hearth_s9pk::spec::check_action_input`] (the JSON Schema keywords forms use,
+//! references never fetched), the same check `hearthd` makes before it calls us, so a
+//! caller that bypasses hearthd is checked the same way.
 
 use hearth_rpc::{ErrorCode, RpcError};
 use hearth_s9pk::spec::{ActionResult, ActionSpec, check_action_input as check_input};
@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(err(json!("x")).1, "expected object");
         assert_eq!(err(json!({"name": ""})).0, "input.name");
         assert_eq!(err(json!({"name": "a", "count": 1.5})).0, "input.count");
-        assert_eq!(err(json!({"name": "a", "count": 11})).1, "out of range");
+        assert_eq!(
+            err(json!({"name": "a", "count": 11})).1,
+            "must be at most 10"
+        );
         assert_eq!(err(json!({"name": "a", "mode": "slow"})).0, "input.mode");
         assert_eq!(
             err(json!({"name": "a", "tags": ["x", 1]})).0,

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::manifest::{Manifest, VersionRange};
 
 pub use self::action_input::{
-    InputMismatch, MAX_DEPTH as MAX_INPUT_DEPTH, REGEX_SIZE_LIMIT, check_action_input,
-    check_action_schema,
+    InputMismatch, MAX_DEPTH as MAX_INPUT_DEPTH, MAX_EVAL_DEPTH, REGEX_SIZE_LIMIT,
+    check_action_input, check_action_schema,
 };
 pub use self::duration::{DurationParseError, DurationSpec};
 pub use self::validate::SpecError;

@@ -205,6 +205,26 @@ fn other_bad_values_are_named() {
     let mut spec = self::spec();
     spec.actions[0].input = Some(serde_json::json!({"type": "string"}));
     assert_invalid(&spec, "actions[0].input");
+    // Unusable schemas are refused at pack and install time, not when the action runs.
+    for (schema, why) in [
+        (
+            serde_json::json!({"type": "object", "properties": {"a": {"$ref": "https://example.com/s.json"}}}),
+            "never fetched",
+        ),
+        (
+            serde_json::json!({"type": "object", "properties": {"a": {"pattern": "[a-"}}}),
+            "not a usable JSON Schema",
+        ),
+        (
+            serde_json::json!({"type": "object", "properties": {"a": {"format": "colour"}}}),
+            "colour",
+        ),
+    ] {
+        let mut spec = self::spec();
+        spec.actions[0].input = Some(schema);
+        assert_invalid(&spec, "actions[0].input");
+        assert_invalid(&spec, why);
+    }
     let mut spec = self::spec();
     spec.dependencies[0].kind = DependencyKind::Exists;
     assert_invalid(&spec, "dependencies[0].healthChecks");

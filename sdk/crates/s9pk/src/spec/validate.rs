@@ -417,6 +417,12 @@ fn check_action(field: &str, action: &ActionSpec, manifest: &Manifest) -> Result
                 "must be a JSON Schema object with `\"type\": \"object\"`",
             ));
         }
+        super::action_input::check_action_schema(input).map_err(|why| {
+            invalid(
+                format!("{field}.input"),
+                format!("not a usable JSON Schema: {why}"),
+            )
+        })?;
     }
     check_duration(format!("{field}.timeout"), action.timeout, SECOND, DAY)
 }
