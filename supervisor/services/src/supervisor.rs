@@ -330,6 +330,20 @@ mod tests {
     }
 
     #[test]
+    fn waiting_packages_are_found_for_waking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("db"),
+            serde_json::json!({"public": {"packageData": {
+                "app": {"statusInfo": {"state": "waiting", "waitingFor": ["db"]}},
+                "db": {"statusInfo": {"state": "starting"}},
+            }}, "private": {}}),
+        )
+        .unwrap();
+        assert_eq!(waiting_ids(&store), BTreeSet::from(["app".to_owned()]));
+    }
+
+    #[test]
     fn patches_wake_only_the_packages_they_touch() {
         let one: BTreeSet<String> = ["a".to_owned()].into();
         assert_eq!(ids(&["/packageData/a/statusInfo/state"]), Some(one.clone()));
