@@ -4,10 +4,11 @@
 # Starts hearthd on a free loopback port with a temp data dir, then drives it only
 # through `hearth`: setup, login with --password-stdin, generated commands with human
 # and --json output, `hearth rpc`, wrong password, logout, a session killed on the
-# server, the local auth cookie, and an API token. Needs the binaries built by
-# `cargo build --workspace --bins` (make test does that first), python3 (to type at
-# the password prompts through a pseudo-terminal, and as a TLS-terminating proxy) and
-# openssl (to make a CA and a server certificate for the --ca-cert check).
+# server, the local auth cookie, an API token, and `hearth package install` (upload with
+# progress on a terminal, refusals, trusting the signer, --path, a URL). Needs the
+# binaries built by `cargo build --workspace --bins` (make test does that first),
+# python3 (to type at the password prompts through a pseudo-terminal, as a
+# TLS-terminating proxy, and as the file server for the URL install) and openssl (to make a CA and a server certificate for the --ca-cert check).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
@@ -23,7 +24,12 @@ done
 WORK="$(mktemp -d)"
 HEARTHD_PID=""
 PROXY_PID=""
+SRV_PID=""
 cleanup() {
+  if [ -n "$SRV_PID" ]; then
+    kill -TERM "$SRV_PID" 2>/dev/null || true
+    wait "$SRV_PID" 2>/dev/null || true
+  fi
   if [ -n "$PROXY_PID" ]; then
     kill -TERM "$PROXY_PID" 2>/dev/null || true
     wait "$PROXY_PID" 2>/dev/null || true
@@ -238,6 +244,94 @@ expect_ok --data-dir "$WORK/data" server info
 contains "clibox"
 HEARTH_DATA_DIR="$WORK/data" hearth server info --json
 [ "$RC" -eq 0 ] || fail "local cookie via HEARTH_DATA_DIR failed: $OUT"
+
+echo "== package install: upload, clear refusals, trust as the error says, --path, a URL"
+ARCH="$(uname -m)"
+PKG_DIR="$WORK/pkg"
+make_package() { # ID KEY OUT IMAGE_MIB
+  rm -rf "$PKG_DIR"
+  mkdir -p "$PKG_DIR/images/$ARCH"
+  cat >"$PKG_DIR/manifest.json" <<EOF_MANIFEST
+{"id": "$1", "title": "The $1", "version": "1.0.0:0", "license": "MIT",
+ "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
+ "description": {"short": "A test service", "long": "A test service for installs."},
+ "images": {"main": {"arch": ["$ARCH"]}}, "volumes": ["main"]}
+EOF_MANIFEST
+  echo '{"daemons": [{"id": "web", "image": "main", "command": ["httpd"]}]}' >"$PKG_DIR/hearth.json"
+  head -c "$(($4 * 1024 * 1024))" /dev/urandom >"$PKG_DIR/images/$ARCH/main.squashfs"
+  "$BIN/hearth" s9pk pack-dir "$PKG_DIR" --key "$2" -o "$3" >/dev/null \
+    || fail "could not pack $1"
+}
+"$BIN/hearth" key generate --out "$WORK/publisher.key" >/dev/null
+"$BIN/hearth" key generate --out "$WORK/stranger.key" >/dev/null
+make_package hello "$WORK/publisher.key" "$WORK/hello.s9pk" 24
+make_package other "$WORK/stranger.key" "$WORK/other.s9pk" 1
+make_package third "$WORK/stranger.key" "$WORK/third.s9pk" 1
+AS_ROOT=(--data-dir "$WORK/data")
+expect_err "${AS_ROOT[@]}" package install "$WORK/missing.s9pk"
+contains "missing.s9pk"
+contains "No such file"
+echo "not a package" >"$WORK/junk.s9pk"
+expect_err "${AS_ROOT[@]}" package install "$WORK/junk.s9pk"
+contains "junk.s9pk is not a valid .s9pk package"
+expect_err "${AS_ROOT[@]}" package install "$WORK/hello.s9pk"
+contains "does not trust"
+contains 'hearth package trust add --public-key="$(hearth s9pk inspect --signer '"$WORK/hello.s9pk"')"'
+contains "--allow-untrusted"
+FP="$(printf '%s\n' "$OUT" | sed -n 's/.*(fingerprint \([0-9a-f]\{64\}\)).*/\1/p')"
+[ -n "$FP" ] || fail "no fingerprint in: $OUT"
+expect_ok "${AS_ROOT[@]}" package list --json
+[ "$OUT" = "[]" ] || fail "a refused package was installed: $OUT"
+[ -z "$(ls -A "$WORK/data/packages/upload" 2>/dev/null)" ] || fail "refused upload left behind"
+# Do what the error says: trust the key taken from the package, install again.
+expect_ok "${AS_ROOT[@]}" package trust add --name publisher \
+  --public-key="$("$BIN/hearth" s9pk inspect --signer "$WORK/hello.s9pk")"
+expect_ok "${AS_ROOT[@]}" package trust list --json
+contains "\"fingerprint\": \"$FP\""
+expect_ok "${AS_ROOT[@]}" package install "$WORK/hello.s9pk"
+printf '%s\n' "$OUT" | grep -E '^id: +hello$' >/dev/null || fail "install printed no id line: $OUT"
+contains "$FP"
+case "$OUT" in *Uploading*) fail "progress line without a terminal: $OUT" ;; esac
+expect_err "${AS_ROOT[@]}" package install "$WORK/hello.s9pk"
+contains "already installed"
+# On a terminal, stderr shows the upload's progress.
+hearth_tty -- "${AS_ROOT[@]}" package install "$WORK/other.s9pk" --allow-untrusted
+[ "$RC" -eq 0 ] || fail "install on a terminal failed: $OUT"
+contains "Uploading other.s9pk:"
+contains "(100%)"
+contains "installing"
+expect_ok "${AS_ROOT[@]}" package install --path "$WORK/third.s9pk" --allow-untrusted --json
+contains '"id": "third"'
+contains '"signerTrusted": false'
+expect_ok "${AS_ROOT[@]}" package list --json
+# An http:// SOURCE is downloaded by hearthd (package.install {url}).
+mkdir -p "$WORK/srv"
+make_package fourth "$WORK/publisher.key" "$WORK/srv/fourth.s9pk" 1
+python3 - "$WORK/srv" >"$WORK/srv.out" 2>/dev/null <<'PY' &
+import functools, http.server, sys
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+print("http://127.0.0.1:%d" % server.server_address[1], flush=True)
+server.serve_forever()
+PY
+SRV_PID=$!
+SRV_URL=""
+for _ in $(seq 1 100); do
+  SRV_URL="$(head -n 1 "$WORK/srv.out")"
+  [ -n "$SRV_URL" ] && break
+  kill -0 "$SRV_PID" 2>/dev/null || fail "file server exited"
+  sleep 0.1
+done
+[ -n "$SRV_URL" ] || fail "file server did not start"
+expect_ok "${AS_ROOT[@]}" package install "$SRV_URL/fourth.s9pk" --json
+contains '"id": "fourth"'
+contains '"signerTrusted": true'
+kill -TERM "$SRV_PID"
+wait "$SRV_PID" 2>/dev/null || true
+SRV_PID=""
+expect_ok "${AS_ROOT[@]}" package list --json
+for id in hello other third fourth; do contains "\"id\": \"$id\""; done
+[ -z "$(ls -A "$WORK/data/packages/upload" 2>/dev/null)" ] || fail "upload files left behind"
 
 echo "== a session ended on the server is forgotten, the local cookie takes over"
 hearth auth login --password-stdin <<<"$PASSWORD"

@@ -7,7 +7,8 @@
 //! (`file`, `directory`, `missing`), `size` and `hash`. File hashes are
 //! lower-case hex BLAKE3 so they compare directly with `b3sum`; directory
 //! hashes are sighashes. Everything printed has been verified (signature,
-//! every TOC, and the files read).
+//! every TOC, and the files read). `inspect --signer` prints only the signer's
+//! PEM public key (for `hearth package trust add --public-key`).
 //!
 //! `verify` hashes every present file too and, with `--trust`, requires the
 //! signer to be one of the given keys. Failures are one line naming what
@@ -31,6 +32,10 @@ const MAX_JSON: u64 = 16 * 1024 * 1024;
 pub(crate) struct InspectArgs {
     /// The .s9pk file.
     file: PathBuf,
+    /// Print only the signer's public key (PEM), after checking the signature; what
+    /// `hearth package trust add --public-key` takes.
+    #[arg(long)]
+    signer: bool,
 }
 
 /// Arguments of `hearth s9pk verify`.
@@ -150,6 +155,11 @@ fn json_file(
 /// `hearth s9pk inspect`.
 pub(crate) fn inspect(args: InspectArgs) -> Result<(), S9pkCmdError> {
     let mut r = open(&args.file)?;
+    if args.signer {
+        let pem = key::verifying_key_to_pem(&r.signer()).map_err(S9pkCmdError::Signer)?;
+        print!("{pem}");
+        return Ok(());
+    }
     let read_err = |source: ReadError| S9pkCmdError::Read {
         path: args.file.clone(),
         source: Box::new(source),

@@ -7,6 +7,9 @@
 //! sentence is the one-line summary. Two methods are replaced by client-side commands
 //! because they manage the CLI's own state: `auth.login` (prompts for the password and
 //! saves the session) and `auth.logout` (also forgets the saved session).
+//! `package.install` is replaced by `hearth package install SOURCE` ([`super::install`]),
+//! which uploads a local file (something a params object cannot carry) or passes a
+//! server path or URL on to the method.
 //!
 //! The `rpc` noun (`rpc.discover`) is not generated: `hearth rpc METHOD` is the generic
 //! caller and `hearth rpc rpc.discover` reaches it.
@@ -35,6 +38,8 @@ const RESERVED_NOUNS: &[&str] = &["rpc", "help"];
 const LOGIN: &str = "auth.login";
 /// `auth.logout`, replaced by a client-side command.
 const LOGOUT: &str = "auth.logout";
+/// `package.install`, replaced by a command that can also upload a file.
+const INSTALL: &str = "package.install";
 
 /// One parsed generated command.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +60,34 @@ pub(crate) enum MethodCommand {
     },
     /// `hearth auth logout`.
     Logout,
+    /// `hearth package install`.
+    Install {
+        /// What to install.
+        source: InstallSource,
+        /// Install even if the signer is not trusted.
+        allow_untrusted: bool,
+    },
+}
+
+/// Where `hearth package install` takes the package from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InstallSource {
+    /// A file on this machine, uploaded to `hearthd`.
+    Upload(std::path::PathBuf),
+    /// A file on the server (`package.install {path}`).
+    ServerPath(String),
+    /// An `http(s)://` URL the server downloads (`package.install {url}`).
+    Url(String),
+}
+
+/// Whether the catalogue's `package.install` takes a `url` param (the server
+/// downloads the package).
+pub(crate) fn install_takes_url() -> bool {
+    methods()
+        .iter()
+        .find(|m| m.name == INSTALL)
+        .and_then(|m| m.params_schema.pointer("/properties/url"))
+        .is_some()
 }
 
 /// The catalogue, computed once (schema generation is not free).
@@ -109,6 +142,7 @@ fn build(path: &[&str]) -> Command {
     cmd = match method {
         Some(m) if m.name == LOGIN => login_command(),
         Some(m) if m.name == LOGOUT => cmd.about("Log out and forget the saved session"),
+        Some(m) if m.name == INSTALL => install_command(m),
         Some(m) => params::add_args(
             cmd.about(summary(m.description)).long_about(
                 m.description
@@ -156,6 +190,92 @@ fn login_command() -> Command {
         )
 }
 
+/// Arg ids of `hearth package install`.
+const SOURCE_ARG: &str = "source";
+const PATH_ARG: &str = "path";
+const ALLOW_UNTRUSTED_ARG: &str = "allow-untrusted";
+
+fn install_command(method: &MethodInfo) -> Command {
+    let url_help = if install_takes_url() {
+        " or an http(s):// URL that hearthd downloads"
+    } else {
+        ""
+    };
+    Command::new("install")
+        .about("Install a package: upload a .s9pk file, or name one on the server")
+        .long_about(format!(
+            "Install a package. SOURCE is a .s9pk file on this machine, streamed to \
+             hearthd{url_help}; --path names a file already on the server. The \
+             signature and every hash are checked before anything is unpacked, and the \
+             signer must be trusted (`hearth package trust add`) unless \
+             --allow-untrusted is given. (Method: {}.) {}",
+            method.name,
+            method
+                .description
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))
+        .arg(
+            Arg::new(SOURCE_ARG)
+                .value_name("SOURCE")
+                .help(format!("A .s9pk file to upload{url_help}")),
+        )
+        .arg(
+            Arg::new(PATH_ARG)
+                .long("path")
+                .value_name("SERVER_PATH")
+                .help("Absolute path of a .s9pk file on the server instead of SOURCE"),
+        )
+        .arg(
+            Arg::new(ALLOW_UNTRUSTED_ARG)
+                .long("allow-untrusted")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Install even if the signer is not a trusted key (its fingerprint is \
+                     recorded)",
+                ),
+        )
+        .group(
+            clap::ArgGroup::new("install-source")
+                .args([SOURCE_ARG, PATH_ARG])
+                .required(true),
+        )
+}
+
+fn install_from_matches(m: &ArgMatches) -> Result<MethodCommand, clap::Error> {
+    let allow_untrusted = m.get_flag(ALLOW_UNTRUSTED_ARG);
+    let source = if let Some(path) = m.get_one::<String>(PATH_ARG) {
+        InstallSource::ServerPath(path.clone())
+    } else {
+        let Some(text) = m.get_one::<String>(SOURCE_ARG) else {
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "give a .s9pk file or --path\n",
+            ));
+        };
+        let lower = text.to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            if !install_takes_url() {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!(
+                        "{text}: this hearth cannot install from a URL yet; download the \
+                         file and install it (a local file named like a URL: ./{text})\n"
+                    ),
+                ));
+            }
+            InstallSource::Url(text.clone())
+        } else {
+            InstallSource::Upload(text.into())
+        }
+    };
+    Ok(MethodCommand::Install {
+        source,
+        allow_untrusted,
+    })
+}
+
 /// The top-level nouns, in catalogue order.
 fn nouns() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
@@ -188,6 +308,7 @@ impl FromArgMatches for MethodCommand {
                 password_stdin: current.get_flag("password-stdin"),
             }),
             LOGOUT => Ok(MethodCommand::Logout),
+            INSTALL => install_from_matches(current),
             _ => {
                 let specs: Vec<ParamSpec> = params::param_specs(&method.params_schema);
                 let params = params::collect(current, &specs).map_err(|e| {
@@ -322,15 +443,59 @@ mod tests {
             let specs = params::param_specs(&m.params_schema);
             let mut full: Vec<&str> = args.clone();
             // Satisfy required params through the JSON argument.
-            if specs.iter().any(|s| s.required) && m.name != LOGIN {
+            if m.name == INSTALL {
+                full.push("x.s9pk");
+            } else if specs.iter().any(|s| s.required) && m.name != LOGIN {
                 full.push("{}");
             }
             match parse(&full) {
                 Ok(MethodCommand::Call { method, .. }) => assert_eq!(method, m.name),
                 Ok(MethodCommand::Login { .. }) => assert_eq!(m.name, LOGIN),
                 Ok(MethodCommand::Logout) => assert_eq!(m.name, LOGOUT),
+                Ok(MethodCommand::Install { .. }) => assert_eq!(m.name, INSTALL),
                 Err(e) => panic!("{}: {e}", m.name),
             }
+        }
+    }
+
+    #[test]
+    fn package_install_uploads_a_file_or_names_a_server_path() {
+        assert_eq!(
+            parse(&["package", "install", "hello.s9pk"]).unwrap(),
+            MethodCommand::Install {
+                source: InstallSource::Upload("hello.s9pk".into()),
+                allow_untrusted: false,
+            }
+        );
+        assert_eq!(
+            parse(&[
+                "package",
+                "install",
+                "--path",
+                "/srv/hello.s9pk",
+                "--allow-untrusted"
+            ])
+            .unwrap(),
+            MethodCommand::Install {
+                source: InstallSource::ServerPath("/srv/hello.s9pk".into()),
+                allow_untrusted: true,
+            }
+        );
+        // One source, not none and not two.
+        assert!(parse(&["package", "install"]).is_err());
+        assert!(parse(&["package", "install", "a.s9pk", "--path", "/b.s9pk"]).is_err());
+        let url = parse(&["package", "install", "https://example.com/hello.s9pk"]);
+        if install_takes_url() {
+            assert_eq!(
+                url.unwrap(),
+                MethodCommand::Install {
+                    source: InstallSource::Url("https://example.com/hello.s9pk".into()),
+                    allow_untrusted: false,
+                }
+            );
+        } else {
+            let e = url.unwrap_err();
+            assert!(e.contains("cannot install from a URL"), "{e}");
         }
     }
 

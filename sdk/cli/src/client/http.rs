@@ -1,4 +1,5 @@
-//! Synchronous JSON-RPC 2.0 over HTTP: one `POST {url}/rpc/v1` per call.
+//! Synchronous JSON-RPC 2.0 over HTTP: one `POST {url}/rpc/v1` per call, and package
+//! uploads streamed to `POST {url}/rest/package/upload` (answered like a call).
 //!
 //! # Design
 //! * `ureq` (blocking, rustls): the CLI makes one call per invocation, so an async
@@ -18,6 +19,7 @@
 //! * ureq's cookie jar: the CLI needs one cookie, read from `Set-Cookie` once at login;
 //!   a jar would add a `cookie_store` and `url` dependency for that.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,6 +32,10 @@ const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 /// Time limit for establishing the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a package upload may make no progress writing.
+const UPLOAD_STALL: Duration = Duration::from_secs(60);
+/// Longest the server may take to verify and install an uploaded package.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Errors of one RPC call.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +149,10 @@ pub(crate) struct Reply {
 /// A client for one server URL.
 pub(crate) struct RpcClient {
     agent: ureq::Agent,
+    /// For package uploads: no overall deadline (see [`RpcClient::upload_package`]).
+    upload_agent: ureq::Agent,
+    /// The normalized base URL.
+    base: String,
     endpoint: String,
     next_id: u64,
 }
@@ -153,26 +163,38 @@ impl RpcClient {
     /// certificates in that PEM file.
     pub(crate) fn new(base_url: &str, ca_cert: Option<&Path>) -> Result<RpcClient, CallError> {
         let base = normalize_url(base_url)?;
-        let mut config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(CALL_TIMEOUT))
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .user_agent(format!("hearth-cli/{}", env!("CARGO_PKG_VERSION")));
-        if is_loopback_url(&base) {
-            config = config.proxy(None);
-        }
-        if let Some(path) = ca_cert {
-            let roots = read_ca_certs(path)?;
-            config = config.tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-                    .build(),
-            );
-        }
+        let roots = ca_cert.map(read_ca_certs).transpose()?;
+        let agent = |upload: bool| {
+            let mut config = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .user_agent(format!("hearth-cli/{}", env!("CARGO_PKG_VERSION")));
+            config = if upload {
+                config
+                    .timeout_per_write(Some(UPLOAD_STALL))
+                    .timeout_recv_response(Some(INSTALL_TIMEOUT))
+                    .timeout_recv_body(Some(CALL_TIMEOUT))
+            } else {
+                config.timeout_global(Some(CALL_TIMEOUT))
+            };
+            if is_loopback_url(&base) {
+                config = config.proxy(None);
+            }
+            if let Some(roots) = &roots {
+                config = config.tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::new_with_certs(roots))
+                        .build(),
+                );
+            }
+            ureq::Agent::from(config.build())
+        };
         Ok(RpcClient {
-            agent: config.build().into(),
+            agent: agent(false),
+            upload_agent: agent(true),
             endpoint: format!("{base}{}", hearth_layout::RPC_PATH),
+            base,
             next_id: 1,
         })
     }
@@ -192,73 +214,131 @@ impl RpcClient {
             "method": method,
             "params": params,
         });
-        let transport = |source: ureq::Error| CallError::Transport {
-            method: method.to_owned(),
-            endpoint: self.endpoint.clone(),
-            source: Box::new(source),
-        };
-        let mut request = self
+        let request = self
             .agent
             .post(&self.endpoint)
             .header("content-type", "application/json")
             .header("accept", "application/json");
-        request = match credential {
-            Credential::None => request,
-            Credential::Session(token) => request.header(
-                "cookie",
-                format!("{}={token}", hearth_layout::SESSION_COOKIE),
-            ),
-            Credential::Local(secret) => {
-                request.header(hearth_layout::LOCAL_AUTH_HEADER, secret.as_str())
-            }
-            Credential::Token(token) => request.header("authorization", format!("Bearer {token}")),
-        };
-        let mut response = request.send(body.to_string()).map_err(transport)?;
-        let status = response.status().as_u16();
-        let session_cookie = response
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(session_from_set_cookie);
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(transport)?;
-        let not_json_rpc = |detail: String| CallError::NotJsonRpc {
-            method: method.to_owned(),
-            endpoint: self.endpoint.clone(),
-            status,
-            detail,
-        };
-        let parsed: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(_) => {
-                let detail = match location {
-                    Some(to) => format!(": redirected to {to}; use that as --url"),
-                    None => body_snippet(&bytes),
-                };
-                return Err(not_json_rpc(detail));
-            }
-        };
-        match decode_response(parsed) {
-            Some(Ok(result)) => Ok(Reply {
-                result,
-                session_cookie,
-            }),
-            Some(Err(error)) => Err(CallError::Rpc {
+        let response = with_credential(request, credential)
+            .send(body.to_string())
+            .map_err(|source| CallError::Transport {
                 method: method.to_owned(),
-                error,
-            }),
-            None => Err(not_json_rpc(body_snippet(&bytes))),
+                endpoint: self.endpoint.clone(),
+                source: Box::new(source),
+            })?;
+        decode_reply(method, &self.endpoint, response)
+    }
+
+    /// Streams `body` (`len` bytes) to `POST {url}/rest/package/upload`, which installs
+    /// it like `package.install`; the reply is read as that method's.
+    ///
+    /// Uses its own agent: no overall time limit (a big package on a slow link takes
+    /// as long as it takes), but each write must progress within [`UPLOAD_STALL`] and
+    /// the answer (verification and unpacking on the server) come within
+    /// [`INSTALL_TIMEOUT`].
+    pub(crate) fn upload_package(
+        &self,
+        body: &mut dyn Read,
+        len: u64,
+        allow_untrusted: bool,
+        credential: &Credential,
+    ) -> Result<Reply, CallError> {
+        let mut endpoint = format!("{}{}", self.base, hearth_layout::PACKAGE_UPLOAD_PATH);
+        if allow_untrusted {
+            endpoint.push_str("?allowUntrusted=true");
         }
+        let request = self
+            .upload_agent
+            .post(&endpoint)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len.to_string())
+            .header("accept", "application/json");
+        let response = with_credential(request, credential)
+            .send(ureq::SendBody::from_reader(body))
+            .map_err(|source| CallError::Transport {
+                method: UPLOAD_METHOD.to_owned(),
+                endpoint: endpoint.clone(),
+                source: Box::new(source),
+            })?;
+        decode_reply(UPLOAD_METHOD, &endpoint, response)
+    }
+}
+
+/// The method an upload performs (what errors name).
+const UPLOAD_METHOD: &str = "package.install";
+
+/// Adds `credential`'s header to `request`.
+fn with_credential(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+    credential: &Credential,
+) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+    match credential {
+        Credential::None => request,
+        Credential::Session(token) => request.header(
+            "cookie",
+            format!("{}={token}", hearth_layout::SESSION_COOKIE),
+        ),
+        Credential::Local(secret) => {
+            request.header(hearth_layout::LOCAL_AUTH_HEADER, secret.as_str())
+        }
+        Credential::Token(token) => request.header("authorization", format!("Bearer {token}")),
+    }
+}
+
+/// Reads a JSON-RPC response whatever the HTTP status (see the module docs).
+fn decode_reply(
+    method: &str,
+    endpoint: &str,
+    mut response: ureq::http::Response<ureq::Body>,
+) -> Result<Reply, CallError> {
+    let status = response.status().as_u16();
+    let session_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session_from_set_cookie);
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY_BYTES)
+        .read_to_vec()
+        .map_err(|source| CallError::Transport {
+            method: method.to_owned(),
+            endpoint: endpoint.to_owned(),
+            source: Box::new(source),
+        })?;
+    let not_json_rpc = |detail: String| CallError::NotJsonRpc {
+        method: method.to_owned(),
+        endpoint: endpoint.to_owned(),
+        status,
+        detail,
+    };
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => {
+            let detail = match location {
+                Some(to) => format!(": redirected to {to}; use that as --url"),
+                None => body_snippet(&bytes),
+            };
+            return Err(not_json_rpc(detail));
+        }
+    };
+    match decode_response(parsed) {
+        Some(Ok(result)) => Ok(Reply {
+            result,
+            session_cookie,
+        }),
+        Some(Err(error)) => Err(CallError::Rpc {
+            method: method.to_owned(),
+            error,
+        }),
+        None => Err(not_json_rpc(body_snippet(&bytes))),
     }
 }
 

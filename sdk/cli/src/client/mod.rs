@@ -4,6 +4,7 @@
 //! * `hearth rpc METHOD [JSON]` calls any method and prints the result as JSON.
 //! * `hearth NOUN VERB [--flags] [JSON]` is generated from `hearth_rpc`'s catalogue
 //!   ([`commands`]), with human output ([`format`]) unless `--json` is given.
+//! * `hearth package install FILE` streams a package to `hearthd` ([`install`]).
 //! * `hearth auth login` / `logout` keep a session per server URL ([`session_store`]);
 //!   a new login ends the session it replaces.
 //! * Passwords are never required as flags: `auth login` prompts (or reads
@@ -37,6 +38,7 @@
 mod commands;
 mod format;
 mod http;
+mod install;
 mod params;
 mod session_store;
 
@@ -166,6 +168,9 @@ pub(crate) enum ClientError {
         /// The server.
         url: String,
     },
+    /// `hearth package install` failed before or after its call.
+    #[error(transparent)]
+    Install(#[from] install::InstallError),
     /// Printing the result failed.
     #[error("writing to stdout: {0}")]
     Stdout(#[source] io::Error),
@@ -208,6 +213,10 @@ pub(crate) fn run_method(opts: &ClientOptions, command: MethodCommand) -> Result
         }
         MethodCommand::Login { password_stdin } => login(&mut conn, password_stdin, opts.json),
         MethodCommand::Logout => logout(&mut conn),
+        MethodCommand::Install {
+            source,
+            allow_untrusted,
+        } => install::run(&mut conn, source, allow_untrusted, opts.json),
     }
 }
 
@@ -268,14 +277,32 @@ impl Connection {
 
     /// Calls `method`, trying credentials in order while a saved session is refused.
     fn call(&mut self, method: &str, params: Value, auth: Auth) -> Result<Value, ClientError> {
+        self.call_with_credential(method, params, auth)
+            .map(|(result, _)| result)
+    }
+
+    /// The credential the server accepts, found by calling `probe` (an authenticated
+    /// method without params or effects) as [`Connection::call`] does.
+    fn working_credential(&mut self, probe: &str) -> Result<Credential, ClientError> {
+        self.call_with_credential(probe, Value::Object(Map::new()), Auth::Authenticated)
+            .map(|(_, credential)| credential)
+    }
+
+    /// [`Connection::call`], also returning the credential that worked.
+    fn call_with_credential(
+        &mut self,
+        method: &str,
+        params: Value,
+        auth: Auth,
+    ) -> Result<(Value, Credential), ClientError> {
         let credentials = match auth {
             Auth::Public => Vec::new(),
             Auth::Authenticated => self.credentials()?,
         };
         let mut forgot_session = false;
-        for credential in &credentials {
-            match self.client.call(method, &params, credential) {
-                Ok(reply) => return Ok(reply.result),
+        for credential in credentials {
+            match self.client.call(method, &params, &credential) {
+                Ok(reply) => return Ok((reply.result, credential)),
                 Err(e) if matches!(credential, Credential::Session(_)) && stale_session(&e) => {
                     if let Some(store) = &self.sessions {
                         store.remove(&self.url)?;
@@ -288,7 +315,7 @@ impl Connection {
         // No credential, or only a refused session: public methods still work.
         self.client
             .call(method, &params, &Credential::None)
-            .map(|reply| reply.result)
+            .map(|reply| (reply.result, Credential::None))
             .map_err(|e| self.explain(e, forgot_session))
     }
 
