@@ -8,7 +8,8 @@
 # loop), a package packed for another architecture, two packages with a malformed
 # hearth.json (signed with the archive writer by `cargo test -p hearth-services --test
 # faults -- --ignored write_fault_packages`; `hearth s9pk pack` refuses to make them),
-# a package bigger than the free space (the upload fails: 507 noSpace naming the file)
+# a package bigger than the free space (507 noSpace: refused before writing when its
+# length is declared, the write that fills the disk when sent chunked; the file named)
 # and one that fits once but not twice (the install's copy fails: noSpace naming the
 # archive), and a package uninstalled while its container starts. After each: a clear
 # error, nothing of the faulty package left (entry, files, mounts, container), `keep`
@@ -151,10 +152,11 @@ wait_status() { # ID FIELD VALUE [SECONDS]
   done
   fail "$1: statusInfo.$2 never became $3 (now $(status "$1" "$2"); lastError: $(status "$1" lastError))"
 }
-upload() { # FILE [QUERY] -> "HTTP-STATUS JSON" (streamed with -T)
+upload() { # FILE [QUERY] [CURL-ARGS...] -> HTTP status; the body in $WORK/upload.json (streamed with -T)
+  local file="$1" query="${2:-}"; shift; shift || true
   curl -sS -o "$WORK/upload.json" -w '%{http_code}' -H "x-hearth-local-auth: $(cookie)" \
-    -H 'content-type: application/octet-stream' -H 'expect:' -X POST -T "$1" \
-    "$URL/rest/package/upload${2:-}" || true
+    -H 'content-type: application/octet-stream' -H 'expect:' -X POST -T "$file" "$@" \
+    "$URL/rest/package/upload$query" || true
 }
 installed() { rpc package.list '{}' | python3 -c 'import json,sys; print(" ".join(sorted(p["id"] for p in json.load(sys.stdin)["result"])))'; }
 leftovers() { # ID: files, mounts or container of a package that should be gone
@@ -180,8 +182,8 @@ keep_intact() { # WHAT
   [ "$(rpc server.echo '{"message":"still here"}' | field /result)" = "still here" ] \
     || fail "after $1: hearthd does not answer"
 }
-refused() { # FILE REASON NEEDLE WHAT: upload refused with data.reason and a message naming NEEDLE
-  local code; code="$(upload "$1" '?allowUntrusted=true')"
+refused() { # FILE REASON NEEDLE WHAT [CURL-ARGS...]: upload refused with data.reason and a message naming NEEDLE
+  local code; code="$(upload "$1" '?allowUntrusted=true' "${@:5}")"
   [ "$(field /error/data/reason <"$WORK/upload.json")" = "$2" ] || fail "$4: not refused as $2 (HTTP $code): $(cat "$WORK/upload.json")"
   field /error/message <"$WORK/upload.json" | grep -F "$3" >/dev/null \
     || fail "$4: message does not name $3: $(cat "$WORK/upload.json")"
@@ -341,7 +343,14 @@ echo "-- a full data disk"
 FREE_MIB=$(( $(df -B1 --output=avail "$DATA" | tail -n 1) / 1048576 ))
 echo "   free: $FREE_MIB MiB"
 mkpkg toobig "$WORK/toobig.s9pk" blob=$((FREE_MIB + 8))
-refused "$WORK/toobig.s9pk" noSpace packages/upload "bigger than the free space"
+# Its declared length is refused before anything is written; sent chunked (no length),
+# the write that fills the disk fails and the partial file is removed.
+refused "$WORK/toobig.s9pk" noSpace "packages/upload: only" "bigger than the free space, declared"
+refused "$WORK/toobig.s9pk" noSpace packages/upload/ "bigger than the free space, chunked" \
+  -H 'transfer-encoding: chunked'
+field /error/message <"$WORK/upload.json" | grep -F "No space left" >/dev/null \
+  || fail "the chunked upload did not fill the disk: $(cat "$WORK/upload.json")"
+keep_intact "an upload that filled the disk"
 mkpkg twice "$WORK/twice.s9pk" blob=$((FREE_MIB * 6 / 10))
 refused "$WORK/twice.s9pk" noSpace packages/ "fits once, not twice"
 field /error/message <"$WORK/upload.json" | grep -E "packages/(archive|images)/twice" >/dev/null \

@@ -4,7 +4,10 @@
 //! held in memory), refused with 413 past [`crate::ApiConfig::upload_limit`] (declared
 //! `Content-Length` first, then the bytes actually received), with an idle deadline per
 //! chunk (`body_timeout`), then installed exactly like `package.install` (verification
-//! first) and deleted. The answer is a JSON-RPC response object: `result` is the
+//! first) and deleted. A full data disk is 507 with `data.reason = "noSpace"`: before
+//! anything is written when the declared length exceeds the free space (so an upload
+//! does not fill the disk under the running services), else when a write fails (the
+//! partial file is removed). The answer is a JSON-RPC response object: `result` is the
 //! `package.install` result, or `error` with the same codes and `data.reason`.
 //!
 //! Rejected: multipart forms (a parser for one file) and a two-step sideload with
@@ -63,6 +66,18 @@ pub(crate) fn no_space(message: String) -> RpcError {
     .with("reason", "noSpace")
 }
 
+/// Bytes available to hearthd on the filesystem of `dir` (`None` if it cannot be asked;
+/// the write then tells).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) => Some(st.f_bavail.saturating_mul(st.f_frsize)),
+        Err(error) => {
+            tracing::debug!(path = %dir.display(), %error, "statvfs failed");
+            None
+        }
+    }
+}
+
 /// Whether `e` or one of its causes is "no space left on device".
 pub(crate) fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur = Some(e);
@@ -106,6 +121,18 @@ pub(crate) async fn upload(
     let dir = shared.config.data_dir.join(PACKAGE_UPLOAD_DIR);
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         return failed("create directory", &dir, &e);
+    }
+    if let Some(n) = declared
+        && let Some(free) = free_bytes(&dir)
+        && n > free
+    {
+        let message = format!(
+            "upload of {n} bytes to {}: only {free} bytes free",
+            dir.display()
+        );
+        tracing::warn!(peer = %ctx.peer, bytes = n, free, "package upload refused: no space");
+        let e = no_space(message).with("needed", n).with("free", free);
+        return rpc_error(StatusCode::INSUFFICIENT_STORAGE, e);
     }
     let name = match crate::auth::secret::random_id() {
         Ok(id) => format!("{id}.s9pk"),
