@@ -91,7 +91,7 @@ timeout 1800 mmdebstrap --variant=minbase --mode=root --format=directory \
   { tail -40 "$work/ref.log" >&2; exit 1; }
 ref_root_bytes=$(du -sb "$ref" | cut -f1)
 ref_mib=$(( ref_root_bytes / 1048576 * 3 / 2 + 64 ))
-mkfs.ext4 -q -F -L root -d "$ref" "$work/ref.img" "${ref_mib}M"
+mkfs.ext4 -q -F -L root -d "$ref" "$work/ref.img" "${ref_mib}M" >/dev/null
 ref_build_s=$(since "$t0")
 # Not part of the build time: the reference root compressed like Hearth's (same content
 # measure as the squashfs figure).
