@@ -71,6 +71,10 @@ struct Args {
         default_value = "/usr/lib/hearth/hearth-container"
     )]
     container_init: PathBuf,
+    /// Largest size of one service daemon's log file on the data dir before it is
+    /// rotated (each daemon keeps two); default: hearth-container's, 1 MiB.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(4096..))]
+    service_log_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +181,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             &data_dir,
             services_store,
             args.container_init.clone(),
+            args.service_log_max_bytes,
             cancel.child_token(),
         );
         announce(addr, setup_done, &data_dir);

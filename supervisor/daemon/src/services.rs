@@ -72,6 +72,7 @@ pub(crate) fn spawn(
     data_dir: &Path,
     store: Store,
     init_binary: PathBuf,
+    log_max_bytes: Option<u64>,
     cancel: CancellationToken,
 ) -> Supervisor {
     let plan = ContainerPlan {
@@ -81,6 +82,7 @@ pub(crate) fn spawn(
         gateway: std::net::Ipv4Addr::new(10, 88, 0, 1),
         prefix_len: 24,
         stop_timeout: Duration::from_secs(30),
+        log_max_bytes,
     };
     Supervisor::spawn(store, runtime(data_dir), plan, TICK, cancel)
 }

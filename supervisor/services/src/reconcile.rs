@@ -38,6 +38,10 @@ pub struct ContainerPlan {
     pub prefix_len: u8,
     /// How long a stop waits before killing.
     pub stop_timeout: Duration,
+    /// Largest size of one daemon log file in a container before it is rotated
+    /// (`hearth-container --log-max-bytes`; a daemon keeps at most two files); `None`
+    /// keeps hearth-container's default (1 MiB).
+    pub log_max_bytes: Option<u64>,
 }
 
 /// What the caller should do after a step.
@@ -112,11 +116,17 @@ impl ContainerPlan {
                 binary: self.init_binary.clone(),
                 // Daemons start with the container until hearthd drives `start`/`stop`
                 // over `service.sock`.
-                args: vec![
-                    "--spec".into(),
-                    format!("{CONTAINER_RPC_DIR}/{SPEC_FILE}"),
-                    "--autostart".into(),
-                ],
+                args: {
+                    let mut args = vec![
+                        "--spec".into(),
+                        format!("{CONTAINER_RPC_DIR}/{SPEC_FILE}"),
+                        "--autostart".into(),
+                    ];
+                    if let Some(n) = self.log_max_bytes {
+                        args.extend(["--log-max-bytes".into(), n.to_string()]);
+                    }
+                    args
+                },
             },
             network: NetworkSpec {
                 bridge: self.bridge.clone(),

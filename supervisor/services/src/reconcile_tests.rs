@@ -82,6 +82,7 @@ impl T {
             gateway: "10.88.0.1".parse().unwrap(),
             prefix_len: 24,
             stop_timeout: Duration::from_secs(5),
+            log_max_bytes: None,
         };
         T {
             dir,

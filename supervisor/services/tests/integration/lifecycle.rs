@@ -20,6 +20,7 @@ fn plan(w: &World) -> ContainerPlan {
         gateway: "10.88.0.1".parse().unwrap(),
         prefix_len: 24,
         stop_timeout: Duration::from_secs(1),
+        log_max_bytes: None,
     }
 }
 
