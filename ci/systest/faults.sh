@@ -16,7 +16,8 @@
 # still serving with its guest book unchanged, and hearthd answering (a package that
 # fits installs after the disk was full). Also checks the log stream
 # (GET /ws/logs/<id>, a stdlib WebSocket client) and the per-daemon log files on the
-# data disk (rotated at 1 MiB: <daemon>.log + .log.1, newest lines kept).
+# data disk (rotated at the cap hearthd is given, 256 KiB: <daemon>.log + .log.1, newest
+# lines kept).
 # Needs what services.sh needs plus mkfs.ext4 (e2fsprogs). Uses the bridge hearth0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,7 +35,7 @@ MUSL="$(uname -m)-unknown-linux-musl"
 rustup target list --installed | grep -x "$MUSL" >/dev/null || rustup target add "$MUSL"
 cargo build -q -p hearth-container --target "$MUSL"
 INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
-LOG_CAP=$((1024 * 1024)) # hearth-container's default --log-max-bytes
+LOG_CAP=$((256 * 1024)) # hearthd --service-log-max-bytes (hearth-container default: 1 MiB)
 
 WORK="$(mktemp -d)"
 chmod 711 "$WORK"
@@ -121,6 +122,7 @@ PY
 start_hearthd() {
   : >"$WORK/hearthd.out"
   "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
+    --service-log-max-bytes "$LOG_CAP" \
     >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
   HEARTHD_PID=$!
   URL=""
