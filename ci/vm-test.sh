@@ -1,55 +1,98 @@
 #!/usr/bin/env bash
-# Boot test of the x86_64 image: builds hearth-init (static, musl), hearthd and
-# hearth-imager, builds the image from imager/recipes/x86_64-uefi.toml (unless IMG=path is
-# given), boots it under qemu TCG with OVMF, and waits until hearthd answers
-# `server.echo` on a forwarded port (prints the power-on-to-answer time); completes setup,
-# presses Ctrl-Alt-Del (hearth-init: stop hearthd, sync, unmount, reboot), waits for the
-# second boot and checks that setup persisted on the data partition, which was created on
-# the first boot only; then wipes the data partition's superblock and checks that the next
-# boot reports it, runs on volatile state and does not format it. Then kills qemu. Needs root only for mmdebstrap.
-# KVM does not work on the CI machines: always TCG, always under `timeout`.
+# Boot tests of the x86_64 image under qemu TCG + OVMF (KVM does not work on the CI
+# machines: always TCG, always under `timeout`). Builds hearth-init (static, musl), hearthd
+# and hearth-imager, builds the image from imager/recipes/x86_64-uefi.toml once (unless
+# IMG=path is given) and boots copies of it:
+#
+# 1. Normal boots (DHCP, slot marking, reboot, power off):
+#    - first boot: the address comes from DHCP (dhcpcd; qemu's user network hands out
+#      10.0.2.15, the address the port forward reaches) and hearthd answers `server.echo`
+#      on a forwarded port (prints the power-on-to-answer time);
+#    - setup, login, `server.info` reports slot `a` marked `good` (hearth-init renamed
+#      `hearth-a+3.conf`'s successor to `hearth-a.conf` after hearthd's READY=1);
+#    - Ctrl-Alt-Del (hearth-init: stop hearthd, sync, unmount, reboot); the second boot
+#      has the setup (data partition created on the first boot only);
+#    - `server.shutdown` powers the machine off (qemu exits by itself); the ESP then holds
+#      `hearth-a.conf` (good, no counter) and `hearth-b+3.conf` (untouched).
+# 2. Corrupted data partition: its superblock wiped, the next boot reports it, runs on
+#    volatile state, hearthd answers, and the partition's content is unchanged (no mkfs).
+# 3. Fallback: a fresh copy whose slot A entry gets the test-only `hearth.test.hearthd=
+#    /bin/false` (hearthd never becomes ready): hearth-init reboots after 3 deaths, A uses
+#    its 3 tries, systemd-boot then boots slot B, which answers and is marked good; the
+#    ESP holds `hearth-a+0-3.conf` and `hearth-b.conf`.
+#
+# Environment: IMG (an image to use instead of building one), HEARTHD_PROFILE (release,
+# the default, or debug: reuse the debug build of `make test`), IMAGE_CACHE (a directory:
+# the image is kept there under the SHA-256 of its inputs — recipe, imager, hearth-init,
+# hearthd — and reused while they are unchanged; the build is reproducible, so this is
+# the image a rebuild would give), VM_TEST_LOG (where the serial logs are copied),
+# IMAGER_TARGET_DIR. Needs root for mmdebstrap, qemu-system-x86,
+# ovmf, mtools, curl, python3, bc.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/env.sh
 export CARGO_TARGET_DIR="${IMAGER_TARGET_DIR:-$CARGO_TARGET_DIR}"
 T="$CARGO_TARGET_DIR"
+PROFILE="${HEARTHD_PROFILE:-release}"
 tmp="$(mktemp -d)"
 qpid=""
-# The serial log is kept for inspection (VM_TEST_LOG).
+log="$tmp/serial.log"
+# Serial logs are kept for inspection (VM_TEST_LOG, one file per scenario).
+keep_log() { [ -f "$log" ] && cp "$log" "${VM_TEST_LOG:-/tmp/hearth-vm-test}-$1.log" || true; }
 cleanup() {
   [ -n "$qpid" ] && kill "$qpid" 2>/dev/null || true
-  [ -f "$tmp/serial.log" ] && cp "$tmp/serial.log" "${VM_TEST_LOG:-/tmp/hearth-vm-test-serial.log}"
+  keep_log last
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+fail() { echo "vm-test: $*" >&2; [ -f "$log" ] && tail -60 "$log" >&2; exit 1; }
+t_all=$(date +%s)
 
 if [ -z "${IMG:-}" ]; then
-  echo "== building hearth-init (static), hearthd, hearth-imager"
-  rustup target list --installed | grep -qx x86_64-unknown-linux-musl ||
+  echo "== building hearth-init (static), hearthd ($PROFILE), hearth-imager"
+  rustup target list --installed | grep -x x86_64-unknown-linux-musl >/dev/null ||
     rustup target add x86_64-unknown-linux-musl
   cargo build -q --release -p hearth-init --target x86_64-unknown-linux-musl
-  cargo build -q --release -p hearthd
+  if [ "$PROFILE" = release ]; then cargo build -q --release -p hearthd; else cargo build -q -p hearthd; fi
   cargo build -q -p hearth-imager
+  # Debug info is of no use in the image and makes the debug build 6x larger.
+  strip -o "$tmp/hearthd" "$T/$PROFILE/hearthd"
   out="${IMAGER_OUT:-$tmp/out}"
-  echo "== building the image"
-  timeout 900 "$T/debug/hearth-imager" build --recipe imager/recipes/x86_64-uefi.toml \
-    --out "$out" --hearth-init "$T/x86_64-unknown-linux-musl/release/hearth-init" \
-    --hearthd "$T/release/hearthd" \
-    --extra-cmdline "hearth.net=static:10.0.2.15/24,10.0.2.2"
+  if [ -n "${IMAGE_CACHE:-}" ]; then
+    key="$(cat imager/recipes/x86_64-uefi.toml "$T/debug/hearth-imager" \
+      "$T/x86_64-unknown-linux-musl/release/hearth-init" "$tmp/hearthd" | sha256sum | cut -c1-16)"
+    out="$IMAGE_CACHE/$key"
+  fi
+  if ls "$out"/hearth-*-x86_64-uefi.img >/dev/null 2>&1 && [ -f "$out/SHA256SUMS" ]; then
+    echo "== reusing the image built from the same inputs: $out"
+  else
+    echo "== building the image"
+    # Only the newest cached image is kept.
+    [ -n "${IMAGE_CACHE:-}" ] && rm -rf "$IMAGE_CACHE" && mkdir -p "$IMAGE_CACHE"
+    t0=$(date +%s)
+    timeout 1500 "$T/debug/hearth-imager" build --recipe imager/recipes/x86_64-uefi.toml \
+      --out "$out.tmp" --hearth-init "$T/x86_64-unknown-linux-musl/release/hearth-init" \
+      --hearthd "$tmp/hearthd" | grep -v '^    \$'
+    rm -rf "$out.tmp/work"
+    mv "$out.tmp" "$out"
+    echo "vm-test: image built in $(( $(date +%s) - t0 )) s"
+  fi
   IMG="$(ls "$out"/hearth-*-x86_64-uefi.img)"
 fi
 
-# A copy with 512 MiB of free space after the slots: room for the data partition.
-cp --sparse=always "$IMG" "$tmp/disk.img"
-truncate -s +512M "$tmp/disk.img"
-cp /usr/share/OVMF/OVMF_VARS.fd "$tmp/vars.fd"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-log="$tmp/serial.log"
 
-echo "== booting under qemu (TCG), hearthd forwarded to 127.0.0.1:$port"
-boot_vm() {
+# A copy of the image with 512 MiB of free space after the slots (room for the data
+# partition) and fresh UEFI variables.
+new_disk() {
+  cp --sparse=always "$IMG" "$tmp/disk.img"
+  truncate -s +512M "$tmp/disk.img"
+  cp /usr/share/OVMF/OVMF_VARS.fd "$tmp/vars.fd"
+}
+boot_vm() { # LIMIT_SECONDS
   rm -f "$tmp/monitor"
-  timeout 300 qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
+  : >"$log"
+  timeout "$1" qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
     -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
     -drive if=pflash,format=raw,file="$tmp/vars.fd" \
     -drive file="$tmp/disk.img",format=raw,if=virtio \
@@ -57,65 +100,142 @@ boot_vm() {
     -display none -serial file:"$log" -monitor unix:"$tmp/monitor",server,nowait &
   qpid=$!
 }
-start=$(date +%s.%N)
-boot_vm
-
-rpc() { # BODY [TIMEOUT]
-  curl -s -m "${2:-2}" "http://127.0.0.1:$port/rpc/v1" -H 'content-type: application/json' -d "$1" || true
+stop_vm() { [ -n "$qpid" ] && { kill "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true; }; qpid=""; }
+# Waits for qemu to exit by itself (power off).
+wait_poweroff() {
+  for _ in $(seq 1 120); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$qpid" 2>/dev/null && fail "qemu still running 60 s after the power-off request"
+  wait "$qpid" 2>/dev/null || true
+  qpid=""
 }
-wait_for_hearthd() {
+cookies="$tmp/cookies"
+rpc() { # BODY [TIMEOUT]
+  curl -s -m "${2:-2}" -b "$cookies" -c "$cookies" "http://127.0.0.1:$port/rpc/v1" \
+    -H 'content-type: application/json' -d "$1" || true
+}
+wait_for_hearthd() { # WHAT [T0] [TRIES]
   local answer="" t0
   t0=$(date +%s.%N)
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 "${3:-200}"); do
     answer="$(rpc '{"jsonrpc":"2.0","id":1,"method":"server.echo","params":{"message":"hello"}}')"
     case "$answer" in *'"result":"hello"'*) break ;; esac
-    kill -0 "$qpid" 2>/dev/null || { echo "vm-test: qemu exited" >&2; tail -80 "$log" >&2; exit 1; }
+    kill -0 "$qpid" 2>/dev/null || fail "qemu exited"
     sleep 1
   done
-  case "$answer" in
-    *'"result":"hello"'*) ;;
-    *) echo "vm-test: hearthd did not answer; serial log:" >&2; tail -80 "$log" >&2; exit 1 ;;
-  esac
+  case "$answer" in *'"result":"hello"'*) ;; *) fail "hearthd did not answer ($1)" ;; esac
   printf 'vm-test: %s: hearthd answered server.echo after %.1f s (TCG)\n' "$1" \
     "$(echo "$(date +%s.%N) - ${2:-$t0}" | bc)"
 }
+# Polls server.info until .slot matches a pattern.
+wait_for_slot() { # PATTERN
+  local info=""
+  for _ in $(seq 1 30); do
+    info="$(rpc '{"method":"server.info"}' 10)"
+    case "$info" in *"$1"*) echo "vm-test: server.info slot: $(echo "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["slot"])')"; return 0 ;; esac
+    sleep 1
+  done
+  fail "server.info never showed $1: $info"
+}
+setup_and_login() {
+  # Password hashing (argon2id) is slow under TCG: allow a minute.
+  local out
+  out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth"}}' 60)"
+  case "$out" in *'"result"'*) ;; *) fail "setup.complete failed: $out" ;; esac
+  login
+}
+login() {
+  local out
+  out="$(rpc '{"method":"auth.login","params":{"password":"vm-test-password"}}' 60)"
+  case "$out" in *'"result"'*) ;; *) fail "auth.login failed: $out" ;; esac
+}
+# Lists the boot entries on the image's ESP (mtools, no mount).
+esp_entries() {
+  local start
+  start="$(sfdisk --dump "$tmp/disk.img" 2>/dev/null | sed -n 's/.*start= *\([0-9]*\),.*name="esp".*/\1/p')"
+  MTOOLS_SKIP_CHECK=1 mdir -b -i "$tmp/disk.img@@$((start * 512))" ::loader/entries |
+    sed 's|.*/||' | sort | tr '\n' ' '
+}
+hearth_lines() { grep -a 'hearth-init:' "$log" | tr -d '\r' | sed 's/^/    /'; }
+
+echo "== 1. normal boots: DHCP, slot marked good, reboot, power off"
+new_disk
+[ "$(esp_entries)" = "hearth-a+3.conf hearth-b+3.conf " ] || fail "new image entries: $(esp_entries)"
+start=$(date +%s.%N)
+boot_vm 600
 wait_for_hearthd "first boot, power-on to answer" "$start"
-
-# State written now must survive a clean reboot (data partition + hearthd's store).
-# Password hashing (argon2id) is slow under TCG: allow a minute.
-out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth"}}' 60)"
-case "$out" in *'"result"'*) ;; *) echo "vm-test: setup.complete failed: $out" >&2; exit 1 ;; esac
-
-# Ctrl-Alt-Del: hearth-init gets SIGINT, stops hearthd, syncs, unmounts, reboots.
+grep -a 'hearth-init: network: DHCP' "$log" >/dev/null || fail "hearth-init did not start DHCP"
+grep -a 'leased 10.0.2.15' "$log" >/dev/null || fail "dhcpcd did not lease 10.0.2.15"
+grep -a 'hearth-init: run: ip addr' "$log" >/dev/null && fail "a static address was configured"
+setup_and_login
+wait_for_slot '"slot":{"slot":"a","state":"good"}'
+grep -a 'hearth-init: slot A marked good (hearth-a+2-1.conf -> hearth-a.conf)' "$log" >/dev/null ||
+  fail "no 'slot A marked good' on the console"
 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"sendkey ctrl-alt-delete\n"); s.recv(4096)' "$tmp/monitor"
-for _ in $(seq 1 60); do grep -aq 'hearth-init: Reboot' "$log" && break; sleep 0.5; done
-grep -aq 'hearth-init: Reboot' "$log" || { echo "vm-test: no clean reboot after Ctrl-Alt-Del" >&2; tail -40 "$log" >&2; exit 1; }
+for _ in $(seq 1 60); do grep -a 'hearth-init: Reboot' "$log" >/dev/null && break; sleep 0.5; done
+grep -a 'hearth-init: Reboot' "$log" >/dev/null || fail "no clean reboot after Ctrl-Alt-Del"
 wait_for_hearthd "second boot, Ctrl-Alt-Del to answer"
 status="$(rpc '{"method":"setup.status"}')"
-case "$status" in *'"setupComplete":true'*) ;; *) echo "vm-test: setup not persisted: $status" >&2; exit 1 ;; esac
+case "$status" in *'"setupComplete":true'*) ;; *) fail "setup not persisted: $status" ;; esac
+login
+wait_for_slot '"slot":{"slot":"a","state":"good"}'
+# The serial log holds both boots (one qemu process).
 [ "$(grep -ac 'hearth-init: data partition /dev/vda4 mounted' "$log")" = 2 ] ||
-  { echo "vm-test: data partition not mounted on both boots" >&2; grep -a hearth-init "$log" >&2; exit 1; }
+  fail "data partition not mounted on both boots"
 [ "$(grep -ac 'hearth-init: first boot: data partition /dev/vda4 created' "$log")" = 1 ] ||
-  { echo "vm-test: data partition not created exactly once" >&2; grep -a hearth-init "$log" >&2; exit 1; }
-grep -aq 'hearth-init: service stopped' "$log" || { echo "vm-test: hearthd not stopped" >&2; exit 1; }
-grep -a 'hearth-init:' "$log" | tr -d '\r' | sed 's/^/    /'
+  fail "data partition not created exactly once"
+grep -a 'hearth-init: hearthd stopped' "$log" >/dev/null || fail "hearthd not stopped before the reboot"
+out="$(rpc '{"method":"server.shutdown"}' 10)"
+case "$out" in *'"result":null'*) ;; *) fail "server.shutdown: $out" ;; esac
+wait_poweroff
+grep -a 'hearth-init: PowerOff' "$log" >/dev/null || fail "no clean power off"
+hearth_lines
+keep_log normal
+entries="$(esp_entries)"
+[ "$entries" = "hearth-a.conf hearth-b+3.conf " ] || fail "ESP entries after the good boots: $entries"
+echo "vm-test: ESP entries: $entries"
 
+echo "== 2. corrupted data partition"
 # A data partition that exists but does not mount must never be formatted: wipe its ext4
 # superblock area (first 2 MiB), boot, expect the report, hearthd answering on volatile
 # state, and the rest of the partition unchanged.
-kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=""
-dstart="$(sfdisk --dump "$tmp/disk.img" | sed -n 's/.*start= *\([0-9]*\),.*name="data".*/\1/p')"
-[ -n "$dstart" ] || { echo "vm-test: no data partition in the image after boot" >&2; exit 1; }
+dstart="$(sfdisk --dump "$tmp/disk.img" 2>/dev/null | sed -n 's/.*start= *\([0-9]*\),.*name="data".*/\1/p')"
+[ -n "$dstart" ] || fail "no data partition in the image after boot"
 dd if=/dev/zero of="$tmp/disk.img" bs=512 seek="$dstart" count=4096 conv=notrunc status=none
 region() { dd if="$tmp/disk.img" bs=1M skip=$((dstart / 2048 + 2)) count=64 status=none | sha256sum; }
 before="$(region)"
-: >"$log"
-boot_vm
+boot_vm 300
 wait_for_hearthd "boot with a corrupted data partition"
-grep -aq 'hearth-init: data partition /dev/vda4 exists but does not mount' "$log" ||
-  { echo "vm-test: corrupted data partition not reported" >&2; grep -a hearth-init "$log" >&2; exit 1; }
-grep -aq 'hearth-init: run: mkfs' "$log" && { echo "vm-test: mkfs ran on existing data" >&2; exit 1; }
-kill "$qpid"; wait "$qpid" 2>/dev/null || true; qpid=""
-[ "$(region)" = "$before" ] || { echo "vm-test: data partition content changed" >&2; exit 1; }
-grep -a 'hearth-init:.*\(slot \|does not mount\|volatile\|tmpfs\)' "$log" | tr -d '\r' | sed 's/^/    /'
-echo "vm-test: ok"
+grep -a 'hearth-init: data partition /dev/vda4 exists but does not mount' "$log" >/dev/null ||
+  fail "corrupted data partition not reported"
+grep -a 'hearth-init: run: mkfs' "$log" >/dev/null && fail "mkfs ran on existing data"
+stop_vm
+[ "$(region)" = "$before" ] || fail "data partition content changed"
+grep -a 'hearth-init:.*\(does not mount\|volatile\|tmpfs\)' "$log" | tr -d '\r' | sed 's/^/    /'
+keep_log corrupt
+
+echo "== 3. fallback: slot A's hearthd never becomes ready"
+new_disk
+rm -f "$cookies"
+espoff=$(( $(sfdisk --dump "$tmp/disk.img" 2>/dev/null | sed -n 's/.*start= *\([0-9]*\),.*name="esp".*/\1/p') * 512 ))
+MTOOLS_SKIP_CHECK=1 mtype -i "$tmp/disk.img@@$espoff" ::loader/entries/hearth-a+3.conf |
+  sed 's|^options .*|& hearth.test.hearthd=/bin/false|' >"$tmp/a.conf"
+grep 'hearth.test.hearthd=/bin/false' "$tmp/a.conf" >/dev/null || fail "could not edit slot A's entry"
+MTOOLS_SKIP_CHECK=1 mcopy -o -i "$tmp/disk.img@@$espoff" "$tmp/a.conf" ::loader/entries/hearth-a+3.conf
+start=$(date +%s.%N)
+boot_vm 900
+wait_for_hearthd "fallback, power-on to answer from slot B" "$start" 700
+[ "$(grep -ac 'hearth-init: TEST: hearth.test.hearthd=/bin/false' "$log")" = 3 ] ||
+  fail "slot A was not tried exactly 3 times"
+[ "$(grep -ac 'hearth-init: slot B: on trial' "$log")" = 1 ] || fail "slot B did not boot once"
+grep -a 'hearth-init: slot A has no tries left: rebooting so systemd-boot falls back to slot B' "$log" >/dev/null ||
+  fail "no fallback reboot after the last try"
+setup_and_login
+wait_for_slot '"slot":{"slot":"b","state":"good"}'
+rpc '{"method":"server.shutdown"}' 10 >/dev/null
+wait_poweroff
+grep -a 'hearth-init:.*\(slot \|died\|TEST\)' "$log" | tr -d '\r' | sed 's/^/    /'
+keep_log fallback
+entries="$(esp_entries)"
+[ "$entries" = "hearth-a+0-3.conf hearth-b.conf " ] || fail "ESP entries after the fallback: $entries"
+echo "vm-test: ESP entries: $entries"
+echo "vm-test: ok ($(( $(date +%s) - t_all )) s)"
