@@ -14,6 +14,8 @@
 #   and a hearthd restart with every container gone (the host side restarted: services
 #   desired running come back);
 # - crash-loop: reported as a crash loop, with the exit status and its log line;
+# - update (last): postgresql v2 (uploaded over the running v1) keeps the row, and
+#   pg-client writes again afterwards.
 # Prints how long each phase took. Needs what ci/systest/services.sh needs (root, LXC,
 # squashfs-tools, mmdebstrap, curl, python3, the musl target) and network access to
 # deb.debian.org on the first run. Uses the bridge hearth0 (10.88.0.1/24).
@@ -97,12 +99,15 @@ INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
 phase "pack ${PACKAGES[*]}"
 "$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
 "$BIN/hearth" key public "$WORK/key.pem" >"$WORK/pub.pem"
-pack() { # PROJECT-DIR OUT
-  "$BIN/hearth" s9pk pack "$1" --key "$WORK/key.pem" -o "$2" 2>"$WORK/pack.err" \
+pack() { # PROJECT-DIR OUT [ARGS]
+  "$BIN/hearth" s9pk pack "$1" --key "$WORK/key.pem" -o "$2" "${@:3}" 2>"$WORK/pack.err" \
     || { cat "$WORK/pack.err" >&2; fail "hearth s9pk pack $1"; }
 }
 for p in "${PACKAGES[@]}"; do
-  pack "sdk/examples/$p" "$WORK/$p.s9pk"
+  # postgresql's staging folder is kept to make its v2 for the update test.
+  extra=()
+  [ "$p" = postgresql ] && extra=(--staging "$WORK/postgresql-staging")
+  pack "sdk/examples/$p" "$WORK/$p.s9pk" "${extra[@]}"
   echo "   $p.s9pk: $(($(stat -c %s "$WORK/$p.s9pk") / 1024)) KiB"
 done
 
@@ -248,6 +253,41 @@ wait_status nginx health/web/result success
 curl -fsS -m 3 "http://$NGINX/" | grep "Hello from Hearth" >/dev/null || fail "nginx page not served after the restart"
 wait_status postgresql health/ready/result success
 has_row || fail "row lost after hearthd and its containers restarted"
+wait_status pg-client health/database/result success
+wait_beats "$BEATS"
+
+phase "update: postgresql v2 keeps the row"
+# v2 is v1's staging folder with the next downstream revision, signed again
+# (`pack-dir` packs a folder as is: no second image build).
+V1="$(rpc db.dump '{"pointer":"/packageData/postgresql/manifest/version"}' | field /result/value)"
+V2="$(python3 - "$WORK/postgresql-staging/manifest.json" <<'PY2'
+import json, sys
+p = sys.argv[1]
+m = json.load(open(p))
+upstream, rev = m["version"].rsplit(":", 1)
+m["version"] = f"{upstream}:{int(rev) + 1}"
+json.dump(m, open(p, "w"))
+print(m["version"])
+PY2
+)"
+"$BIN/hearth" s9pk pack-dir "$WORK/postgresql-staging" --key "$WORK/key.pem" \
+  --out "$WORK/postgresql-v2.s9pk" >/dev/null || fail "pack-dir postgresql v2"
+BEFORE_UPDATE="$(status postgresql startedAt)"
+out="$(curl -sS -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
+  --data-binary @"$WORK/postgresql-v2.s9pk" "$URL/rest/package/upload")"
+[ "$(echo "$out" | field /result/id)" = postgresql ] || fail "update $V1 -> $V2: $out"
+for _ in $(seq 1 600); do
+  version="$(rpc db.dump '{"pointer":"/packageData/postgresql/manifest/version"}' | field /result/value)"
+  state="$(rpc db.dump '{"pointer":"/packageData/postgresql/stateInfo/state"}' | field /result/value)"
+  [ "$version" = "$V2" ] && [ "$state" = installed ] && break
+  sleep 0.2
+done
+[ "$version" = "$V2" ] && [ "$state" = installed ] \
+  || fail "update to $V2 not done (version $version, state $state, lastError $(status postgresql lastError))"
+[ "$(status postgresql startedAt)" != "$BEFORE_UPDATE" ] || fail "postgresql not restarted by the update"
+wait_status postgresql state running
+wait_status postgresql health/ready/result success
+has_row || fail "row lost by the update to $V2"
 wait_status pg-client health/database/result success
 wait_beats "$BEATS"
 
