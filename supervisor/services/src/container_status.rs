@@ -22,7 +22,9 @@
 //! restarted), the monitor connects again, waiting (bounded) for the new socket;
 //! when that fails it ends and the supervisor starts a new one on its next step. The
 //! supervisor stops the monitor, and [`clear`]s these keys, once the package is no
-//! longer running.
+//! longer running, and [`clear_all`] when hearthd starts; the reconciler drops them
+//! whenever it records a state other than `running` (`status::forget_reports`).
+//! Stored reports therefore always belong to the current run of the container.
 //!
 //! # Rejected alternatives
 //! Polling `status` on the reconcile tick: health changes would show up to 5 s late
@@ -273,6 +275,38 @@ pub(crate) fn clear(store: &Store, id: &str) -> Result<(), PackageError> {
         })
         .map(|_| ())
         .map_err(|e| doc::mutate_error("clear container status", e))
+}
+
+/// Removes the reported keys of every package (hearthd starts: whatever is stored was
+/// reported before, perhaps by a container that is gone; running ones report again as
+/// soon as their monitor connects).
+pub(crate) fn clear_all(store: &Store) -> Result<(), PackageError> {
+    let stale = |v: &Value| {
+        v.as_object().is_some_and(|m| {
+            m.values().any(|e| {
+                e.get("statusInfo")
+                    .is_some_and(|i| REPORTED_KEYS.iter().any(|k| i.get(k).is_some()))
+            })
+        })
+    };
+    if !store.get(PACKAGE_DATA).is_ok_and(|v| stale(&v)) {
+        return Ok(());
+    }
+    store
+        .mutate(|d| {
+            if let Some(Value::Object(map)) = d.pointer_mut(PACKAGE_DATA) {
+                for entry in map.values_mut() {
+                    if let Some(Value::Object(info)) = entry.get_mut("statusInfo") {
+                        for k in REPORTED_KEYS {
+                            info.remove(k);
+                        }
+                    }
+                }
+            }
+            Ok::<_, PackageError>(())
+        })
+        .map(|_| ())
+        .map_err(|e| doc::mutate_error("clear stale container status", e))
 }
 
 /// Follows the container of `id` (RPC dir `rpc_dir`) until `cancel` or until a

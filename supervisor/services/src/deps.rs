@@ -11,7 +11,10 @@
 //!   installed, recorded `running`, and every health check in its own list plus the
 //!   dependent's `healthChecks` for it is `success` in its `statusInfo.health` (what
 //!   its container reported over `service.sock`). A dependency without health checks
-//!   is ready once running.
+//!   is ready once running and its init reported at least once (`reportedAt`). Reports
+//!   only ever belong to the current run (`status.rs` drops them whenever the state
+//!   leaves `running`, the supervisor at hearthd start), so a record left `running`
+//!   with `success` by a container that is gone never counts.
 //! * **Start first** ([`to_start`]): starting a package also starts, in the same store
 //!   mutation, every required `running` dependency it needs, transitively (StartOS
 //!   starts `running` dependencies first); the dependent then waits for them.
@@ -37,6 +40,7 @@ use crate::status::RunState;
 pub(crate) fn healthy(dep: &PackageEntry, extra: &[String]) -> bool {
     dep.state_info.state == InstallState::Installed
         && dep.status_info.observed.state == RunState::Running
+        && dep.status_info.observed.reported.contains_key("reportedAt")
         && checks_pass(dep, extra)
 }
 
@@ -193,6 +197,10 @@ mod tests {
             .observed
             .reported
             .insert("health".into(), Value::Object(h));
+        e.status_info
+            .observed
+            .reported
+            .insert("reportedAt".into(), Value::from(1));
     }
 
     use DependencyKind::{Exists, Running};
@@ -214,6 +222,18 @@ mod tests {
     fn dependency_without_checks_is_ready_once_running() {
         let app = entry(3, &[], &[("db", Running, false)]);
         let mut all = BTreeMap::from([("db".to_owned(), entry(2, &[], &[]))]);
+        run(all.get_mut("db").unwrap(), &[]);
+        assert!(unready(&app, &all).is_empty());
+    }
+
+    #[test]
+    fn dependency_recorded_running_without_a_report_of_this_run_is_not_ready() {
+        let app = entry(3, &[], &[("db", Running, false)]);
+        let mut all = BTreeMap::from([("db".to_owned(), entry(2, &[], &[]))]);
+        // Recorded running, but its init never reported since (a record left by a
+        // container that is gone, reports dropped at hearthd start).
+        all.get_mut("db").unwrap().status_info.observed.state = RunState::Running;
+        assert_eq!(unready(&app, &all), ["db"]);
         run(all.get_mut("db").unwrap(), &[]);
         assert!(unready(&app, &all).is_empty());
     }

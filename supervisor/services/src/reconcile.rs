@@ -182,6 +182,9 @@ fn seen(runtime: &dyn ContainerRuntime, id: &ContainerId) -> Result<Seen, Reconc
 }
 
 /// Persists `observed`; if `restart_done`, a still-`restarting` desired becomes `running`.
+/// What the container reported is the status monitor's: while `running` the stored
+/// reports are kept (they may be newer than the step's snapshot); otherwise they go
+/// (`status::forget_reports`).
 fn record(
     store: &Store,
     id: &str,
@@ -189,7 +192,13 @@ fn record(
     restart_done: bool,
 ) -> Result<(), ReconcileError> {
     doc::update(store, id, "record status", |e| {
+        let reported = std::mem::take(&mut e.status_info.observed.reported);
         e.status_info.observed = observed.clone();
+        if observed.state == status::RunState::Running {
+            e.status_info.observed.reported = reported;
+        } else {
+            status::forget_reports(&mut e.status_info.observed);
+        }
         if restart_done && e.status_info.desired == Desired::Restarting {
             e.status_info.desired = Desired::Running;
         }

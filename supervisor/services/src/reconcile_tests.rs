@@ -336,6 +336,10 @@ fn set_db(t: &T, state: RunState, ping: Option<&str>) {
                 "health".into(),
                 json!({"ping": {"daemon": "d", "name": "p", "result": result}}),
             );
+            e.status_info
+                .observed
+                .reported
+                .insert("reportedAt".into(), json!(1));
         }
         Ok(())
     })
@@ -421,4 +425,164 @@ fn start_starts_stopped_dependencies_first_and_uninstall_of_a_dependency_is_refu
     // Once the dependent is gone, the dependency may go.
     packages.uninstall("hello", false).unwrap();
     packages.uninstall("db", false).unwrap();
+}
+
+/// `db` persisted `running` with `ping` `success` by a container that is gone (hearthd
+/// restarted, every container dead), with the files a start of `db` needs.
+fn db_left_running_healthy(t: &T) {
+    with_db(t);
+    for sub in ["images/db", "data/db/volumes/main"] {
+        std::fs::create_dir_all(t.plan.data_dir.join("packages").join(sub)).unwrap();
+    }
+    std::fs::write(
+        t.plan.data_dir.join("packages/images/db/hearth.json"),
+        b"{\"daemons\": []}",
+    )
+    .unwrap();
+    doc::update(&t.store, "db", "test", |e| {
+        e.status_info.desired = Desired::Running;
+        e.status_info.observed.started_at = Some(1);
+        Ok(())
+    })
+    .unwrap();
+    set_db(t, RunState::Running, Some("success"));
+}
+
+fn db_starts(t: &T) -> usize {
+    t.count(|c| matches!(c, Call::Start(id) if id.as_str() == "db"))
+}
+
+fn hello_starts(t: &T) -> usize {
+    t.count(|c| matches!(c, Call::Start(id) if id.as_str() == "hello"))
+}
+
+fn fresh_db_report(t: &T, result: &str) {
+    let wire = json!({"allReady": true, "daemons": [{"id": "d", "state": "running",
+        "health": [{"id": "ping", "name": "p", "result": result}]}]});
+    let keys = crate::container_status::report(&wire, 99).unwrap();
+    crate::container_status::write(&t.store, "db", keys).unwrap();
+}
+
+#[test]
+fn health_of_a_dependency_container_that_is_gone_does_not_count() {
+    let t = T::new(Desired::Running);
+    db_left_running_healthy(&t);
+    // The new hearthd drops every stored report first; the dependent's step may come
+    // before the dependency's.
+    crate::container_status::clear_all(&t.store).unwrap();
+    t.step(10);
+    assert_eq!(t.status().observed.state, RunState::Waiting);
+    assert_eq!(hello_starts(&t), 0);
+
+    // Even a stale report that survived: the dependency's step finds its container
+    // gone, restarts it and drops what the old container reported.
+    set_db(&t, RunState::Running, Some("success"));
+    reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", 11).unwrap();
+    let db = doc::load(&t.store, "db").unwrap().unwrap();
+    assert_eq!(db.status_info.observed.state, RunState::Running);
+    assert_eq!(db.status_info.observed.started_at, Some(11));
+    assert!(
+        db.status_info.observed.reported.is_empty(),
+        "old reports kept"
+    );
+    assert_eq!(db_starts(&t), 1);
+    t.step(12);
+    assert_eq!(t.status().observed.state, RunState::Waiting);
+    assert_eq!(hello_starts(&t), 0, "started on the old container's health");
+
+    // The new container reports: starting, then success.
+    fresh_db_report(&t, "starting");
+    t.step(13);
+    assert_eq!(hello_starts(&t), 0);
+    fresh_db_report(&t, "success");
+    t.step(14);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!(hello_starts(&t), 1);
+}
+
+#[test]
+fn reports_written_while_running_survive_the_reconcilers_writes() {
+    let t = T::new(Desired::Running);
+    db_left_running_healthy(&t);
+    crate::container_status::clear_all(&t.store).unwrap();
+    reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", 5).unwrap();
+    fresh_db_report(&t, "success");
+    // A restart request: stopping drops the reports, the new run starts without any.
+    doc::update(&t.store, "db", "test", |e| {
+        e.status_info.desired = Desired::Restarting;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", 6).unwrap(),
+        Outcome::Again
+    );
+    let db = doc::load(&t.store, "db").unwrap().unwrap();
+    assert_eq!(db.status_info.observed.state, RunState::Stopped);
+    assert!(db.status_info.observed.reported.is_empty());
+    reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", 7).unwrap();
+    fresh_db_report(&t, "success");
+    // A later step that records something (here: nothing to do) keeps them.
+    doc::update(&t.store, "db", "test", |e| {
+        e.status_info.observed.last_error = Some("x".into());
+        Ok(())
+    })
+    .unwrap();
+    reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", 8).unwrap();
+    let db = doc::load(&t.store, "db").unwrap().unwrap();
+    assert_eq!(db.status_info.observed.state, RunState::Running);
+    assert_eq!(
+        db.status_info.observed.reported["health"]["ping"]["result"],
+        "success"
+    );
+}
+
+/// The field scenario end to end through the supervisor: a new hearthd (new
+/// `Supervisor`, same store) whose runtime has no containers left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_hearthd_restart_the_dependent_waits_for_fresh_health() {
+    let t = T::new(Desired::Running);
+    db_left_running_healthy(&t);
+    doc::update(&t.store, "hello", "test", |e| {
+        e.status_info.observed.state = RunState::Running;
+        e.status_info.observed.started_at = Some(2);
+        Ok(())
+    })
+    .unwrap();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let supervisor = crate::Supervisor::spawn(
+        t.store.clone(),
+        Arc::clone(&t.rt) as Arc<dyn hearth_lxc::ContainerRuntime>,
+        t.plan.clone(),
+        Duration::from_millis(20),
+        cancel,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db_starts(&t) == 0 || t.status().observed.state != RunState::Waiting {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "db not started or hello not waiting: {:?}, hello started {} times",
+            t.status().observed.state,
+            hello_starts(&t)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Many ticks later: still waiting, never started.
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(hello_starts(&t), 0, "dependent started on stale health");
+        assert_eq!(t.status().observed.state, RunState::Waiting);
+        assert_eq!(t.status().observed.waiting_for, ["db"]);
+    }
+    fresh_db_report(&t, "success");
+    while hello_starts(&t) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dependent never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    supervisor.shutdown().await;
+    assert_eq!(db_starts(&t), 1);
+    assert_eq!(t.status().observed.state, RunState::Running);
 }

@@ -22,6 +22,12 @@
 //!   supervisor wakes waiting packages on every package change). A dependent that is
 //!   already running is left running when a dependency becomes unhealthy (StartOS does
 //!   the same: the dependency problem is shown, the service is not killed).
+//! * What a container's init reported (`reported`: health, per-daemon state) belongs
+//!   to one run of one container: every transition to a state other than `running`
+//!   (starting, stopping, stopped, waiting, backing off, found dead) drops it, so a
+//!   dependency is never judged healthy by results of a container that is gone or
+//!   was started again since ([`forget_reports`]). The supervisor drops them for every
+//!   package when hearthd starts, too (they may be from before the restart).
 //!
 //! # Rejected alternatives
 //! Keeping the machine in memory only: after a hearthd restart the reconciler must know
@@ -188,6 +194,14 @@ pub(crate) fn backoff_ms(attempts: u32) -> u64 {
     (BACKOFF_BASE_MS << shift).min(BACKOFF_MAX_MS)
 }
 
+/// Drops what the container reported unless `o` is recorded `running` (see the module
+/// invariants): those results were taken from a run that is over or not yet begun.
+pub(crate) fn forget_reports(o: &mut Observed) {
+    if o.state != RunState::Running {
+        o.reported.clear();
+    }
+}
+
 fn changed(old: &Observed, new: Observed) -> Option<Observed> {
     (*old != new).then_some(new)
 }
@@ -243,6 +257,7 @@ pub(crate) fn plan(status: &StatusInfo, seen: Seen, unready: &[String], now_ms: 
             Action::None
         }
     };
+    forget_reports(&mut new);
     Plan {
         record: changed(old, new),
         action,
@@ -268,6 +283,7 @@ pub(crate) fn after_start(old: &Observed, result: Result<(), String>, now_ms: u6
             new.started_at = None;
         }
     }
+    forget_reports(&mut new);
     new
 }
 
@@ -283,6 +299,7 @@ pub(crate) fn after_stop(old: &Observed, result: Result<(), String>) -> Observed
         }
         Err(message) => new.last_error = Some(message),
     }
+    forget_reports(&mut new);
     new
 }
 
@@ -541,6 +558,44 @@ mod tests {
         assert_eq!(
             (r.state, r.waiting_for),
             (RunState::Waiting, unready(&["db"]))
+        );
+    }
+
+    #[test]
+    fn reports_are_dropped_whenever_the_state_leaves_running() {
+        let mut s = status(Desired::Running, RunState::Running);
+        s.observed.reported.insert(
+            "health".into(),
+            serde_json::json!({"ping": {"result": "success"}}),
+        );
+        let kept = plan(&s, Seen::Running, &[], 1);
+        assert_eq!(kept.record, None, "running and seen running: kept");
+        // Found dead (e.g. after a hearthd restart): restarted without the old reports.
+        let dead = plan(&s, Seen::Absent, &[], 2).record.unwrap();
+        assert_eq!(dead.state, RunState::Starting);
+        assert!(dead.reported.is_empty());
+        let waiting = plan(&s, Seen::Stopped, &unready(&["db"]), 2)
+            .record
+            .unwrap();
+        assert!(waiting.reported.is_empty());
+        s.desired = Desired::Stopped;
+        let stopping = plan(&s, Seen::Running, &[], 3).record.unwrap();
+        assert_eq!(stopping.state, RunState::Stopping);
+        assert!(stopping.reported.is_empty());
+        assert!(after_stop(&s.observed, Ok(())).reported.is_empty());
+        let mut stuck = s.observed.clone();
+        stuck.state = RunState::Stopping;
+        assert!(after_stop(&stuck, Err("x".into())).reported.is_empty());
+        assert!(
+            after_start(&s.observed, Err("x".into()), 4)
+                .reported
+                .is_empty()
+        );
+        // A successful start keeps what the caller holds (the monitor may already
+        // have written the new container's first report).
+        assert_eq!(
+            after_start(&s.observed, Ok(()), 4).reported,
+            s.observed.reported
         );
     }
 

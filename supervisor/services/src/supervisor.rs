@@ -134,6 +134,11 @@ mod json_patch_paths {
 }
 
 async fn adopt(ctx: &Ctx) {
+    // Reports stored by the previous hearthd may be from containers that are gone:
+    // no dependent may start on them (`deps::healthy`).
+    if let Err(error) = container_status::clear_all(&ctx.store) {
+        tracing::warn!(%error, "cannot clear stale container status");
+    }
     let runtime = Arc::clone(&ctx.runtime);
     let listed = tokio::task::spawn_blocking(move || runtime.list()).await;
     let known = installed_ids(&ctx.store);
