@@ -11,7 +11,11 @@
 //!    archive is copied filtered to this arch (`filter_arch`, verified while copied,
 //!    temp file + rename) to `packages/archive/<id>/<version>.s9pk`, the root image is
 //!    extracted verified to `packages/images/<id>/<image>.squashfs` (temp + rename),
-//!    and the entry becomes `installed` with desired state `stopped`.
+//!    each image's defaults (`images/<arch>/<image>.json` and `.env`: entrypoint, cmd,
+//!    user, workdir, environment, as `hearth s9pk pack` writes them) to
+//!    `packages/images/<id>/config/` (given to `hearth-container` as its
+//!    `--images-dir` at every start), and the entry becomes `installed` with desired
+//!    state `stopped`.
 //!
 //! A failure in step 5 removes what was written and the entry. Steps 1–4 write nothing.
 //!
@@ -329,6 +333,12 @@ fn stage(
         &next.join(format!("{}.squashfs", c.root_image)),
     )?;
     write_file(&next.join("hearth.json"), &c.spec_json)?;
+    write_image_configs(
+        reader,
+        &host.arch,
+        &c.manifest,
+        &next.join(IMAGE_CONFIG_DIR),
+    )?;
     set_update_phase(store, id, UpdatePhase::Stopping)
 }
 
@@ -681,9 +691,58 @@ fn copy_and_register(
         &image,
     )?;
     write_file(&spec_path(data_dir, id), &c.spec_json)?;
+    write_image_configs(
+        reader,
+        &host.arch,
+        &c.manifest,
+        &image_config_dir(data_dir, id),
+    )?;
     let data = data_dir.join(PACKAGE_DATA_DIR).join(id);
     std::fs::create_dir_all(&data).map_err(io_err("create directory", &data))?;
     set_phase(store, id, None, InstallState::Installed)
+}
+
+/// The directory (beside the root image) holding each image's `<image>.json` and
+/// `<image>.env`; a subdirectory, so no image id can clash with `hearth.json`.
+const IMAGE_CONFIG_DIR: &str = "config";
+
+/// `packages/images/<id>/config`: the image defaults of an installed package.
+pub(crate) fn image_config_dir(data_dir: &Path, id: &str) -> PathBuf {
+    data_dir
+        .join(PACKAGE_IMAGE_DIR)
+        .join(id)
+        .join(IMAGE_CONFIG_DIR)
+}
+
+/// Writes `<image>.json` and `<image>.env` of every image of `manifest` for `arch`
+/// (read verified from the archive; a file the archive lacks is skipped: the spec
+/// alone then decides) into `dest`.
+fn write_image_configs(
+    reader: &mut Reader,
+    arch: &str,
+    manifest: &Manifest,
+    dest: &Path,
+) -> Result<(), InstallError> {
+    std::fs::create_dir_all(dest).map_err(io_err("create directory", dest))?;
+    for image in manifest.images.keys() {
+        for ext in ["json", "env"] {
+            let entry = format!("images/{arch}/{image}.{ext}");
+            let path = dest.join(format!("{image}.{ext}"));
+            let extract_err = |source| InstallError::Extract {
+                entry: entry.clone(),
+                path: path.clone(),
+                source: Box::new(source),
+            };
+            match reader.entry(&entry) {
+                Ok(e) if e.kind == hearth_s9pk::EntryKind::File => {}
+                Ok(_) | Err(hearth_s9pk::ReadError::NotFound { .. }) => continue,
+                Err(e) => return Err(extract_err(e)),
+            }
+            let bytes = reader.read_file(&entry, MAX_META).map_err(extract_err)?;
+            write_file(&path, &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 /// `packages/images/<id>/hearth.json`: the service spec `hearth-container` runs.

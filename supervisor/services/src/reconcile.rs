@@ -22,6 +22,10 @@ use crate::status::{self, Action, Desired, Observed, Seen};
 const SPEC_FILE: &str = "spec.json";
 /// The hosts file's name in the package's data dir (mounted at `/etc/hosts`).
 const HOSTS_FILE: &str = "hosts";
+/// The directory in the RPC dir holding each image's `<image>.json` / `.env`, where
+/// `hearth-container --images-dir` reads the image defaults (env, user, workdir,
+/// entrypoint + cmd).
+const IMAGES_DIR: &str = "images";
 
 /// How containers are laid out on this host.
 #[derive(Debug, Clone)]
@@ -121,6 +125,8 @@ impl ContainerPlan {
                         "--spec".into(),
                         format!("{CONTAINER_RPC_DIR}/{SPEC_FILE}"),
                         "--autostart".into(),
+                        "--images-dir".into(),
+                        format!("{CONTAINER_RPC_DIR}/{IMAGES_DIR}"),
                     ];
                     if let Some(n) = self.log_max_bytes {
                         args.extend(["--log-max-bytes".into(), n.to_string()]);
@@ -299,7 +305,8 @@ pub(crate) fn start_container(
     runtime.start(&spec.id).map_err(runtime_err("start", id))
 }
 
-/// The host side of a start: directories, the spec in the RPC dir, the hosts file.
+/// The host side of a start: directories, the spec and the image defaults in the RPC
+/// dir, the hosts file.
 pub(crate) fn prepare(
     plan: &ContainerPlan,
     id: &str,
@@ -308,6 +315,7 @@ pub(crate) fn prepare(
 ) -> Result<(), ReconcileError> {
     prepare_dirs(spec)?;
     copy_spec(&plan.data_dir, id, &spec.rpc_dir)?;
+    copy_image_configs(&plan.data_dir, id, &spec.rpc_dir)?;
     write_hosts(plan, id, names)
 }
 
@@ -354,6 +362,34 @@ fn copy_spec(data_dir: &Path, id: &str, rpc_dir: &Path) -> Result<(), ReconcileE
             path: from,
             source,
         })
+}
+
+/// Replaces `<rpc dir>/images` with the installed image defaults
+/// (`packages/images/<id>/config`; none for a package installed before they were
+/// kept: then the spec alone decides, as before).
+fn copy_image_configs(data_dir: &Path, id: &str, rpc_dir: &Path) -> Result<(), ReconcileError> {
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| ReconcileError::Io { op, path, source }
+    };
+    let to = rpc_dir.join(IMAGES_DIR);
+    remove_dir(&to)?;
+    std::fs::create_dir_all(&to).map_err(io("create directory", &to))?;
+    let from = crate::install::image_config_dir(data_dir, id);
+    let entries = match std::fs::read_dir(&from) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("read image defaults", &from)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io("read image defaults", &from))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            let path = entry.path();
+            std::fs::copy(&path, to.join(entry.file_name()))
+                .map_err(io("copy image defaults", &path))?;
+        }
+    }
+    Ok(())
 }
 
 fn remove_dir(path: &Path) -> Result<(), ReconcileError> {

@@ -137,7 +137,13 @@ fn desired_running_creates_and_starts_with_the_package_spec() {
     // hearth-container reads the installed spec from the RPC dir.
     assert_eq!(
         spec.init.args,
-        ["--spec", "/media/hearth/rpc/spec.json", "--autostart"]
+        [
+            "--spec",
+            "/media/hearth/rpc/spec.json",
+            "--autostart",
+            "--images-dir",
+            "/media/hearth/rpc/images"
+        ]
     );
     assert_eq!(
         std::fs::read(spec.rpc_dir.join("spec.json")).unwrap(),
@@ -585,4 +591,45 @@ async fn after_a_hearthd_restart_the_dependent_waits_for_fresh_health() {
     supervisor.shutdown().await;
     assert_eq!(db_starts(&t), 1);
     assert_eq!(t.status().observed.state, RunState::Running);
+}
+
+#[test]
+fn image_defaults_are_given_to_the_container_and_replaced_at_each_start() {
+    let t = T::new(Desired::Running);
+    let config = t.plan.data_dir.join("packages/images/hello/config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("main.env"), "PATH=/usr/bin:/bin\n").unwrap();
+    std::fs::write(config.join("main.json"), r#"{"workdir":"/srv"}"#).unwrap();
+    t.step(1);
+    let spec = t.rt.spec(&cid()).unwrap();
+    let images = spec.rpc_dir.join("images");
+    assert!(
+        spec.init
+            .args
+            .windows(2)
+            .any(|w| w == ["--images-dir", "/media/hearth/rpc/images"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(images.join("main.env")).unwrap(),
+        "PATH=/usr/bin:/bin\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(images.join("main.json")).unwrap(),
+        r#"{"workdir":"/srv"}"#
+    );
+    // A new version without a `.json`: the old one does not linger.
+    std::fs::remove_file(config.join("main.json")).unwrap();
+    t.set_desired(Desired::Restarting);
+    assert_eq!(t.step(2), Outcome::Again);
+    t.step(3);
+    assert_eq!(t.starts(), 2);
+    assert!(images.join("main.env").is_file());
+    assert!(!images.join("main.json").exists());
+    // Installed before image defaults were kept: an empty directory, spec alone.
+    std::fs::remove_dir_all(&config).unwrap();
+    t.set_desired(Desired::Restarting);
+    t.step(4);
+    t.step(5);
+    assert_eq!(t.starts(), 3);
+    assert_eq!(std::fs::read_dir(&images).unwrap().count(), 0);
 }

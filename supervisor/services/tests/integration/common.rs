@@ -86,8 +86,16 @@ impl Pkg {
         for arch in &self.arches {
             b.add_file_bytes(&format!("images/{arch}/main.squashfs"), self.image.clone())
                 .unwrap();
-            b.add_file_bytes(&format!("images/{arch}/main.json"), b"{}".to_vec())
-                .unwrap();
+            b.add_file_bytes(
+                &format!("images/{arch}/main.json"),
+                br#"{"workdir":"/srv","user":"root","entrypoint":null,"cmd":null}"#.to_vec(),
+            )
+            .unwrap();
+            b.add_file_bytes(
+                &format!("images/{arch}/main.env"),
+                b"PATH=/usr/bin:/bin\nGREETING=hi\n".to_vec(),
+            )
+            .unwrap();
         }
         b
     }

@@ -51,6 +51,17 @@ fn trusted_package_installs_stopped_with_filtered_archive_and_image() {
     );
     let image = std::fs::read(w.data().join("packages/images/hello/main.squashfs")).unwrap();
     assert_eq!(image, pkg.image);
+    // The image defaults (env, workdir, user) are kept for hearth-container.
+    let config = w.data().join("packages/images/hello/config");
+    assert_eq!(
+        std::fs::read_to_string(config.join("main.env")).unwrap(),
+        "PATH=/usr/bin:/bin\nGREETING=hi\n"
+    );
+    assert!(
+        std::fs::read_to_string(config.join("main.json"))
+            .unwrap()
+            .contains(r#""workdir":"/srv""#)
+    );
     let spec = std::fs::read(w.data().join("packages/images/hello/hearth.json")).unwrap();
     assert_eq!(
         serde_json::from_slice::<serde_json::Value>(&spec).unwrap(),
