@@ -21,6 +21,11 @@
 //!   all checked, and whose signer was not trusted or explicitly allowed.
 //! * One reconcile task per package id at most; a running container found at start-up
 //!   is adopted, never started twice.
+//! * What a container's init reported (health, per-daemon state) counts only for the
+//!   run that reported it: dropped whenever the recorded state leaves `running` and for
+//!   every package when hearthd starts, so no dependent starts on stale health.
+//! * Every container gets its image defaults (env, user, workdir, entrypoint + cmd)
+//!   from the installed `<image>.json`/`.env`; the service spec overrides them.
 //!
 //! # Limitations
 //! * No registry installs (a URL install downloads one package, `download.rs`). Health, per-daemon state, logs and actions come
