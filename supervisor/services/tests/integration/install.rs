@@ -280,6 +280,12 @@ fn newer_version_is_staged_as_an_update_and_older_ones_need_allow_downgrade() {
     assert_eq!(e["manifest"]["version"], "2.0.0:0");
     let staged = w.data().join("packages/update/hello/next/main.squashfs");
     assert_eq!(std::fs::read(staged).unwrap(), vec![0x33; 4000]);
+    // The new version's image defaults are staged with it (moved in at the swap).
+    assert!(
+        w.data()
+            .join("packages/update/hello/next/config/main.env")
+            .is_file()
+    );
     assert!(
         w.data()
             .join("packages/archive/hello/3.0.0:0.s9pk")
