@@ -16,7 +16,7 @@ lint:
 deps:
 	./ci/deps.sh
 
-# Slow checks not run by `make test` (each takes several minutes under qemu TCG / two image builds).
+# Boot tests (also the last step of `make test`) and the reproducibility check (two image builds).
 vm-test:
 	./ci/vm-test.sh
 

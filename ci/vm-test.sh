@@ -23,8 +23,8 @@
 #
 # Environment: IMG (an image to use instead of building one), HEARTHD_PROFILE (release,
 # the default, or debug: reuse the debug build of `make test`), IMAGE_CACHE (a directory:
-# the image is kept there under the SHA-256 of its inputs — recipe, imager, hearth-init,
-# hearthd — and reused while they are unchanged; the build is reproducible, so this is
+# the image is kept there under the SHA-256 of its inputs — recipe, imager, debian/,
+# overlays/, hearth-init, hearth-container, hearth, hearthd — and reused while they are unchanged; the build is reproducible, so this is
 # the image a rebuild would give), VM_TEST_LOG (where the serial logs are copied),
 # IMAGER_TARGET_DIR. Needs root for mmdebstrap, qemu-system-x86,
 # ovmf, mtools, curl, python3, bc.
@@ -52,15 +52,22 @@ if [ -z "${IMG:-}" ]; then
   echo "== building hearth-init (static), hearthd ($PROFILE), hearth-imager"
   rustup target list --installed | grep -x x86_64-unknown-linux-musl >/dev/null ||
     rustup target add x86_64-unknown-linux-musl
-  cargo build -q --release -p hearth-init --target x86_64-unknown-linux-musl
-  if [ "$PROFILE" = release ]; then cargo build -q --release -p hearthd; else cargo build -q -p hearthd; fi
+  cargo build -q --release -p hearth-init -p hearth-container --target x86_64-unknown-linux-musl
+  if [ "$PROFILE" = release ]; then
+    cargo build -q --release -p hearthd -p hearth-cli
+  else
+    cargo build -q -p hearthd -p hearth-cli
+  fi
   cargo build -q -p hearth-imager
   # Debug info is of no use in the image and makes the debug build 6x larger.
   strip -o "$tmp/hearthd" "$T/$PROFILE/hearthd"
+  strip -o "$tmp/hearth" "$T/$PROFILE/hearth"
+  MUSL_REL="$T/x86_64-unknown-linux-musl/release"
   out="${IMAGER_OUT:-$tmp/out}"
   if [ -n "${IMAGE_CACHE:-}" ]; then
-    key="$(cat imager/recipes/x86_64-uefi.toml "$T/debug/hearth-imager" \
-      "$T/x86_64-unknown-linux-musl/release/hearth-init" "$tmp/hearthd" | sha256sum | cut -c1-16)"
+    key="$( (cat imager/recipes/x86_64-uefi.toml "$T/debug/hearth-imager" \
+      "$MUSL_REL/hearth-init" "$MUSL_REL/hearth-container" "$tmp/hearthd" "$tmp/hearth"
+      find debian overlays -type f | LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)"
     out="$IMAGE_CACHE/$key"
   fi
   if ls "$out"/hearth-*-x86_64-uefi.img >/dev/null 2>&1 && [ -f "$out/SHA256SUMS" ]; then
@@ -71,7 +78,8 @@ if [ -z "${IMG:-}" ]; then
     [ -n "${IMAGE_CACHE:-}" ] && rm -rf "$IMAGE_CACHE" && mkdir -p "$IMAGE_CACHE"
     t0=$(date +%s)
     timeout 1500 "$T/debug/hearth-imager" build --recipe imager/recipes/x86_64-uefi.toml \
-      --out "$out.tmp" --hearth-init "$T/x86_64-unknown-linux-musl/release/hearth-init" \
+      --out "$out.tmp" --hearth-init "$MUSL_REL/hearth-init" \
+      --hearth-container "$MUSL_REL/hearth-container" --hearth "$tmp/hearth" \
       --hearthd "$tmp/hearthd" | grep -v '^    \$'
     rm -rf "$out.tmp/work"
     mv "$out.tmp" "$out"
