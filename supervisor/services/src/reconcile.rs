@@ -253,6 +253,9 @@ pub(crate) fn reconcile_once(
     let mut observed = entry.status_info.observed.clone();
     if let Some(new) = step.record {
         record(store, id, &new, false)?;
+        if new.state == status::RunState::Waiting && new.waiting_for != observed.waiting_for {
+            tracing::info!(package = %id, waiting_for = ?new.waiting_for, "waiting for dependencies");
+        }
         observed = new;
     }
     match step.action {
