@@ -43,9 +43,16 @@ use crate::container_client::{self, ClientError, Incoming, ServiceConn};
 use crate::doc::{self, PACKAGE_DATA};
 use crate::error::PackageError;
 
-/// The keys of `statusInfo` this module writes.
-pub(crate) const REPORTED_KEYS: [&str; 5] =
-    ["daemons", "health", "crashLoop", "allReady", "reportedAt"];
+/// The keys of `statusInfo` this module writes, and `resources` (`usage.rs`), which
+/// belongs to the current run in the same way.
+pub(crate) const REPORTED_KEYS: [&str; 6] = [
+    "daemons",
+    "health",
+    "crashLoop",
+    "allReady",
+    "reportedAt",
+    crate::usage::KEY,
+];
 /// How long a (re)connection waits for the container's socket.
 pub(crate) const CONNECT_WAIT: Duration = Duration::from_secs(30);
 

@@ -15,7 +15,7 @@
 //!   dependencies?: { <dep id>: { kind: running|exists, optional, healthChecks?,
 //!                                 versionRange? } },
 //!   statusInfo: { desired, state, lastError, restartCount, startedAt, attempts, retryAt,
-//!                 waitingFor? }
+//!                 waitingFor?, resources? (usage.rs), container reports (container_status.rs) }
 //! }
 //! private.trustedPackageKeys.<fingerprint> = TrustedKey
 //! ```

@@ -57,6 +57,7 @@ mod supervisor;
 mod trust;
 mod unavailable;
 mod update;
+mod usage;
 
 pub use container_client::ClientError;
 pub use download::{DEFAULT_DOWNLOAD_LIMIT, DownloadError};

@@ -259,7 +259,12 @@ pub(crate) fn reconcile_once(
         observed = new;
     }
     match step.action {
-        Action::None => Ok(Outcome::Idle),
+        Action::None => {
+            if observed.state == status::RunState::Running {
+                crate::usage::sample(store, runtime, id, &cid, &entry, now_ms);
+            }
+            Ok(Outcome::Idle)
+        }
         Action::WaitUntil(at) => Ok(Outcome::WaitUntil(at)),
         Action::Start => {
             let result = start_container(runtime, plan, id, &entry, &all);

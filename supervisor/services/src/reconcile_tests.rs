@@ -633,3 +633,45 @@ fn image_defaults_are_given_to_the_container_and_replaced_at_each_start() {
     assert_eq!(t.starts(), 3);
     assert_eq!(std::fs::read_dir(&images).unwrap().count(), 0);
 }
+
+fn resources(t: &T) -> Option<serde_json::Value> {
+    t.status().observed.reported.get(crate::usage::KEY).cloned()
+}
+
+#[test]
+fn resource_use_is_shown_while_running_and_cleared_after_stop() {
+    let t = T::new(Desired::Running);
+    let use_of = |memory_mib: u64, cpu_ms: u64, pids: u64| hearth_lxc::ContainerStats {
+        memory_bytes: memory_mib << 20,
+        pids,
+        cpu_time: Duration::from_millis(cpu_ms),
+    };
+    t.step(1_000);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    t.rt.set_stats(&cid(), use_of(40, 100, 4));
+    assert_eq!(t.step(6_000), Outcome::Idle);
+    assert_eq!(
+        resources(&t),
+        Some(
+            json!({"memoryBytes": 40u64 << 20, "memoryLimitBytes": 1u64 << 28,
+                    "cpuTimeNs": 100_000_000u64, "pids": 4, "sampledAt": 6_000})
+        )
+    );
+    // 2.5 s of CPU in 5 s.
+    t.rt.set_stats(&cid(), use_of(41, 2_600, 5));
+    t.step(11_000);
+    let r = resources(&t).unwrap();
+    assert_eq!(
+        (r["cpuPercent"].as_f64(), &r["pids"]),
+        (Some(50.0), &json!(5))
+    );
+    // Too soon after the stored sample: nothing is written.
+    t.rt.set_stats(&cid(), use_of(200, 2_600, 9));
+    t.step(12_000);
+    assert_eq!(resources(&t).unwrap()["sampledAt"], 11_000);
+    t.set_desired(Desired::Stopped);
+    assert_eq!(t.step(13_000), Outcome::Again);
+    assert_eq!(resources(&t), None);
+    assert_eq!(t.step(20_000), Outcome::Idle);
+    assert_eq!(resources(&t), None);
+}
