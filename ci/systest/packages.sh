@@ -245,6 +245,7 @@ rpc package.logs '{"id":"crash-loop","limit":50}' | grep "failing on purpose" >/
 [ "$(status nginx crashLoop)" = False ] || fail "nginx reported as crash-looping"
 
 phase "hearthd restart with every container gone: services come back"
+ERR_LINES="$(wc -l <"$WORK/hearthd.err")"
 stop_hearthd
 stop_containers
 curl -s -m 2 "http://$NGINX/" >/dev/null && fail "nginx still serving after its container was stopped"
@@ -254,6 +255,15 @@ curl -fsS -m 3 "http://$NGINX/" | grep "Hello from Hearth" >/dev/null || fail "n
 wait_status postgresql health/ready/result success
 has_row || fail "row lost after hearthd and its containers restarted"
 wait_status pg-client health/database/result success
+# postgresql's health from before the restart must not count (it once let pg-client
+# start 84 ms after postgresql): pg-client waits for the new postgresql's check first.
+SINCE="$(tail -n +"$((ERR_LINES + 1))" "$WORK/hearthd.err" | grep -E "waiting for dependencies|started package=pg-client" || true)"
+case "${SINCE%%$'\n'*}" in
+  *'waiting for dependencies package=pg-client waiting_for=["postgresql"]'*) ;;
+  *) fail "after the hearthd restart pg-client did not wait for postgresql first: $SINCE" ;;
+esac
+tail -n +"$((ERR_LINES + 1))" "$WORK/hearthd.err" \
+  | grep -E "started package=(postgresql|pg-client)|waiting for dependencies" | sed 's/^/   /' || true
 wait_beats "$BEATS"
 
 phase "update: postgresql v2 keeps the row"
