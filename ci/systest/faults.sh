@@ -17,7 +17,8 @@
 # fits installs after the disk was full). Also checks the log stream
 # (GET /ws/logs/<id>, a stdlib WebSocket client) and the per-daemon log files on the
 # data disk (rotated at the cap hearthd is given, 256 KiB: <daemon>.log + .log.1, newest
-# lines kept).
+# lines kept). Last, statusInfo.resources of the running `keep` (memory, tasks, CPU) and
+# its removal when `keep` stops.
 # Needs what services.sh needs plus mkfs.ext4 (e2fsprogs). Uses the bridge hearth0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -384,4 +385,23 @@ stop_hearthd
 start_hearthd
 sleep 2
 keep_intact "a hearthd restart"
+
+echo "-- resource use in statusInfo while running (chatty keeps a CPU busy); gone once stopped"
+for _ in $(seq 1 150); do
+  [ "$(status keep resources/cpuPercent)" != null ] && break
+  sleep 0.2
+done
+RES="$(rpc db.dump '{"pointer":"/packageData/keep/statusInfo/resources"}' | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["result"]["value"]))')"
+python3 - "$RES" <<'PY' || fail "keep: statusInfo.resources: $RES"
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["memoryBytes"] > 1 << 20, r
+assert r["pids"] >= 3, r  # hearth-container, httpd and chatty's shell at least
+assert r["cpuPercent"] > 0, r  # chatty writes about 2,000 lines a second (2.5 % seen)
+assert r["cpuTimeNs"] > 0 and r["sampledAt"] > 0, r
+PY
+echo "   keep: $RES"
+rpc package.stop '{"id":"keep"}' >/dev/null
+wait_status keep state stopped
+[ "$(status keep resources)" = null ] || fail "keep stopped, resources still shown: $(status keep resources)"
 echo "faults: ok"
