@@ -173,7 +173,7 @@ BAD="$(rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"nam
 [ ! -e "$BOOK" ] || fail "the action ran despite bad input"
 RUN="$(rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"name":"Ada"}}')"
 [ "$(echo "$RUN" | field /result/success)" = True ] || fail "action.run: $RUN"
-echo "$RUN" | field /result/stdout | grep "Ada" >/dev/null || fail "action output: $RUN"
+echo "$RUN" | field /result/stdout | grep "Hello from Hearth, Ada" >/dev/null || fail "action output (GREETING comes from the image env): $RUN"
 grep -q "Ada" "$BOOK" || fail "guest book not signed"
 LAST="$(rpc db.dump '{"pointer":"/packageData/hello-oci/actions/sign/lastResult"}')"
 [ "$(echo "$LAST" | field /result/value/success)" = True ] || fail "lastResult: $LAST"
