@@ -108,6 +108,27 @@ boot_vm() { # LIMIT_SECONDS
     -display none -serial file:"$log" -monitor unix:"$tmp/monitor",server,nowait &
   qpid=$!
 }
+# One qemu monitor command, waiting for the prompt that follows its execution: closing the
+# socket before qemu has read the command can drop it (a lost Ctrl-Alt-Del).
+monitor_cmd() {
+  python3 - "$tmp/monitor" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+def until_prompt(buf=b""):
+    while b"(qemu)" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            sys.exit("qemu monitor closed the connection")
+        buf += chunk
+    return buf
+until_prompt()
+s.sendall(sys.argv[2].encode() + b"\n")
+until_prompt()
+s.close()
+PY
+}
 stop_vm() { [ -n "$qpid" ] && { kill "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true; }; qpid=""; }
 # Waits for qemu to exit by itself (power off).
 wait_poweroff() {
@@ -178,7 +199,7 @@ setup_and_login
 wait_for_slot '"slot":{"slot":"a","state":"good"}'
 grep -a 'hearth-init: slot A marked good (hearth-a+2-1.conf -> hearth-a.conf)' "$log" >/dev/null ||
   fail "no 'slot A marked good' on the console"
-python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"sendkey ctrl-alt-delete\n"); s.recv(4096)' "$tmp/monitor"
+monitor_cmd "sendkey ctrl-alt-delete"
 for _ in $(seq 1 60); do grep -a 'hearth-init: Reboot' "$log" >/dev/null && break; sleep 0.5; done
 grep -a 'hearth-init: Reboot' "$log" >/dev/null || fail "no clean reboot after Ctrl-Alt-Del"
 wait_for_hearthd "second boot, Ctrl-Alt-Del to answer"
