@@ -10,10 +10,17 @@
 //! partial file is removed). The answer is a JSON-RPC response object: `result` is the
 //! `package.install` result, or `error` with the same codes and `data.reason`.
 //!
+//! A refusal sent before the whole body arrived (401, 413, 507, a failed write) does
+//! not cut the client off mid-send: the rest of the body is read and discarded for up
+//! to [`LINGER`] in a background task ("lingering close", as nginx does), so a client
+//! that writes everything before reading (curl without `Expect`, a browser) gets the
+//! answer instead of a reset. Past that time the connection is dropped.
+//!
 //! Rejected: multipart forms (a parser for one file) and a two-step sideload with
 //! progress GUIDs as StartOS does it (progress is already visible in the state).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hearth_layout::PACKAGE_UPLOAD_DIR;
 use hearth_rpc::{ErrorCode, Response, RpcError};
@@ -34,6 +41,32 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// How long the rest of a refused upload is still read and discarded.
+pub(crate) const LINGER: Duration = Duration::from_secs(15);
+
+/// Answers `response` to a request whose body may not have been read to the end: the
+/// remaining body is drained (and discarded) for up to [`LINGER`] in the background, so
+/// the peer can finish sending and then read the answer.
+pub(crate) fn linger(mut body: Incoming, response: http::Response<Body>) -> http::Response<Body> {
+    if hyper::body::Body::is_end_stream(&body) {
+        return response;
+    }
+    tokio::spawn(async move {
+        let drained = tokio::time::timeout(LINGER, async {
+            let mut bytes = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(data) = frame.data_ref() {
+                    bytes += data.len() as u64;
+                }
+            }
+            bytes
+        })
+        .await;
+        tracing::debug!(drained = ?drained.ok(), "refused upload: rest of the body discarded");
+    });
+    response
 }
 
 fn too_large(limit: u64) -> http::Response<Body> {
@@ -98,29 +131,30 @@ pub(crate) async fn upload(
     ctx: &RequestContext,
     req: http::Request<Incoming>,
 ) -> http::Response<Body> {
-    let principal = match shared.auth.authenticate(req.headers()).await {
+    let (head, body) = req.into_parts();
+    let principal = match shared.auth.authenticate(&head.headers).await {
         Ok(p) => p,
-        Err(e) => return rpc_error(auth_status(&e), e),
+        Err(e) => return linger(body, rpc_error(auth_status(&e), e)),
     };
     if let Err(e) = require_auth(&principal) {
-        return rpc_error(auth_status(&e), e);
+        return linger(body, rpc_error(auth_status(&e), e));
     }
-    let allow_untrusted = req
-        .uri()
+    let allow_untrusted = head
+        .uri
         .query()
         .is_some_and(|q| q.split('&').any(|kv| kv == "allowUntrusted=true"));
     let limit = shared.config.upload_limit;
-    let declared = req
-        .headers()
+    let declared = head
+        .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return too_large(limit);
+        return linger(body, too_large(limit));
     }
     let dir = shared.config.data_dir.join(PACKAGE_UPLOAD_DIR);
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-        return failed("create directory", &dir, &e);
+        return linger(body, failed("create directory", &dir, &e));
     }
     if let Some(n) = declared
         && let Some(free) = free_bytes(&dir)
@@ -132,21 +166,22 @@ pub(crate) async fn upload(
         );
         tracing::warn!(peer = %ctx.peer, bytes = n, free, "package upload refused: no space");
         let e = no_space(message).with("needed", n).with("free", free);
-        return rpc_error(StatusCode::INSUFFICIENT_STORAGE, e);
+        return linger(body, rpc_error(StatusCode::INSUFFICIENT_STORAGE, e));
     }
     let name = match crate::auth::secret::random_id() {
         Ok(id) => format!("{id}.s9pk"),
         Err(e) => {
             tracing::error!(error = %e, "package upload: no random name");
-            return rpc_error(StatusCode::INTERNAL_SERVER_ERROR, RpcError::internal());
+            let e = RpcError::internal();
+            return linger(body, rpc_error(StatusCode::INTERNAL_SERVER_ERROR, e));
         }
     };
     let path = TempFile(dir.join(name));
     let mut file = match tokio::fs::File::create(&path.0).await {
         Ok(f) => f,
-        Err(e) => return failed("create", &path.0, &e),
+        Err(e) => return linger(body, failed("create", &path.0, &e)),
     };
-    let mut body = req.into_body();
+    let mut body = body;
     let mut received = 0u64;
     loop {
         let frame = match tokio::time::timeout(shared.config.body_timeout, body.frame()).await {
@@ -167,10 +202,10 @@ pub(crate) async fn upload(
         };
         received += data.len() as u64;
         if received > limit {
-            return too_large(limit);
+            return linger(body, too_large(limit));
         }
         if let Err(e) = file.write_all(&data).await {
-            return failed("write", &path.0, &e);
+            return linger(body, failed("write", &path.0, &e));
         }
     }
     if let Err(e) = file.sync_all().await {

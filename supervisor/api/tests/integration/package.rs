@@ -138,6 +138,45 @@ async fn upload_streams_the_body_installs_it_and_keeps_no_copy() {
     );
 }
 
+/// A client that sends the whole body before reading (curl without `Expect`, a browser)
+/// still gets the refusal: the server reads and discards the rest instead of resetting
+/// the connection under the client's writes.
+#[tokio::test]
+async fn a_refused_upload_is_answered_after_the_client_sent_everything() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(Options {
+        config: Some(Box::new(|c| c.upload_limit = 64 * 1024)),
+        ..Options::default()
+    })
+    .await;
+    s.setup().await;
+    let big = vec![7u8; 16 * 1024 * 1024];
+    for (what, auth) in [("over the limit", true), ("anonymous", false)] {
+        let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let auth = if auth {
+            format!("x-hearth-local-auth: {}\r\n", s.local)
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "POST {} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+             content-length: {}\r\n{auth}\r\n",
+            hearth_layout::PACKAGE_UPLOAD_PATH,
+            big.len()
+        );
+        c.write_all(head.as_bytes()).await.unwrap();
+        c.write_all(&big)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the server cut the upload off: {e}"));
+        let mut out = Vec::new();
+        c.read_to_end(&mut out).await.unwrap();
+        let r = parse_response(&out);
+        let want = if auth.is_empty() { 401 } else { 413 };
+        assert_eq!(r.status, want, "{what}: {r:?}");
+        assert!(r.json().get("error").is_some(), "{what}: {r:?}");
+    }
+}
+
 async fn chunked_post(addr: std::net::SocketAddr, path: &str, local: &str, body: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
