@@ -157,6 +157,7 @@ wait_status() { # ID FIELD VALUE [SECONDS]
 }
 upload() { # FILE [QUERY] [CURL-ARGS...] -> HTTP status; the body in $WORK/upload.json (streamed with -T)
   local file="$1" query="${2:-}"; shift; shift || true
+  rm -f "$WORK/upload.json"
   curl -sS -o "$WORK/upload.json" -w '%{http_code}' -H "x-hearth-local-auth: $(cookie)" \
     -H 'content-type: application/octet-stream' -H 'expect:' -X POST -T "$file" "$@" \
     "$URL/rest/package/upload$query" || true
