@@ -1,29 +1,13 @@
-//! The one helper through which the imager runs external tools (`mmdebstrap`, `mksquashfs`,
-//! `mkfs.vfat`, `mcopy`, `sfdisk`): prints argv, passes `SOURCE_DATE_EPOCH`, captures
-//! stderr, and turns a failure into [`ToolError`] naming the command and its stderr.
+//! How the imager runs external tools (`mmdebstrap`, `mksquashfs`, `mkfs.vfat`, `mcopy`,
+//! `sfdisk`): prints argv, passes `SOURCE_DATE_EPOCH` (and a fixed locale and time zone),
+//! and runs the command through the shared `hearth-cmd` crate, whose error names the
+//! command and ends with its stderr.
 
 use std::ffi::OsStr;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-/// Running a tool failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ToolError {
-    /// The program could not be started (not installed?).
-    #[error("starting `{argv}`: {source} (is it installed? see ci/deps.sh)")]
-    Spawn {
-        argv: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The program failed.
-    #[error("`{argv}` failed ({status}):\n{stderr}")]
-    Failed {
-        argv: String,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
-}
+/// Running a tool failed (the error type shared with `hearth-init`).
+pub(crate) use hearth_cmd::CmdError as ToolError;
 
 /// Runs `program args…` with `SOURCE_DATE_EPOCH=epoch` and optional stdin; returns stdout.
 pub(crate) fn run<S: AsRef<OsStr>>(
@@ -42,47 +26,13 @@ pub(crate) fn run_bytes<S: AsRef<OsStr>>(
     epoch: u64,
     stdin: Option<&str>,
 ) -> Result<Vec<u8>, ToolError> {
-    let argv = std::iter::once(program.to_owned())
-        .chain(
-            args.iter()
-                .map(|a| a.as_ref().to_string_lossy().into_owned()),
-        )
-        .collect::<Vec<_>>()
-        .join(" ");
-    println!("    $ {argv}");
-    let spawn_err = |source| ToolError::Spawn {
-        argv: argv.clone(),
-        source,
-    };
-    let mut child = Command::new(program)
-        .args(args)
+    let mut c = Command::new(program);
+    c.args(args)
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .env("LC_ALL", "C.UTF-8")
-        .env("TZ", "UTC")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_err)?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).map_err(spawn_err)?;
-    }
-    let out = child.wait_with_output().map_err(spawn_err)?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        // Keep the end: that is where tools explain themselves.
-        let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
-        return Err(ToolError::Failed {
-            argv,
-            status: out.status,
-            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
-        });
-    }
-    Ok(out.stdout)
+        .env("TZ", "UTC");
+    println!("    $ {}", hearth_cmd::argv(&c));
+    hearth_cmd::output(c, stdin.map(str::as_bytes))
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
-//! The one helper through which `hearth-init` runs external tools (`ip`, `sfdisk`,
-//! `mkfs.ext4`): logs argv, captures output, turns a failure into [`CmdError`] naming the
-//! command and its stderr.
+//! How `hearth-init` runs external tools (`ip`, `sfdisk`, `mkfs.ext4`) and services: a
+//! `PATH` when the kernel gave none, an empty signal mask in the child ([`command`]), the
+//! command line logged to the console; running it and reporting a failure (the command and
+//! its stderr, [`CmdError`]) is the shared `hearth-cmd` crate's job.
 
 use std::ffi::OsStr;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::log::log_info;
 
@@ -47,66 +47,20 @@ fn unblock_signals_in_child(c: &mut Command) {
     }
 }
 
-/// Running an external command failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CmdError {
-    /// The program could not be started.
-    #[error("starting `{argv}`: {source}")]
-    Spawn {
-        argv: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The program exited unsuccessfully.
-    #[error("`{argv}` failed ({status}): {stderr}")]
-    Failed {
-        argv: String,
-        status: std::process::ExitStatus,
-        stderr: String,
-    },
-}
+/// Running an external command failed (the error type shared with the imager).
+pub(crate) use hearth_cmd::CmdError;
 
-/// Runs `program args…`, feeding `stdin` if given; returns stdout.
+/// Runs `program args…` (through [`command`]), feeding `stdin` if given; logs the command
+/// line and returns stdout.
 pub(crate) fn run<S: AsRef<OsStr>>(
     program: &str,
     args: &[S],
     stdin: Option<&str>,
 ) -> Result<String, CmdError> {
-    let argv = std::iter::once(program.to_owned())
-        .chain(
-            args.iter()
-                .map(|a| a.as_ref().to_string_lossy().into_owned()),
-        )
-        .collect::<Vec<_>>()
-        .join(" ");
-    log_info!("run: {argv}");
-    let spawn_err = |source| CmdError::Spawn {
-        argv: argv.clone(),
-        source,
-    };
-    let mut child = command(program)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(spawn_err)?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input.as_bytes()).map_err(spawn_err)?;
-    }
-    let out = child.wait_with_output().map_err(spawn_err)?;
-    if !out.status.success() {
-        return Err(CmdError::Failed {
-            argv,
-            status: out.status,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let mut c = command(program);
+    c.args(args);
+    log_info!("run: {}", hearth_cmd::argv(&c));
+    hearth_cmd::text(c, stdin)
 }
 
 #[cfg(test)]
