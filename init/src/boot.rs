@@ -32,9 +32,9 @@ use crate::cmdline::{self, NetConfig, RootSource, Slot};
 use crate::log::{self, log_error, log_info, log_warn};
 use crate::modules;
 use crate::mounts::{self, Mounter, SysMounter};
-use crate::slot::{self, EspAccess, SlotState};
+use crate::slot::{self, Scheme, SlotState};
 use crate::supervise::{self, Backoff, Ended, Shutdown};
-use crate::{cmd, devices};
+use crate::{cmd, devices, mbr, tryboot};
 
 /// File listing the modules the initramfs loads, one name per line.
 const MODULE_LIST: &str = "/etc/hearth/modules";
@@ -44,8 +44,11 @@ const HEARTHD: &str = "/usr/bin/hearthd";
 const DHCPCD: &str = "/usr/sbin/dhcpcd";
 /// hearthd's readiness socket (`NOTIFY_SOCKET`).
 const NOTIFY_SOCKET: &str = "/run/hearth/notify.sock";
-/// Where the ESP is mounted while its entries are read or renamed.
-const ESP_MOUNT: &str = "/run/hearth/esp";
+/// Where the boot FAT partition (ESP or the Pi's `autoboot`) is mounted while it is read
+/// or changed.
+const BOOT_FAT_MOUNT: &str = "/run/hearth/esp";
+/// sysfs directory of block devices.
+const SYS_CLASS_BLOCK: &str = "/sys/class/block";
 /// Time `hearthd` has to report ready before a slot on trial is given up.
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Deaths of `hearthd` before it was ever ready that give up a slot on trial.
@@ -96,8 +99,32 @@ pub(crate) fn run() -> ! {
                 )),
             }
         }
+        RootSource::PartUuid(id) => match devices::wait_for(Duration::from_secs(15), || {
+            mbr::find_by_partuuid(Path::new(SYS_CLASS_BLOCK), Path::new("/dev"), id)
+        }) {
+            Some(d) => d,
+            None => fail(&format!(
+                "root partition PARTUUID={:08x}-{:02} (slot {slot:?}) not found: no disk \
+                 with MBR id {:08x} and that partition",
+                id.disk_id, id.number, id.disk_id
+            )),
+        },
     };
-    log_info!("slot {slot:?}: root squashfs {device}");
+    // The root disk's partition table decides the data partition's place and how slots
+    // are committed (GPT: systemd-boot entries; MBR: the Raspberry Pi's autoboot.txt).
+    let disk = devices::parent_disk(Path::new(SYS_CLASS_BLOCK), &device);
+    let table = disk
+        .as_deref()
+        .and_then(|d| mbr::read_table(Path::new(d)).ok().flatten());
+    log_info!(
+        "slot {slot:?}: root squashfs {device} on {} ({})",
+        disk.as_deref().unwrap_or("an unknown disk"),
+        match table {
+            Some(mbr::Table::Gpt) => "GPT".to_owned(),
+            Some(mbr::Table::Mbr { disk_id }) => format!("MBR {disk_id:08x}"),
+            None => "no partition table".to_owned(),
+        }
+    );
     if let Err(e) = mounts::execute(&mounts::root(&device), &mut m) {
         fail(&e.to_string());
     }
@@ -109,7 +136,7 @@ pub(crate) fn run() -> ! {
     if let Err(e) = mounts::execute(&plan, &mut m) {
         fail(&e.to_string());
     }
-    let data = devices::prepare_data(&device, &mut m);
+    let data = devices::prepare_data(&device, table, &mut m);
     plan.extend(mounts::data(&data));
     let overlays = mounts::overlays();
     if let Err(e) = mounts::execute(&overlays, &mut m) {
@@ -121,7 +148,8 @@ pub(crate) fn run() -> ! {
     if let Some(dhcp) = network(&params.net) {
         services.push(dhcp);
     }
-    let (own, other) = slot_states(slot);
+    let boot_fat = boot_fat(table, disk.as_deref());
+    let (own, other) = slot_states(slot, boot_fat.as_ref());
     log_info!(
         "slot {slot:?}: {}; other slot {:?}: {}",
         describe(own),
@@ -165,11 +193,16 @@ pub(crate) fn run() -> ! {
         stop_timeout: Duration::from_secs(10),
         kill_all: true,
     };
-    let kind = match supervise::run(&cfg, &mut || on_ready(slot, own)) {
+    let kind = match supervise::run(&cfg, &mut || on_ready(slot, own, boot_fat.as_ref())) {
         Ok(Ended::Requested(kind)) => kind,
         Ok(Ended::Unhealthy) => {
-            match own {
-                SlotState::Trying(c) => {
+            match (own, boot_fat.as_ref().map(|b| b.0)) {
+                (SlotState::Trying(_), Some(Scheme::Tryboot { .. })) => log_error!(
+                    "slot {slot:?} failed its trial: rebooting; the firmware boots the \
+                     committed slot {:?}",
+                    slot.other()
+                ),
+                (SlotState::Trying(c), _) => {
                     log_error!("slot {slot:?} failed this try ({} left): rebooting", c.left)
                 }
                 _ => log_error!(
@@ -185,7 +218,11 @@ pub(crate) fn run() -> ! {
             Shutdown::Reboot
         }
     };
-    shutdown(kind, &mounts::targets(&plan))
+    // A trial of the other slot asked for (Raspberry Pi): read before /run is unmounted.
+    let tryboot = kind == Shutdown::Reboot
+        && matches!(boot_fat, Some((Scheme::Tryboot { .. }, _)))
+        && Path::new(tryboot::TRYBOOT_REQUEST).exists();
+    shutdown(kind, &mounts::targets(&plan), tryboot)
 }
 
 /// Like [`mounts::execute`] but a filesystem that is already mounted (`EBUSY`, e.g. a
@@ -247,21 +284,42 @@ fn switch_root() -> Result<(), nix::Error> {
     nix::unistd::chdir("/")
 }
 
-/// Reads both slots' states from the ESP (`Unknown` if it cannot be read).
-fn slot_states(slot: Slot) -> (SlotState, SlotState) {
-    let mut states = (SlotState::Unknown, SlotState::Unknown);
-    let mut esp = slot::MountedEsp {
-        mount_point: ESP_MOUNT.into(),
+/// The slot scheme and the boot FAT partition holding its state: the GPT partition `esp`,
+/// or partition 1 (`autoboot`) of the root's MBR disk.
+fn boot_fat(table: Option<mbr::Table>, disk: Option<&str>) -> Option<(Scheme, String)> {
+    let sys = Path::new(SYS_CLASS_BLOCK);
+    let found = match table {
+        Some(mbr::Table::Mbr { .. }) => {
+            let scheme = Scheme::Tryboot {
+                flag: tryboot::read_flag(Path::new(tryboot::TRYBOOT_FLAG)),
+            };
+            disk.and_then(|d| devices::partition_by_number(sys, d, mbr::AUTOBOOT as usize))
+                .map(|dev| (scheme, dev))
+        }
+        _ => devices::find_partition(sys, "esp").map(|dev| (Scheme::SystemdBoot, dev)),
     };
-    let result = esp.with_esp(&mut |root| {
-        let entries = slot::scan(root)?;
-        states = (entries.state(slot), entries.state(slot.other()));
-        Ok(())
-    });
-    if let Err(e) = result {
-        log_warn!("boot counting: {e}; the slot cannot be marked good");
+    if found.is_none() {
+        log_warn!("no boot partition (ESP or autoboot) found: no slot state, no marking good");
     }
-    states
+    found
+}
+
+fn mounted(device: &str) -> slot::MountedFat {
+    slot::MountedFat {
+        device: device.to_owned(),
+        mount_point: BOOT_FAT_MOUNT.into(),
+    }
+}
+
+/// Reads both slots' states from the boot partition (`Unknown` if it cannot be read).
+fn slot_states(slot: Slot, boot_fat: Option<&(Scheme, String)>) -> (SlotState, SlotState) {
+    let Some((scheme, device)) = boot_fat else {
+        return (SlotState::Unknown, SlotState::Unknown);
+    };
+    slot::read_states(*scheme, slot, &mut mounted(device)).unwrap_or_else(|e| {
+        log_warn!("slot state: {e}; the slot cannot be marked good");
+        (SlotState::Unknown, SlotState::Unknown)
+    })
 }
 
 fn describe(state: SlotState) -> String {
@@ -281,24 +339,18 @@ fn publish(slot: Slot, state: SlotState) {
 }
 
 /// `hearthd` is ready: a slot on trial (or out of tries) becomes good.
-fn on_ready(slot: Slot, own: SlotState) {
+fn on_ready(slot: Slot, own: SlotState, boot_fat: Option<&(Scheme, String)>) {
     if !matches!(own, SlotState::Trying(_) | SlotState::Bad(_)) {
         return;
     }
-    let mut esp = slot::MountedEsp {
-        mount_point: ESP_MOUNT.into(),
+    let Some((scheme, device)) = boot_fat else {
+        return;
     };
-    let mut renamed = None;
-    let result = esp.with_esp(&mut |root| {
-        renamed = slot::mark_good(root, slot)?;
-        Ok(())
-    });
-    match result {
-        Ok(()) => {
+    match slot::commit_running(*scheme, slot, &mut mounted(device)) {
+        Ok(changed) => {
             log_info!(
-                "slot {slot:?} marked good ({} -> {})",
-                renamed.as_deref().unwrap_or("already good"),
-                slot::good_name(slot)
+                "slot {slot:?} marked good ({})",
+                changed.as_deref().unwrap_or("already good")
             );
             publish(slot, SlotState::Good);
         }
@@ -356,7 +408,7 @@ fn network(net: &NetConfig) -> Option<supervise::Service> {
     None
 }
 
-fn shutdown(kind: Shutdown, targets: &[std::path::PathBuf]) -> ! {
+fn shutdown(kind: Shutdown, targets: &[std::path::PathBuf], tryboot: bool) -> ! {
     log_info!("syncing and unmounting");
     nix::unistd::sync();
     for target in targets.iter().rev() {
@@ -370,6 +422,11 @@ fn shutdown(kind: Shutdown, targets: &[std::path::PathBuf]) -> ! {
         Shutdown::PowerOff => nix::sys::reboot::RebootMode::RB_POWER_OFF,
         Shutdown::Reboot => nix::sys::reboot::RebootMode::RB_AUTOBOOT,
     };
+    if tryboot {
+        log_info!("Reboot into the other slot on trial (\"0 tryboot\")");
+        let e = tryboot::reboot_tryboot();
+        log_error!("reboot(2) with \"0 tryboot\": {e}; rebooting normally");
+    }
     log_info!("{kind:?}");
     let _ = nix::sys::reboot::reboot(how);
     fail("reboot(2) returned")

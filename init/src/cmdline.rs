@@ -1,9 +1,11 @@
 //! Kernel command line parsing and slot selection (pure, no I/O).
 //!
 //! Recognised keys: `hearth.slot=a|b` (the A/B slot this boot entry belongs to, written by
-//! the imager into each systemd-boot entry), `root=` (an explicit root device, overriding the
-//! slot's partition label, for debugging), `hearth.net=dhcp|static:ADDR/PREFIX,GATEWAY|off`
-//! (default `dhcp`: `dhcpcd` on every interface), `hearth.listen=ADDR:PORT` (hearthd's
+//! the imager into each systemd-boot entry and each Raspberry Pi `cmdline.txt`), `root=` (an
+//! explicit root device overriding the slot's partition label: `/dev/…`, `PARTLABEL=root-a`,
+//! or an MBR `PARTUUID=<disk id>-<nn>` as the Pi's `cmdline.txt` has),
+//! `hearth.net=dhcp|static:ADDR/PREFIX,GATEWAY|off` (default `dhcp`: `dhcpcd` on every
+//! interface), `hearth.listen=ADDR:PORT` (hearthd's
 //! listen address). Unknown keys belong to the kernel or to other programs and are ignored.
 //! Values may be double-quoted.
 //!
@@ -175,12 +177,30 @@ pub(crate) enum RootSource {
     Device(String),
     /// A GPT partition name to look up (`root-a`).
     PartLabel(&'static str),
+    /// An MBR `PARTUUID` (`root=PARTUUID=1234abcd-05`, the Raspberry Pi's `cmdline.txt`).
+    PartUuid(crate::mbr::PartUuid),
 }
 
-/// Chooses the root: explicit `root=` (a `/dev/…` path or `PARTLABEL=…` of a slot) wins;
-/// otherwise the slot from `hearth.slot`, defaulting to A (a hand-typed command line).
+/// Chooses the root: explicit `root=` (a `/dev/…` path, `PARTLABEL=…` of a slot, or an MBR
+/// `PARTUUID=<disk id>-<nn>`) wins; otherwise the slot from `hearth.slot`, defaulting to A
+/// (a hand-typed command line). The slot of an MBR root is its partition's (5 = A, 6 = B)
+/// when it is one of the slots' partitions.
 pub(crate) fn select_root(params: &BootParams) -> (Slot, RootSource) {
+    use crate::mbr;
     let slot = params.slot.unwrap_or(Slot::A);
+    if let Some(id) = params
+        .root
+        .as_deref()
+        .and_then(|r| r.strip_prefix("PARTUUID="))
+        .and_then(mbr::parse_partuuid)
+    {
+        let slot = match id.number {
+            mbr::ROOT_A => Slot::A,
+            mbr::ROOT_B => Slot::B,
+            _ => slot,
+        };
+        return (slot, RootSource::PartUuid(id));
+    }
     match params.root.as_deref() {
         Some("PARTLABEL=root-a") => (Slot::A, RootSource::PartLabel("root-a")),
         Some("PARTLABEL=root-b") => (Slot::B, RootSource::PartLabel("root-b")),
@@ -269,6 +289,24 @@ mod tests {
         p.root = Some("PARTLABEL=root-a".into());
         assert_eq!(select_root(&p), (Slot::A, RootSource::PartLabel("root-a")));
         p.root = Some("UUID=1234".into());
+        assert_eq!(select_root(&p), (Slot::B, RootSource::PartLabel("root-b")));
+        // The Raspberry Pi's cmdline.txt: the MBR partition decides the slot.
+        let pi = parse("console=tty1 root=PARTUUID=1234abcd-06 hearth.slot=b").unwrap();
+        let id = crate::mbr::PartUuid {
+            disk_id: 0x1234_abcd,
+            number: 6,
+        };
+        assert_eq!(select_root(&pi), (Slot::B, RootSource::PartUuid(id)));
+        p.root = Some("PARTUUID=1234abcd-05".into());
+        assert_eq!(
+            select_root(&p),
+            (
+                Slot::A,
+                RootSource::PartUuid(crate::mbr::PartUuid { number: 5, ..id })
+            )
+        );
+        // A GPT PARTUUID is not looked up: the slot's partition name is used.
+        p.root = Some("PARTUUID=b921b045-1df0-41c3-af44-4c6f280d3fae".into());
         assert_eq!(select_root(&p), (Slot::B, RootSource::PartLabel("root-b")));
     }
 }

@@ -31,10 +31,12 @@ mod cmd;
 mod cmdline;
 mod devices;
 mod log;
+mod mbr;
 mod modules;
 mod mounts;
 mod slot;
 mod supervise;
+mod tryboot;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

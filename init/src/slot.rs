@@ -18,7 +18,12 @@
 //! or tries left); otherwise stay up (a reboot loop helps nobody; the console says why).
 //!
 //! The ESP is FAT: it is mounted only for the moment of reading or renaming
-//! ([`EspAccess`]), then synced and unmounted, so a power cut rarely finds it mounted.
+//! ([`BootFat`]), then synced and unmounted, so a power cut rarely finds it mounted.
+//!
+//! The Raspberry Pi has no systemd-boot: its firmware's `autoboot.txt` + `tryboot` play the
+//! same part (see `tryboot`), and [`Scheme`] picks one or the other from the root disk's
+//! partition table; [`read_states`] and [`commit_running`] are the scheme-independent entry
+//! points the boot code uses.
 //!
 //! The state is published to `hearthd` in [`BOOT_STATE_FILE`] as JSON (the shape of
 //! `hearth_rpc::methods::server::SlotInfo` plus `"init": "hearth-init"`, which also tells
@@ -153,9 +158,19 @@ pub(crate) enum SlotError {
     /// The running slot has no entry.
     #[error("no boot entry for slot {slot:?} in {path}")]
     NoEntry { slot: Slot, path: PathBuf },
-    /// The ESP could not be found or mounted.
-    #[error("ESP: {0}")]
+    /// The boot FAT partition (ESP, or the Pi's `autoboot`) could not be found or mounted.
+    #[error("boot partition: {0}")]
     Esp(String),
+    /// A file on the boot partition could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `autoboot.txt` cannot be rewritten as asked.
+    #[error("autoboot.txt: {0}")]
+    Autoboot(String),
     /// Writing the state file failed.
     #[error("writing {path}: {source}")]
     Write {
@@ -263,33 +278,92 @@ pub(crate) fn write_state(path: &Path, json: &str) -> Result<(), SlotError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
-/// Gives temporary access to the ESP's files.
-pub(crate) trait EspAccess {
-    /// Runs `f` with the ESP's root directory; writes are on disk when this returns.
-    fn with_esp(
+/// How this machine chooses and commits slots (from the root disk's partition table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// GPT: systemd-boot entries with boot counting on the ESP (this module).
+    SystemdBoot,
+    /// MBR (Raspberry Pi): the firmware's `autoboot.txt` + `tryboot` (`crate::tryboot`);
+    /// `flag` is the firmware's tryboot flag for this boot, if it reported one.
+    Tryboot { flag: Option<bool> },
+}
+
+/// States of (`slot`, the other slot), read from the boot partition.
+pub(crate) fn read_states(
+    scheme: Scheme,
+    slot: Slot,
+    fat: &mut dyn BootFat,
+) -> Result<(SlotState, SlotState), SlotError> {
+    let mut states = (SlotState::Unknown, SlotState::Unknown);
+    fat.with_fat(&mut |root| {
+        states = match scheme {
+            Scheme::SystemdBoot => {
+                let entries = scan(root)?;
+                (entries.state(slot), entries.state(slot.other()))
+            }
+            Scheme::Tryboot { flag } => {
+                crate::tryboot::states(&crate::tryboot::read_autoboot(root)?, slot, flag)
+            }
+        };
+        Ok(())
+    })?;
+    Ok(states)
+}
+
+/// Marks the running `slot` good on the boot partition. Returns what changed (for the
+/// log), or `None` if it was good already.
+pub(crate) fn commit_running(
+    scheme: Scheme,
+    slot: Slot,
+    fat: &mut dyn BootFat,
+) -> Result<Option<String>, SlotError> {
+    let mut changed = None;
+    fat.with_fat(&mut |root| {
+        changed = match scheme {
+            Scheme::SystemdBoot => {
+                mark_good(root, slot)?.map(|old| format!("{old} -> {}", good_name(slot)))
+            }
+            Scheme::Tryboot { .. } => crate::tryboot::mark_good(root, slot)?.map(|_| {
+                format!(
+                    "{}: [all] boot_partition={}",
+                    crate::tryboot::AUTOBOOT_TXT,
+                    crate::tryboot::boot_partition(slot)
+                )
+            }),
+        };
+        Ok(())
+    })?;
+    Ok(changed)
+}
+
+/// Gives temporary access to the files of the boot FAT partition (the ESP, or the
+/// Raspberry Pi's `autoboot` partition). Tests use a directory.
+pub(crate) trait BootFat {
+    /// Runs `f` with the partition's root directory; writes are on disk when this returns.
+    fn with_fat(
         &mut self,
         f: &mut dyn FnMut(&Path) -> Result<(), SlotError>,
     ) -> Result<(), SlotError>;
 }
 
-/// The real ESP: the GPT partition `esp`, mounted (vfat) on a directory under `/run`
-/// for the duration of one call.
-pub(crate) struct MountedEsp {
+/// The real partition `device` (vfat), mounted on `mount_point` for the duration of one
+/// call, then synced and unmounted.
+pub(crate) struct MountedFat {
+    pub(crate) device: String,
     pub(crate) mount_point: PathBuf,
 }
 
-impl EspAccess for MountedEsp {
-    fn with_esp(
+impl BootFat for MountedFat {
+    fn with_fat(
         &mut self,
         f: &mut dyn FnMut(&Path) -> Result<(), SlotError>,
     ) -> Result<(), SlotError> {
         use nix::mount::{MntFlags, MsFlags, mount, umount2};
-        let device = crate::devices::find_partition(Path::new("/sys/class/block"), "esp")
-            .ok_or_else(|| SlotError::Esp("no GPT partition named \"esp\"".into()))?;
+        let device = self.device.as_str();
         std::fs::create_dir_all(&self.mount_point)
             .map_err(|e| SlotError::Esp(format!("creating {}: {e}", self.mount_point.display())))?;
         mount(
-            Some(device.as_str()),
+            Some(device),
             &self.mount_point,
             Some("vfat"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
@@ -304,10 +378,24 @@ impl EspAccess for MountedEsp {
         let result = f(&self.mount_point);
         nix::unistd::sync();
         if let Err(e) = umount2(&self.mount_point, MntFlags::empty()) {
-            crate::log::log_warn!("unmounting the ESP: {e}; detaching");
+            crate::log::log_warn!("unmounting {device}: {e}; detaching");
             let _ = umount2(&self.mount_point, MntFlags::MNT_DETACH);
         }
         result
+    }
+}
+
+/// A directory standing in for the boot partition (tests).
+#[cfg(test)]
+pub(crate) struct DirFat(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl BootFat for DirFat {
+    fn with_fat(
+        &mut self,
+        f: &mut dyn FnMut(&Path) -> Result<(), SlotError>,
+    ) -> Result<(), SlotError> {
+        f(&self.0)
     }
 }
 
@@ -416,5 +504,47 @@ mod tests {
         let path = dir.path().join("run/hearth/boot.json");
         write_state(&path, "{}").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{}");
+    }
+
+    #[test]
+    fn both_schemes_through_the_boot_fat_trait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fat = DirFat(dir.path().to_owned());
+        let entries = dir.path().join(ENTRIES_DIR);
+        std::fs::create_dir_all(&entries).unwrap();
+        std::fs::write(entries.join("hearth-a+2-1.conf"), "").unwrap();
+        std::fs::write(entries.join("hearth-b+3.conf"), "").unwrap();
+        let gpt = Scheme::SystemdBoot;
+        assert_eq!(
+            read_states(gpt, Slot::A, &mut fat).unwrap(),
+            (SlotState::Trying(c(2, 1)), SlotState::Trying(c(3, 0)))
+        );
+        assert_eq!(
+            commit_running(gpt, Slot::A, &mut fat).unwrap().as_deref(),
+            Some("hearth-a+2-1.conf -> hearth-a.conf")
+        );
+        assert_eq!(commit_running(gpt, Slot::A, &mut fat).unwrap(), None);
+
+        let pi = Scheme::Tryboot { flag: Some(true) };
+        let err = read_states(pi, Slot::B, &mut fat).unwrap_err().to_string();
+        assert!(err.contains("autoboot.txt"), "{err}");
+        std::fs::write(
+            dir.path().join("autoboot.txt"),
+            "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_states(pi, Slot::B, &mut fat).unwrap(),
+            (SlotState::Trying(c(0, 1)), SlotState::Good)
+        );
+        assert_eq!(
+            commit_running(pi, Slot::B, &mut fat).unwrap().as_deref(),
+            Some("autoboot.txt: [all] boot_partition=3")
+        );
+        assert_eq!(
+            read_states(Scheme::Tryboot { flag: Some(false) }, Slot::B, &mut fat).unwrap(),
+            (SlotState::Good, SlotState::Unknown)
+        );
+        assert_eq!(commit_running(pi, Slot::B, &mut fat).unwrap(), None);
     }
 }
