@@ -7,10 +7,13 @@
 //! loop under `PR_SET_CHILD_SUBREAPER`, which is how the loop is tested for real.
 //!
 //! # Design
-//! Synchronous, no async runtime, few dependencies (`nix`, `thiserror`), built static. Every
-//! decision is pure and unit-tested (`cmdline`, `modules::load_order`, the `mounts` plans,
-//! `supervise::Backoff`); effects sit behind narrow traits (`Mounter`, `ModuleLoader`) or the
-//! one command helper (`cmd`).
+//! Synchronous, no async runtime, few dependencies (`nix`, `thiserror`, the std-only
+//! `hearth-cmd`), built static. Every decision is pure and unit-tested (`cmdline`,
+//! `modules::load_order`, the `mounts` plans, `supervise::Backoff`, `mbr::plan_data`,
+//! `tryboot::states`/`commit`); effects sit behind narrow traits (`Mounter`,
+//! `ModuleLoader`, `slot::BootFat`) or the one command helper (`cmd`). The boot-loader side
+//! of A/B slots is systemd-boot's boot counting on GPT disks (`slot`) and the Raspberry Pi
+//! firmware's `autoboot.txt` + `tryboot` on MBR disks (`tryboot`).
 //!
 //! # Invariants
 //! PID 1 never exits: errors end in a console message and a reboot; a panic is logged to
