@@ -327,7 +327,7 @@ fn describe(state: SlotState) -> String {
         SlotState::Trying(c) => format!("on trial ({} tries left, {} done)", c.left, c.done),
         SlotState::Bad(c) => format!("no tries left ({} done)", c.done),
         SlotState::Good => "good".into(),
-        SlotState::Unknown => "unknown (no boot entry, or not in autoboot.txt)".into(),
+        SlotState::Unknown => "unknown (no boot entry; on a Pi, not committed)".into(),
     }
 }
 
