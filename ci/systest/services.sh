@@ -13,7 +13,8 @@
 # requires a, kind running): b's install is refused without a; starting b starts a;
 # b stays `waiting` (waitingFor a, no container) until a's health check passes; b's
 # daemon reaches http://a.hearth:8080/ at its first try and sees HEARTH_A_HOST; a
-# cannot be uninstalled while b is installed; a is installed from a URL
+# cannot be uninstalled while b is installed; stopping a (or a crash of a) stops b,
+# which waits for a and comes back by itself; a is installed from a URL
 # (python3 -m http.server; a 404 is refused clearly). Then updates: hello-oci v1 -> v2 (a
 # migration records HEARTH_PREVIOUS_VERSION in the volume; the guest book survives; the
 # v2 page is served; a success notification), the same version and a downgrade are
@@ -346,6 +347,34 @@ REFUSED="$(rpc package.uninstall '{"id":"a"}')"
 [ "$(echo "$REFUSED" | field /error/data/reason)" = dependents ] || fail "uninstall a: $REFUSED"
 [ "$(echo "$REFUSED" | field /error/data/dependents)" = "['b']" ] || fail "dependents: $REFUSED"
 [ "$(pstatus a state)" = running ] || fail "a disturbed by the refused uninstall"
+
+b_runs() { lxc-info -P "$DATA/containers" -n b -sH 2>/dev/null | grep RUNNING >/dev/null; }
+b_waits_then_returns() { # WHY: b stops and waits for a, then starts by itself and
+  # fetches a's page again (its daemon fetches once per start).
+  wait_pstatus b state waiting
+  [ "$(pstatus b waitingFor)" = "['a']" ] || fail "$1: b waitingFor $(pstatus b waitingFor)"
+  [ "$(rpc db.dump '{"pointer":"/packageData/b/statusInfo/desired"}' | field /result/value)" = running ] \
+    || fail "$1: b's desired state changed"
+  ! b_runs || fail "$1: b's container still runs while it waits"
+  : >"$BVOL/first"
+  wait_pstatus b state running
+  [ "$(pstatus a health/http/result)" = success ] || fail "$1: b started before a was healthy"
+  for _ in $(seq 1 50); do [ -s "$BVOL/first" ] && break; sleep 0.2; done
+  grep -x "page of a" "$BVOL/first" >/dev/null || fail "$1: b's new run could not fetch a: $(cat "$BVOL/first")"
+  [ "$(pstatus b restartCount)" = 0 ] || fail "$1: b counted as crashed"
+}
+echo "-- a stopped: b stops and waits for it; a started again: b comes back by itself"
+STOPPED="$(rpc package.stop '{"id":"a"}')"
+[ "$(echo "$STOPPED" | field /result/dependents)" = "['b']" ] || fail "stop a names no dependents: $STOPPED"
+wait_pstatus b state waiting
+rpc package.start '{"id":"a"}' | grep '"result"' >/dev/null || fail "start a"
+b_waits_then_returns "a stopped"
+echo "-- a's init dies: b stops and waits for a's new run, then comes back"
+APID="$(lxc-info -P "$DATA/containers" -n a -pH)"
+[ -n "$APID" ] || fail "no init pid for a"
+kill -9 "$APID"
+wait_pstatus a restartCount 1
+b_waits_then_returns "a died"
 rpc package.uninstall '{"id":"b"}' >/dev/null
 for _ in $(seq 1 100); do
   rpc package.list '{}' | grep '"id":"b"' >/dev/null || break

@@ -15,6 +15,21 @@
 //!   only ever belong to the current run (`status.rs` drops them whenever the state
 //!   leaves `running`, the supervisor at hearthd start), so a record left `running`
 //!   with `success` by a container that is gone never counts.
+//! * **Down** ([`down`]): a required `running` dependency of a dependent that runs is
+//!   *down* when it is not installed (or being removed), not recorded `running` (the
+//!   user stopped it, it died and is being restarted, an update stopped it), or one of
+//!   those health checks reported `failure`, or it started again after the dependent
+//!   did (it died or was restarted since) and is not ready yet: the connections the
+//!   dependent made are gone, and this must not depend on whether the dependent's
+//!   step ran while the dependency was briefly not `running`. The dependent's
+//!   container is then
+//!   stopped and it waits (`waiting`, `waitingFor`, desired unchanged) until the
+//!   dependency is ready again, then starts by itself: a service whose database is
+//!   gone cannot work, and a clean start once it is back beats a broken connection.
+//!   Missing reports are not `failure`: after a hearthd restart (reports dropped) a
+//!   dependent that is running is left alone while its dependency's checks report
+//!   again. [`affected_by_stop`] names the dependents a stop will put to waiting
+//!   (transitively), for `package.stop`'s answer.
 //! * **Start first** ([`to_start`]): starting a package also starts, in the same store
 //!   mutation, every required `running` dependency it needs, transitively (StartOS
 //!   starts `running` dependencies first); the dependent then waits for them.
@@ -34,7 +49,7 @@ use std::net::Ipv4Addr;
 use serde_json::Value;
 
 use crate::doc::{InstallState, PackageEntry};
-use crate::status::RunState;
+use crate::status::{Desired, RunState};
 
 /// Whether `dep` runs with every check in its own list and in `extra` passing.
 pub(crate) fn healthy(dep: &PackageEntry, extra: &[String]) -> bool {
@@ -68,6 +83,78 @@ pub(crate) fn unready(entry: &PackageEntry, all: &BTreeMap<String, PackageEntry>
         })
         .map(|(id, _)| id.clone())
         .collect()
+}
+
+/// Whether a check of `e` (its own list and `extra`) reported `failure`.
+fn checks_fail(e: &PackageEntry, extra: &[String]) -> bool {
+    let health = e.status_info.observed.reported.get("health");
+    e.container.health_checks.iter().chain(extra).any(|check| {
+        health
+            .and_then(|h| h.get(check))
+            .and_then(|c| c.get("result"))
+            .and_then(Value::as_str)
+            == Some("failure")
+    })
+}
+
+/// Whether `dep`'s current run began after `entry`'s.
+fn restarted_since(dep: &PackageEntry, entry: &PackageEntry) -> bool {
+    match (
+        dep.status_info.observed.started_at,
+        entry.status_info.observed.started_at,
+    ) {
+        (Some(dep_at), Some(at)) => dep_at > at,
+        _ => false,
+    }
+}
+
+/// [`healthy`] without the install state (an update staging still runs the old one).
+fn healthy_enough(dep: &PackageEntry, extra: &[String]) -> bool {
+    dep.status_info.observed.reported.contains_key("reportedAt") && checks_pass(dep, extra)
+}
+
+/// The required `running` dependencies of `entry` that are down (see the module
+/// docs; sorted ids): a running dependent of one of them must stop and wait.
+pub(crate) fn down(entry: &PackageEntry, all: &BTreeMap<String, PackageEntry>) -> Vec<String> {
+    entry
+        .dependencies
+        .iter()
+        .filter(|(_, info)| info.must_run())
+        .filter(|(id, info)| {
+            all.get(*id).is_none_or(|dep| {
+                dep.state_info.state == InstallState::Removing
+                    || dep.status_info.observed.state != RunState::Running
+                    || checks_fail(dep, &info.health_checks)
+                    || (restarted_since(dep, entry) && !healthy_enough(dep, &info.health_checks))
+            })
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The installed packages meant to run (desired `running` or `restarting`) that need
+/// `id` running, directly or through another such package (sorted): stopping `id`
+/// makes them stop and wait.
+pub(crate) fn affected_by_stop(id: &str, all: &BTreeMap<String, PackageEntry>) -> Vec<String> {
+    let mut affected = BTreeSet::new();
+    let mut todo = vec![id.to_owned()];
+    while let Some(next) = todo.pop() {
+        for (other, e) in all {
+            let needs = e
+                .dependencies
+                .get(&next)
+                .is_some_and(|info| info.must_run());
+            if needs
+                && other != id
+                && e.status_info.desired != Desired::Stopped
+                && e.state_info.state != InstallState::Removing
+                && affected.insert(other.clone())
+            {
+                todo.push(other.clone());
+            }
+        }
+    }
+    affected.into_iter().collect()
 }
 
 /// `id` and every required `running` dependency it needs, transitively, that is
@@ -265,6 +352,85 @@ mod tests {
             ("extra".to_owned(), entry(4, &[], &[])),
         ]);
         assert_eq!(unready(&app, &all), ["gone"]);
+    }
+
+    #[test]
+    fn dependency_is_down_when_stopped_gone_or_failing_not_when_reports_are_missing() {
+        let mut app = entry(3, &[], &[("db", Running, false), ("cfg", Exists, false)]);
+        app.dependencies.get_mut("db").unwrap().health_checks = vec!["primary".into()];
+        let mut all = BTreeMap::from([
+            ("db".to_owned(), entry(2, &["ping"], &[])),
+            ("cfg".to_owned(), entry(4, &[], &[])),
+        ]);
+        assert_eq!(down(&app, &all), ["db"], "stopped (cfg is only `exists`)");
+        run(all.get_mut("db").unwrap(), &[("ping", "success")]);
+        assert!(
+            down(&app, &all).is_empty(),
+            "running, `primary` not reported"
+        );
+        run(all.get_mut("db").unwrap(), &[]);
+        all.get_mut("db")
+            .unwrap()
+            .status_info
+            .observed
+            .reported
+            .clear();
+        assert!(
+            down(&app, &all).is_empty(),
+            "running without reports (hearthd restarted): not down"
+        );
+        run(all.get_mut("db").unwrap(), &[("ping", "starting")]);
+        assert!(down(&app, &all).is_empty(), "a check still starting");
+        run(
+            all.get_mut("db").unwrap(),
+            &[("ping", "success"), ("primary", "failure")],
+        );
+        assert_eq!(down(&app, &all), ["db"], "the dependent's check fails");
+        run(all.get_mut("db").unwrap(), &[("ping", "failure")]);
+        assert_eq!(down(&app, &all), ["db"], "its own check fails");
+        run(all.get_mut("db").unwrap(), &[("ping", "success")]);
+        all.get_mut("db").unwrap().status_info.observed.state = RunState::Starting;
+        assert_eq!(down(&app, &all), ["db"], "being started again (it died)");
+        all.get_mut("db").unwrap().status_info.observed.state = RunState::Running;
+        // Started again after the dependent (it died, or a restart): down until ready.
+        app.status_info.observed.started_at = Some(10);
+        all.get_mut("db").unwrap().status_info.observed.started_at = Some(5);
+        run(all.get_mut("db").unwrap(), &[("ping", "starting")]);
+        assert!(
+            down(&app, &all).is_empty(),
+            "the run the dependent started with"
+        );
+        all.get_mut("db").unwrap().status_info.observed.started_at = Some(20);
+        assert_eq!(down(&app, &all), ["db"], "a newer run, not ready yet");
+        run(
+            all.get_mut("db").unwrap(),
+            &[("ping", "success"), ("primary", "success")],
+        );
+        assert!(down(&app, &all).is_empty(), "a newer run, ready");
+        all.get_mut("db").unwrap().state_info.state = InstallState::Updating;
+        assert!(down(&app, &all).is_empty(), "an update still staging");
+        all.get_mut("db").unwrap().state_info.state = InstallState::Removing;
+        assert_eq!(down(&app, &all), ["db"]);
+        all.remove("db");
+        assert_eq!(down(&app, &all), ["db"], "not installed");
+    }
+
+    #[test]
+    fn stop_affects_dependents_meant_to_run_transitively() {
+        let mut all = BTreeMap::from([
+            ("db".to_owned(), entry(2, &[], &[])),
+            ("api".to_owned(), entry(3, &[], &[("db", Running, false)])),
+            ("web".to_owned(), entry(4, &[], &[("api", Running, false)])),
+            ("cfg".to_owned(), entry(5, &[], &[("db", Exists, false)])),
+            ("opt".to_owned(), entry(6, &[], &[("db", Running, true)])),
+            ("idle".to_owned(), entry(7, &[], &[("db", Running, false)])),
+        ]);
+        for id in ["api", "web", "cfg", "opt"] {
+            all.get_mut(id).unwrap().status_info.desired = Desired::Running;
+        }
+        assert_eq!(affected_by_stop("db", &all), ["api", "web"]);
+        assert_eq!(affected_by_stop("api", &all), ["web"]);
+        assert!(affected_by_stop("web", &all).is_empty());
     }
 
     #[test]

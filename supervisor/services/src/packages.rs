@@ -174,20 +174,6 @@ impl Packages {
             .collect())
     }
 
-    fn set_desired(
-        &self,
-        id: &str,
-        op: &'static str,
-        desired: Desired,
-    ) -> Result<u64, PackageError> {
-        doc::update(&self.store, id, op, |e| {
-            require_installed(id, e, op)?;
-            want_running(e, desired);
-            Ok(())
-        })
-        .map(|(_, rev)| rev)
-    }
-
     /// Desired state `running`, for `id` and, in the same mutation, for every
     /// required `running` dependency it needs (transitively) that is not meant to run
     /// yet: dependencies start first, the dependent waits for them (`deps.rs`).
@@ -230,9 +216,23 @@ impl Packages {
             .map_err(|e| doc::mutate_error(op, e))
     }
 
-    /// Desired state `stopped`.
-    pub fn stop(&self, id: &str) -> Result<u64, PackageError> {
-        self.set_desired(id, "stop", Desired::Stopped)
+    /// Desired state `stopped`. Returns the revision and the dependents this stop puts
+    /// to `waiting` (meant to run and needing `id` running, transitively; sorted): the
+    /// supervisor stops them and starts them again once `id` runs healthy
+    /// (`deps::down`).
+    pub fn stop(&self, id: &str) -> Result<(u64, Vec<String>), PackageError> {
+        self.store
+            .mutate(|d| {
+                let all: BTreeMap<String, PackageEntry> = doc::entries(d).into_iter().collect();
+                doc::update_in(d, id, |e| {
+                    require_installed(id, e, "stop")?;
+                    want_running(e, Desired::Stopped);
+                    Ok(())
+                })?;
+                Ok(crate::deps::affected_by_stop(id, &all))
+            })
+            .map(|m| (m.revision, m.value))
+            .map_err(|e| doc::mutate_error("stop", e))
     }
 
     /// Desired state `restarting` (stop if running, then run).

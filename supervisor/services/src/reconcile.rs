@@ -248,8 +248,11 @@ pub(crate) fn reconcile_once(
         id: id.to_owned(),
         reason: e.to_string(),
     })?;
-    let unready = crate::deps::unready(&entry, &all);
-    let step = status::plan(&entry.status_info, seen(runtime, &cid)?, &unready, now_ms);
+    let deps = status::DepState {
+        unready: crate::deps::unready(&entry, &all),
+        down: crate::deps::down(&entry, &all),
+    };
+    let step = status::plan(&entry.status_info, seen(runtime, &cid)?, &deps, now_ms);
     let mut observed = entry.status_info.observed.clone();
     if let Some(new) = step.record {
         record(store, id, &new, false)?;
@@ -282,6 +285,9 @@ pub(crate) fn reconcile_once(
             })
         }
         Action::Stop => {
+            if !observed.waiting_for.is_empty() {
+                tracing::info!(package = %id, dependencies = ?observed.waiting_for, "stopping: a dependency it needs is down");
+            }
             let result = runtime
                 .stop(&cid, plan.stop_timeout)
                 .map_err(runtime_err("stop", id));

@@ -675,3 +675,171 @@ fn resource_use_is_shown_while_running_and_cleared_after_stop() {
     assert_eq!(t.step(20_000), Outcome::Idle);
     assert_eq!(resources(&t), None);
 }
+
+// --- a dependency that goes down -------------------------------------------------
+
+/// `db` and `hello` (which requires it) both started and running, `db` healthy.
+fn both_running(t: &T) -> crate::Packages {
+    db_left_running_healthy(t);
+    crate::container_status::clear_all(&t.store).unwrap();
+    reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", 1).unwrap();
+    fresh_db_report(t, "success");
+    t.step(2);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!((db_starts(t), hello_starts(t)), (1, 1));
+    crate::Packages::new(
+        t.store.clone(),
+        t.plan.data_dir.clone(),
+        crate::Host::this_machine(),
+    )
+}
+
+fn db_step(t: &T, now: u64) -> Outcome {
+    reconcile_once(&t.store, t.rt.as_ref(), &t.plan, "db", now).unwrap()
+}
+
+fn hello_seen(t: &T) -> hearth_lxc::ContainerState {
+    t.rt.state(&cid()).unwrap()
+}
+
+#[test]
+fn dependent_stops_and_waits_while_its_dependency_is_stopped_then_comes_back() {
+    let t = T::new(Desired::Running);
+    let packages = both_running(&t);
+    let (_, dependents) = packages.stop("db").unwrap();
+    assert_eq!(dependents, ["hello"], "the stop names who is affected");
+    // Before the dependency's own step, it is still recorded running: nothing yet.
+    assert_eq!(t.step(3), Outcome::Idle);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!(db_step(&t, 4), Outcome::Again);
+    db_step(&t, 5);
+
+    assert_eq!(t.step(6), Outcome::Again, "stopped, look again at once");
+    t.step(7);
+    let s = t.status();
+    assert_eq!(s.desired, Desired::Running, "desired unchanged");
+    assert_eq!(s.observed.state, RunState::Waiting);
+    assert_eq!(s.observed.waiting_for, ["db"]);
+    assert_eq!(s.observed.restart_count, 0, "not a crash");
+    assert_eq!(s.observed.last_error, None);
+    assert_eq!(hello_seen(&t), hearth_lxc::ContainerState::Stopped);
+    t.step(8);
+    assert_eq!(
+        hello_starts(&t),
+        1,
+        "not started while its dependency is stopped"
+    );
+
+    packages.start("db").unwrap();
+    db_step(&t, 9);
+    t.step(10);
+    assert_eq!(hello_starts(&t), 1, "dependency running, not yet healthy");
+    fresh_db_report(&t, "success");
+    t.step(11);
+    let s = t.status();
+    assert_eq!(s.observed.state, RunState::Running);
+    assert!(s.observed.waiting_for.is_empty());
+    assert_eq!(hello_starts(&t), 2, "back by itself");
+}
+
+#[test]
+fn dependent_stops_when_its_dependency_fails_its_check_or_dies() {
+    let t = T::new(Desired::Running);
+    both_running(&t);
+    fresh_db_report(&t, "failure");
+    assert_eq!(t.step(3), Outcome::Again);
+    t.step(4);
+    assert_eq!(t.status().observed.state, RunState::Waiting);
+    assert_eq!(hello_seen(&t), hearth_lxc::ContainerState::Stopped);
+    fresh_db_report(&t, "success");
+    t.step(5);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!(hello_starts(&t), 2);
+
+    // The dependency's container dies: its step starts it again (reports dropped),
+    // the dependent stops and waits for the new run's health.
+    assert!(t.rt.crash(&ContainerId::new("db").unwrap()));
+    let before = doc::load(&t.store, "db").unwrap().unwrap();
+    db_step(&t, 6);
+    let db = doc::load(&t.store, "db").unwrap().unwrap();
+    assert_eq!(
+        db.status_info.observed.restart_count,
+        before.status_info.observed.restart_count + 1
+    );
+    assert_eq!(
+        db.status_info.observed.state,
+        RunState::Running,
+        "already back"
+    );
+    assert_eq!(t.step(7), Outcome::Again);
+    t.step(8);
+    assert_eq!(t.status().observed.state, RunState::Waiting);
+    fresh_db_report(&t, "success");
+    t.step(9);
+    assert_eq!(hello_starts(&t), 3);
+    assert_eq!(t.status().observed.restart_count, 0);
+}
+
+#[test]
+fn running_dependent_is_left_alone_while_its_running_dependency_has_not_reported() {
+    // What a new hearthd sees: both adopted running, every report dropped.
+    let t = T::new(Desired::Running);
+    both_running(&t);
+    crate::container_status::clear_all(&t.store).unwrap();
+    assert_eq!(t.step(3), Outcome::Idle);
+    assert_eq!(t.status().observed.state, RunState::Running);
+    assert_eq!(t.count(|c| matches!(c, Call::Stop(..))), 0);
+}
+
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Through the supervisor with a tick far away: the dependency's changes alone wake
+/// the dependent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisor_wakes_a_running_dependent_when_its_dependency_stops_and_returns() {
+    let t = T::new(Desired::Running);
+    let packages = both_running(&t);
+    let supervisor = crate::Supervisor::spawn(
+        t.store.clone(),
+        Arc::clone(&t.rt) as Arc<dyn hearth_lxc::ContainerRuntime>,
+        t.plan.clone(),
+        Duration::from_secs(3600),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    // Let the first steps (adoption) settle, then report db healthy again.
+    until("hello adopted", || {
+        t.status().observed.state == RunState::Running
+    })
+    .await;
+    fresh_db_report(&t, "success");
+    packages.stop("db").unwrap();
+    until("hello waiting", || {
+        t.status().observed.state == RunState::Waiting
+            && hello_seen(&t) == hearth_lxc::ContainerState::Stopped
+    })
+    .await;
+    assert_eq!(t.status().observed.waiting_for, ["db"]);
+    packages.start("db").unwrap();
+    until("db running", || {
+        doc::load(&t.store, "db")
+            .unwrap()
+            .unwrap()
+            .status_info
+            .observed
+            .state
+            == RunState::Running
+    })
+    .await;
+    fresh_db_report(&t, "success");
+    until("hello back", || {
+        t.status().observed.state == RunState::Running && hello_starts(&t) == 2
+    })
+    .await;
+    supervisor.shutdown().await;
+}

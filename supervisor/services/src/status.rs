@@ -19,9 +19,12 @@
 //! * Dependencies: a container is started only when every dependency it must wait for
 //!   (required, kind `running`) runs and is healthy. Until then the state is `waiting`
 //!   and `waitingFor` lists those dependency ids (sorted); nothing else is done (the
-//!   supervisor wakes waiting packages on every package change). A dependent that is
-//!   already running is left running when a dependency becomes unhealthy (StartOS does
-//!   the same: the dependency problem is shown, the service is not killed).
+//!   supervisor wakes waiting packages on every package change). A dependent that
+//!   runs while one of those dependencies is *down* (stopped, died, gone, a check
+//!   failing: `deps::down`) is stopped, `waitingFor` naming them, desired unchanged;
+//!   it then waits like any other and starts by itself once they are ready again.
+//!   (StartOS only flags such a dependent; an appliance at home should rather not leave
+//!   a service running against a database that is gone, and bring it back on its own.)
 //! * What a container's init reported (`reported`: health, per-daemon state) belongs
 //!   to one run of one container: every transition to a state other than `running`
 //!   (starting, stopping, stopped, waiting, backing off, found dead) drops it, so a
@@ -175,6 +178,15 @@ pub(crate) enum Action {
     WaitUntil(u64),
 }
 
+/// What the dependencies it must wait for say (`deps.rs`; sorted ids).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DepState {
+    /// Not running healthy: a container that is not running waits for these.
+    pub(crate) unready: Vec<String>,
+    /// Down (a subset of `unready`): a running container is stopped for these.
+    pub(crate) down: Vec<String>,
+}
+
 /// A decision: what to persist first (if it changed), then what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -206,9 +218,10 @@ fn changed(old: &Observed, new: Observed) -> Option<Observed> {
     (*old != new).then_some(new)
 }
 
-/// Decides the next step from the record, what the runtime reports, and which of the
-/// dependencies it must wait for are not running healthy (`unready`, sorted).
-pub(crate) fn plan(status: &StatusInfo, seen: Seen, unready: &[String], now_ms: u64) -> Plan {
+/// Decides the next step from the record, what the runtime reports, and what the
+/// dependencies it must wait for say.
+pub(crate) fn plan(status: &StatusInfo, seen: Seen, deps: &DepState, now_ms: u64) -> Plan {
+    let unready = &deps.unready;
     let old = &status.observed;
     let mut new = old.clone();
     if seen != Seen::Transient {
@@ -218,6 +231,12 @@ pub(crate) fn plan(status: &StatusInfo, seen: Seen, unready: &[String], now_ms: 
         (_, Seen::Transient) => Action::None,
         (Desired::Restarting, Seen::Running) | (Desired::Stopped, Seen::Running) => {
             new.state = RunState::Stopping;
+            Action::Stop
+        }
+        (Desired::Running, Seen::Running) if !deps.down.is_empty() => {
+            // Its dependency went away: stop it, then wait for the dependency.
+            new.state = RunState::Stopping;
+            new.waiting_for = deps.down.clone();
             Action::Stop
         }
         (Desired::Running, Seen::Running) => {
@@ -322,7 +341,7 @@ mod tests {
         let p = plan(
             &status(Desired::Running, RunState::Stopped),
             Seen::Absent,
-            &[],
+            READY,
             5,
         );
         assert_eq!(p.action, Action::Start);
@@ -349,10 +368,10 @@ mod tests {
             observed: o2,
         };
         assert_eq!(
-            plan(&s, Seen::Stopped, &[], 3_999).action,
+            plan(&s, Seen::Stopped, READY, 3_999).action,
             Action::WaitUntil(4_000)
         );
-        assert_eq!(plan(&s, Seen::Stopped, &[], 4_000).action, Action::Start);
+        assert_eq!(plan(&s, Seen::Stopped, READY, 4_000).action, Action::Start);
         assert_eq!(backoff_ms(40), BACKOFF_MAX_MS);
     }
 
@@ -360,7 +379,7 @@ mod tests {
     fn running_that_died_is_counted_and_restarted_at_once() {
         let mut s = status(Desired::Running, RunState::Running);
         s.observed.retry_at = Some(u64::MAX);
-        let p = plan(&s, Seen::Stopped, &[], 10);
+        let p = plan(&s, Seen::Stopped, READY, 10);
         assert_eq!(p.action, Action::Start);
         let r = p.record.unwrap();
         assert_eq!(r.restart_count, 1);
@@ -372,7 +391,7 @@ mod tests {
         let p = plan(
             &status(Desired::Running, RunState::Stopped),
             Seen::Running,
-            &[],
+            READY,
             7,
         );
         assert_eq!(p.action, Action::None);
@@ -381,7 +400,7 @@ mod tests {
         let steady = plan(
             &status(Desired::Running, RunState::Running),
             Seen::Running,
-            &[],
+            READY,
             8,
         );
         assert_eq!(
@@ -398,7 +417,7 @@ mod tests {
         let p = plan(
             &status(Desired::Stopped, RunState::Running),
             Seen::Running,
-            &[],
+            READY,
             1,
         );
         assert_eq!(p.action, Action::Stop);
@@ -414,7 +433,7 @@ mod tests {
         let p = plan(
             &status(Desired::Stopped, RunState::BackingOff),
             Seen::Absent,
-            &[],
+            READY,
             1,
         );
         assert_eq!(p.action, Action::None);
@@ -426,14 +445,14 @@ mod tests {
         let p = plan(
             &status(Desired::Restarting, RunState::Running),
             Seen::Running,
-            &[],
+            READY,
             1,
         );
         assert_eq!(p.action, Action::Stop);
         let p = plan(
             &status(Desired::Restarting, RunState::Stopped),
             Seen::Stopped,
-            &[],
+            READY,
             1,
         );
         assert_eq!(p.action, Action::Start);
@@ -449,7 +468,7 @@ mod tests {
         let p = plan(
             &status(Desired::Stopped, RunState::Running),
             Seen::Transient,
-            &[],
+            READY,
             1,
         );
         assert_eq!(
@@ -461,9 +480,22 @@ mod tests {
         );
     }
 
-    fn unready(ids: &[&str]) -> Vec<String> {
+    fn ids(ids: &[&str]) -> Vec<String> {
         ids.iter().map(|s| (*s).to_owned()).collect()
     }
+
+    /// These dependencies are not ready (none down).
+    fn unready(unready: &[&str]) -> DepState {
+        DepState {
+            unready: ids(unready),
+            down: vec![],
+        }
+    }
+
+    const READY: &DepState = &DepState {
+        unready: vec![],
+        down: vec![],
+    };
 
     #[test]
     fn unready_dependencies_make_it_wait_without_starting() {
@@ -494,8 +526,8 @@ mod tests {
     #[test]
     fn waiting_starts_once_dependencies_are_ready_and_forgets_the_list() {
         let mut s = status(Desired::Running, RunState::Waiting);
-        s.observed.waiting_for = unready(&["db", "web"]);
-        let p = plan(&s, Seen::Absent, &[], 7);
+        s.observed.waiting_for = ids(&["db", "web"]);
+        let p = plan(&s, Seen::Absent, READY, 7);
         assert_eq!(p.action, Action::Start);
         let r = p.record.unwrap();
         assert_eq!(r.state, RunState::Starting);
@@ -505,20 +537,17 @@ mod tests {
     #[test]
     fn waiting_list_follows_what_is_still_unready() {
         let mut s = status(Desired::Running, RunState::Waiting);
-        s.observed.waiting_for = unready(&["db", "web"]);
+        s.observed.waiting_for = ids(&["db", "web"]);
         let r = plan(&s, Seen::Absent, &unready(&["web"]), 7)
             .record
             .unwrap();
-        assert_eq!(
-            (r.state, r.waiting_for),
-            (RunState::Waiting, unready(&["web"]))
-        );
+        assert_eq!((r.state, r.waiting_for), (RunState::Waiting, ids(&["web"])));
     }
 
     #[test]
     fn waiting_wanting_stopped_is_stopped() {
         let mut s = status(Desired::Stopped, RunState::Waiting);
-        s.observed.waiting_for = unready(&["db"]);
+        s.observed.waiting_for = ids(&["db"]);
         let p = plan(&s, Seen::Absent, &unready(&["db"]), 7);
         assert_eq!(p.action, Action::None);
         let r = p.record.unwrap();
@@ -527,7 +556,8 @@ mod tests {
     }
 
     #[test]
-    fn running_dependent_is_not_stopped_when_a_dependency_is_unhealthy() {
+    fn running_dependent_is_left_running_while_a_dependency_is_only_not_ready() {
+        // E.g. its checks not reported yet after a hearthd restart.
         let p = plan(
             &status(Desired::Running, RunState::Running),
             Seen::Running,
@@ -544,6 +574,49 @@ mod tests {
     }
 
     #[test]
+    fn running_dependent_of_a_down_dependency_stops_then_waits_then_starts_again() {
+        let down = DepState {
+            unready: ids(&["db"]),
+            down: ids(&["db"]),
+        };
+        let mut s = status(Desired::Running, RunState::Running);
+        s.observed.started_at = Some(1);
+        s.observed
+            .reported
+            .insert("health".into(), serde_json::json!({}));
+        let p = plan(&s, Seen::Running, &down, 8);
+        assert_eq!(p.action, Action::Stop);
+        let stopping = p.record.unwrap();
+        assert_eq!(
+            (stopping.state, &stopping.waiting_for),
+            (RunState::Stopping, &ids(&["db"]))
+        );
+        assert!(stopping.reported.is_empty());
+        let stopped = after_stop(&stopping, Ok(()));
+        s = StatusInfo {
+            desired: Desired::Running,
+            observed: stopped,
+        };
+        let p = plan(&s, Seen::Stopped, &down, 9);
+        assert_eq!(p.action, Action::None);
+        let waiting = p.record.unwrap();
+        assert_eq!(
+            (waiting.state, &waiting.waiting_for),
+            (RunState::Waiting, &ids(&["db"]))
+        );
+        assert_eq!(
+            (waiting.restart_count, &waiting.last_error),
+            (0, &None),
+            "not a crash"
+        );
+        s.observed = waiting;
+        let p = plan(&s, Seen::Stopped, READY, 10);
+        assert_eq!(p.action, Action::Start);
+        assert!(p.record.unwrap().waiting_for.is_empty());
+        assert_eq!(s.desired, Desired::Running, "desired never changes");
+    }
+
+    #[test]
     fn dependent_that_died_is_counted_then_waits_for_its_dependency() {
         let p = plan(
             &status(Desired::Running, RunState::Running),
@@ -555,10 +628,7 @@ mod tests {
         let r = p.record.unwrap();
         assert_eq!(r.restart_count, 1);
         assert_eq!(r.last_error.as_deref(), Some(DIED));
-        assert_eq!(
-            (r.state, r.waiting_for),
-            (RunState::Waiting, unready(&["db"]))
-        );
+        assert_eq!((r.state, r.waiting_for), (RunState::Waiting, ids(&["db"])));
     }
 
     #[test]
@@ -568,10 +638,10 @@ mod tests {
             "health".into(),
             serde_json::json!({"ping": {"result": "success"}}),
         );
-        let kept = plan(&s, Seen::Running, &[], 1);
+        let kept = plan(&s, Seen::Running, READY, 1);
         assert_eq!(kept.record, None, "running and seen running: kept");
         // Found dead (e.g. after a hearthd restart): restarted without the old reports.
-        let dead = plan(&s, Seen::Absent, &[], 2).record.unwrap();
+        let dead = plan(&s, Seen::Absent, READY, 2).record.unwrap();
         assert_eq!(dead.state, RunState::Starting);
         assert!(dead.reported.is_empty());
         let waiting = plan(&s, Seen::Stopped, &unready(&["db"]), 2)
@@ -579,7 +649,7 @@ mod tests {
             .unwrap();
         assert!(waiting.reported.is_empty());
         s.desired = Desired::Stopped;
-        let stopping = plan(&s, Seen::Running, &[], 3).record.unwrap();
+        let stopping = plan(&s, Seen::Running, READY, 3).record.unwrap();
         assert_eq!(stopping.state, RunState::Stopping);
         assert!(stopping.reported.is_empty());
         assert!(after_stop(&s.observed, Ok(())).reported.is_empty());

@@ -79,18 +79,50 @@ fn installed_ids(store: &Store) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// Packages recorded `waiting` (for their dependencies).
-fn waiting_ids(store: &Store) -> BTreeSet<String> {
+/// Packages a change of the packages in `changed` (`None`: any) may concern beyond
+/// their own entries: those recorded `waiting` (for their dependencies: one may now be
+/// ready) and those that require one of `changed` running (it may be down now:
+/// `deps::down`).
+fn dependency_watchers(store: &Store, changed: Option<&BTreeSet<String>>) -> BTreeSet<String> {
     let Ok(Value::Object(map)) = store.get(PACKAGE_DATA) else {
         return BTreeSet::new();
     };
     map.into_iter()
         .filter(|(_, e)| {
-            e.pointer("/statusInfo/state").and_then(Value::as_str)
-                == Some(RunState::Waiting.as_str())
+            let waiting = e.pointer("/statusInfo/state").and_then(Value::as_str)
+                == Some(RunState::Waiting.as_str());
+            let needs_changed = e
+                .get("dependencies")
+                .and_then(Value::as_object)
+                .is_some_and(|deps| {
+                    deps.iter().any(|(dep, info)| {
+                        changed.is_none_or(|c| c.contains(dep))
+                            && info.get("kind").and_then(Value::as_str) == Some("running")
+                            && info.get("optional").and_then(Value::as_bool) != Some(true)
+                    })
+                });
+            waiting || needs_changed
         })
         .map(|(id, _)| id)
         .collect()
+}
+
+/// Package ids any path of a public patch is under (`None` = possibly all), reports
+/// included.
+fn changed_ids(patch: &json_patch_paths::Patch) -> Option<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    for path in patch {
+        let Some(rest) = path.strip_prefix("/packageData") else {
+            continue;
+        };
+        match rest.split('/').nth(1) {
+            Some(id) if !id.is_empty() => {
+                ids.insert(id.to_owned());
+            }
+            _ => return None,
+        }
+    }
+    Some(ids)
 }
 
 /// Package ids touched by a public patch (`None` = possibly all).
@@ -167,19 +199,21 @@ async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
         tokio::select! {
             () = cancel.cancelled() => break,
             update = updates.recv() => {
-                let (mut ids, packages_changed) = match update {
+                let (mut ids, changed) = match update {
                     Ok(rev) => {
                         let patch = serde_json::to_value(&rev.patch).unwrap_or(Value::Null);
                         let paths = json_patch_paths::paths(&patch);
-                        (touched(&paths), paths.iter().any(|p| p.starts_with("/packageData")))
+                        (touched(&paths), changed_ids(&paths))
                     }
-                    Err(RecvError::Lagged(_)) => (None, true),
+                    Err(RecvError::Lagged(_)) => (None, None),
                     Err(RecvError::Closed) => break,
                 };
                 // A dependency that changed (state, health) may let a waiting
-                // dependent start.
-                if packages_changed && let Some(ids) = ids.as_mut() {
-                    ids.extend(waiting_ids(&ctx.store));
+                // dependent start, or make a running one stop.
+                if changed.as_ref().is_none_or(|c| !c.is_empty())
+                    && let Some(ids) = ids.as_mut()
+                {
+                    ids.extend(dependency_watchers(&ctx.store, changed.as_ref()));
                 }
                 if ids.as_ref().is_some_and(BTreeSet::is_empty) {
                     continue;
@@ -335,17 +369,36 @@ mod tests {
     }
 
     #[test]
-    fn waiting_packages_are_found_for_waking() {
+    fn waiting_packages_and_dependents_of_a_change_are_found_for_waking() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             &dir.path().join("db"),
             serde_json::json!({"public": {"packageData": {
                 "app": {"statusInfo": {"state": "waiting", "waitingFor": ["db"]}},
                 "db": {"statusInfo": {"state": "starting"}},
+                "web": {"statusInfo": {"state": "running"},
+                        "dependencies": {"db": {"kind": "running", "optional": false}}},
+                "opt": {"statusInfo": {"state": "running"},
+                        "dependencies": {"db": {"kind": "running", "optional": true}}},
+                "cfg": {"statusInfo": {"state": "running"},
+                        "dependencies": {"db": {"kind": "exists", "optional": false}}},
             }}, "private": {}}),
         )
         .unwrap();
-        assert_eq!(waiting_ids(&store), BTreeSet::from(["app".to_owned()]));
+        let set = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+        assert_eq!(
+            dependency_watchers(&store, Some(&set(&["app"]))),
+            set(&["app"])
+        );
+        assert_eq!(
+            dependency_watchers(&store, Some(&set(&["db"]))),
+            set(&["app", "web"])
+        );
+        assert_eq!(dependency_watchers(&store, None), set(&["app", "web"]));
+        let paths = ["/packageData/db/statusInfo/health".to_owned()].into();
+        assert_eq!(changed_ids(&paths), Some(set(&["db"])), "reports count");
+        assert_eq!(changed_ids(&["/ui/x".to_owned()].into()), Some(set(&[])));
+        assert_eq!(changed_ids(&["/packageData".to_owned()].into()), None);
     }
 
     #[test]

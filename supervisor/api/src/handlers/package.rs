@@ -12,7 +12,7 @@ use std::path::Path;
 use hearth_rpc::methods::{
     PackageActionList, PackageActionRun, PackageInstall, PackageList, PackageLogs, PackageRestart,
     PackageStart, PackageStop, PackageTrustAdd, PackageTrustList, PackageTrustRemove,
-    PackageUninstall,
+    PackageUninstall, package::StopResult,
 };
 use hearth_rpc::{ErrorCode, RpcError};
 use hearth_services::{
@@ -261,11 +261,11 @@ pub(crate) fn register(r: &mut Registry, packages: Packages) {
     r.register::<PackageStop, _, _>(move |_, params| {
         let p = p.clone();
         async move {
-            let rev = blocking("stop package", move || {
+            let (rev, dependents) = blocking("stop package", move || {
                 p.stop(&params.id).map_err(package_error)
             })
             .await?;
-            Ok(Reply::at((), rev))
+            Ok(Reply::at(StopResult { dependents }, rev))
         }
     });
 

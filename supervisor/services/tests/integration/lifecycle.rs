@@ -86,7 +86,8 @@ async fn start_crash_stop_restart_and_uninstall_through_the_supervisor() {
             .contains("unexpectedly")
     );
 
-    w.packages.stop("hello").unwrap();
+    let (_, dependents) = w.packages.stop("hello").unwrap();
+    assert!(dependents.is_empty());
     wait_for(&w, "stopped", |e| e["statusInfo"]["state"] == "stopped").await;
     assert_eq!(rt.state(&id).unwrap(), hearth_lxc::ContainerState::Stopped);
 

@@ -349,9 +349,13 @@ declare_methods! {
         auth: Authenticated,
         mutates: true,
         params: package::IdParams,
-        result: (),
+        result: package::StopResult,
         description: "Ask for the service to stop. Returns once recorded; the supervisor \
-            stops the container and `/packageData/<id>/statusInfo` shows the progress.",
+            stops the container and `/packageData/<id>/statusInfo` shows the progress. \
+            Installed services meant to run that need it running (directly or through \
+            another) are listed in `dependents`: they are stopped too and wait (state \
+            `waiting`, `waitingFor`, desired unchanged) until it runs healthy again, then \
+            start by themselves.",
     }
     /// `package.restart`
     PackageRestart {

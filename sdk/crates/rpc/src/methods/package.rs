@@ -77,6 +77,16 @@ pub struct IdParams {
     pub id: String,
 }
 
+/// Result of `package.stop`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StopResult {
+    /// The services this stop affects: installed, meant to run, and needing this one
+    /// running (directly or through another of them; sorted ids). They stop and wait
+    /// until it runs healthy again, then start by themselves.
+    pub dependents: Vec<String>,
+}
+
 /// Params of `package.uninstall`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
