@@ -22,9 +22,9 @@
 //! # Limitations
 //! * Installing over an installed id is an update (`update.rs`).
 //! * Progress: `stateInfo.phase` (`copying`, `unpacking`) and `stateInfo.progress
-//!   {phase: copy|unpack, bytesDone, bytesTotal}` (unpack per 250 ms; copy at its start
-//!   and end: `filter_arch` reports nothing in between); the verification before the
-//!   entry exists is not visible in the state.
+//!   {phase: copy|unpack, bytesDone, bytesTotal}` (bytes written at most every 250 ms,
+//!   `progress.rs`); the verification before the entry exists is not visible in the
+//!   state.
 //! * Packages without `hearth.json` (StartOS JavaScript packages) are refused.
 //! * Images that would need emulation (`emulateMissingAs`) are refused.
 //!
@@ -48,9 +48,10 @@ use serde_json::Value;
 
 use crate::doc::{
     self, ContainerInfo, DependencyInfo, DependencyKind, InstallState, PACKAGE_DATA, PackageEntry,
-    Progress, Signer, StateInfo,
+    Signer, StateInfo,
 };
 use crate::error::InstallError;
+use crate::progress;
 use crate::status::StatusInfo;
 use crate::update::{Release, UpdatePhase, UpdateRecord};
 
@@ -785,12 +786,7 @@ fn extract(
     ));
     let result = (|| {
         let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        let mut out = Counting {
-            inner: file,
-            done: 0,
-            last: std::time::Instant::now(),
-            report: &mut *report,
-        };
+        let mut out = progress::Progressing::new(file, progress::EVERY, &mut *report);
         let mut body = reader
             .open_file(entry)
             .map_err(|source| InstallError::Extract {
@@ -799,8 +795,10 @@ fn extract(
                 source: Box::new(source),
             })?;
         std::io::copy(&mut body, &mut out).map_err(io_err("extract image to", &tmp))?;
-        (out.report)(out.done);
-        out.inner.sync_all().map_err(io_err("sync", &tmp))?;
+        let done = out.done();
+        let file = out.into_inner();
+        report(done);
+        file.sync_all().map_err(io_err("sync", &tmp))?;
         std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))
     })();
     if result.is_err() {
@@ -809,50 +807,9 @@ fn extract(
     result
 }
 
-/// A writer that counts bytes and reports them now and then.
-struct Counting<'a> {
-    inner: File,
-    done: u64,
-    last: std::time::Instant,
-    report: &'a mut dyn FnMut(u64),
-}
-
-impl std::io::Write for Counting<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.done += n as u64;
-        if self.last.elapsed() >= PROGRESS_EVERY {
-            (self.report)(self.done);
-            self.last = std::time::Instant::now();
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// How often byte progress is recorded.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Records `stateInfo.progress` of `id` (best effort: a failure loses only the display).
-fn record_progress(store: &Store, id: &str, phase: &str, done: u64, total: Option<u64>) {
-    let written = doc::update(store, id, "record progress", |e| {
-        e.state_info.progress = Some(Progress {
-            phase: phase.to_owned(),
-            bytes_done: done,
-            bytes_total: total,
-        });
-        Ok(())
-    });
-    if let Err(error) = written {
-        tracing::debug!(package = %id, %error, "cannot record progress");
-    }
-}
-
-/// Copies the archive filtered to this host's arch, with `copy` progress (the size of
-/// the source as total; `filter_arch` reports nothing in between).
+/// Copies the archive filtered to this host's arch (temp + rename), with `copy`
+/// progress: the source's size as total (the filtered copy is at most that), the
+/// bytes written at most every [`progress::EVERY`], then the copy's own size.
 fn copy_archive(
     store: &Store,
     id: &str,
@@ -861,14 +818,51 @@ fn copy_archive(
     source_len: u64,
     archive: &Path,
 ) -> Result<(), InstallError> {
-    record_progress(store, id, "copy", 0, Some(source_len));
-    hearth_s9pk::filter_arch(reader, arch, archive).map_err(|source| InstallError::Copy {
-        path: archive.to_owned(),
-        source: Box::new(source),
+    progress::record(store, id, "copy", 0, Some(source_len));
+    let written = copy_filtered(reader, arch, archive, progress::EVERY, &mut |done| {
+        progress::record(store, id, "copy", done, Some(source_len));
     })?;
-    let written = std::fs::metadata(archive).map_or(source_len, |m| m.len());
-    record_progress(store, id, "copy", written, Some(written));
+    progress::record(store, id, "copy", written, Some(written));
     Ok(())
+}
+
+/// Writes `reader`'s archive filtered to `arch` to `archive` (temp + rename, removed on
+/// failure), reporting the bytes written at most every `every`; returns its size.
+fn copy_filtered(
+    reader: &mut Reader,
+    arch: &str,
+    archive: &Path,
+    every: std::time::Duration,
+    report: &mut dyn FnMut(u64),
+) -> Result<u64, InstallError> {
+    let dir = archive.parent().unwrap_or(archive);
+    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        archive
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("archive")
+    ));
+    let result = (|| {
+        let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        let mut out = progress::Progressing::new(file, every, report);
+        hearth_s9pk::filter_arch_to(reader, arch, &mut out).map_err(|source| {
+            InstallError::Copy {
+                path: archive.to_owned(),
+                source: Box::new(source),
+            }
+        })?;
+        let file = out.into_inner();
+        let written = file.metadata().map_err(io_err("stat", &tmp))?.len();
+        file.sync_all().map_err(io_err("sync", &tmp))?;
+        std::fs::rename(&tmp, archive).map_err(io_err("rename into place", archive))?;
+        Ok(written)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Extracts the root image with `unpack` progress.
@@ -881,9 +875,9 @@ fn unpack_image(
 ) -> Result<(), InstallError> {
     let mut copy = open_reader(archive)?;
     let total = copy.entry(entry).ok().map(|e| e.size);
-    record_progress(store, id, "unpack", 0, total);
+    progress::record(store, id, "unpack", 0, total);
     extract(&mut copy, entry, dest, &mut |done| {
-        record_progress(store, id, "unpack", done, total);
+        progress::record(store, id, "unpack", done, total);
     })
 }
 
@@ -907,3 +901,7 @@ pub(crate) fn rollback(store: &Store, data_dir: &Path, id: &str) {
         tracing::warn!(package = %id, %error, "rollback: cannot remove the entry");
     }
 }
+
+#[cfg(test)]
+#[path = "install_tests.rs"]
+mod tests;

@@ -50,6 +50,7 @@ mod error;
 mod install;
 mod notify;
 mod packages;
+mod progress;
 mod reconcile;
 mod service_calls;
 mod status;

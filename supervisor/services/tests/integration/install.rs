@@ -388,3 +388,71 @@ fn update_out_of_a_dependents_range_is_refused_with_the_dependents() {
         .unwrap();
     assert_eq!(w.entry("db")["stateInfo"]["state"], "updating");
 }
+
+/// Every `stateInfo.progress` of `id` the store's public revisions after `rev` showed,
+/// in order (`None` when removed).
+fn progress_seen(w: &World, id: &str, rev: u64) -> Vec<Option<serde_json::Value>> {
+    let base = format!("/packageData/{id}/stateInfo/progress");
+    let mut current: Option<serde_json::Value> = None;
+    let mut seen = Vec::new();
+    for r in w.store.public_since(rev).unwrap() {
+        let ops = serde_json::to_value(&r.patch).unwrap();
+        let before = current.clone();
+        for op in ops.as_array().unwrap() {
+            let path = op["path"].as_str().unwrap();
+            let value = op.get("value").cloned();
+            if path == base || path == format!("/packageData/{id}") {
+                current = match op["op"].as_str() {
+                    Some("remove") => None,
+                    _ if path == base => value,
+                    _ => value.and_then(|v| v.pointer("/stateInfo/progress").cloned()),
+                };
+            } else if let Some(field) = path.strip_prefix(&format!("{base}/")) {
+                current.as_mut().unwrap()[field] = value.unwrap();
+            }
+        }
+        if current != before {
+            seen.push(current.clone());
+        }
+    }
+    seen
+}
+
+#[test]
+fn install_shows_copy_and_unpack_progress_then_clears_it() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let mut pkg = Pkg::new("hello");
+    pkg.image = vec![7; 3 << 20];
+    let path = pkg.write(&dev, w.dir.path());
+    let source_len = std::fs::metadata(&path).unwrap().len();
+    let rev = w.store.subscribe().dump.rev;
+    w.packages.install(&path, false).unwrap();
+    let archive_len = std::fs::metadata(w.data().join("packages/archive/hello/1.0.0:0.s9pk"))
+        .unwrap()
+        .len();
+
+    let seen = progress_seen(&w, "hello", rev);
+    let p = |phase: &str, done: u64, total: u64| {
+        Some(serde_json::json!({"phase": phase, "bytesDone": done, "bytesTotal": total}))
+    };
+    assert_eq!(seen.first(), Some(&p("copy", 0, source_len)), "{seen:?}");
+    assert!(
+        seen.contains(&p("copy", archive_len, archive_len)),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&p("unpack", 0, 3 << 20)), "{seen:?}");
+    assert!(seen.contains(&p("unpack", 3 << 20, 3 << 20)), "{seen:?}");
+    assert_eq!(seen.last(), Some(&None), "cleared once installed: {seen:?}");
+    for pair in seen.windows(2) {
+        if let [Some(a), Some(b)] = pair
+            && a["phase"] == b["phase"]
+        {
+            assert!(
+                a["bytesDone"].as_u64() <= b["bytesDone"].as_u64(),
+                "{seen:?}"
+            );
+        }
+    }
+}
