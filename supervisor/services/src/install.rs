@@ -757,12 +757,31 @@ pub(crate) fn spec_path(data_dir: &Path, id: &str) -> PathBuf {
 /// Writes `bytes` to `dest` via temp + fsync + rename.
 fn write_file(dest: &Path, bytes: &[u8]) -> Result<(), InstallError> {
     use std::io::Write as _;
-    let tmp = dest.with_extension("tmp");
+    write_via_temp(dest, |out, tmp| {
+        out.write_all(bytes).map_err(io_err("write", tmp))
+    })
+    .map(|_| ())
+}
+
+/// Creates `dest`'s directory and `.<name>.tmp` beside `dest`, lets `write` fill it,
+/// then fsync + rename; the temp file is removed on failure. Returns the size written.
+fn write_via_temp(
+    dest: &Path,
+    write: impl FnOnce(&mut File, &Path) -> Result<(), InstallError>,
+) -> Result<u64, InstallError> {
+    let dir = dest.parent().unwrap_or(dest);
+    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
     let result = (|| {
         let mut out = File::create(&tmp).map_err(io_err("create", &tmp))?;
-        out.write_all(bytes).map_err(io_err("write", &tmp))?;
+        write(&mut out, &tmp)?;
+        let written = out.metadata().map_err(io_err("stat", &tmp))?.len();
         out.sync_all().map_err(io_err("sync", &tmp))?;
-        std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))
+        std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))?;
+        Ok(written)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -778,14 +797,7 @@ fn extract(
     dest: &Path,
     report: &mut dyn FnMut(u64),
 ) -> Result<(), InstallError> {
-    let dir = dest.parent().unwrap_or(dest);
-    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("image")
-    ));
-    let result = (|| {
-        let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    let done = write_via_temp(dest, |file, tmp| {
         let mut out = progress::Progressing::new(file, progress::EVERY, &mut *report);
         let mut body = reader
             .open_file(entry)
@@ -794,17 +806,11 @@ fn extract(
                 path: dest.to_owned(),
                 source: Box::new(source),
             })?;
-        std::io::copy(&mut body, &mut out).map_err(io_err("extract image to", &tmp))?;
-        let done = out.done();
-        let file = out.into_inner();
-        report(done);
-        file.sync_all().map_err(io_err("sync", &tmp))?;
-        std::fs::rename(&tmp, dest).map_err(io_err("rename into place", dest))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        std::io::copy(&mut body, &mut out).map_err(io_err("extract image to", tmp))?;
+        Ok(())
+    })?;
+    report(done);
+    Ok(())
 }
 
 /// Copies the archive filtered to this host's arch (temp + rename), with `copy`
@@ -835,34 +841,15 @@ fn copy_filtered(
     every: std::time::Duration,
     report: &mut dyn FnMut(u64),
 ) -> Result<u64, InstallError> {
-    let dir = archive.parent().unwrap_or(archive);
-    std::fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        archive
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("archive")
-    ));
-    let result = (|| {
-        let file = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    write_via_temp(archive, |file, _| {
         let mut out = progress::Progressing::new(file, every, report);
-        hearth_s9pk::filter_arch_to(reader, arch, &mut out).map_err(|source| {
-            InstallError::Copy {
+        hearth_s9pk::filter_arch_to(reader, arch, &mut out)
+            .map(|_| ())
+            .map_err(|source| InstallError::Copy {
                 path: archive.to_owned(),
                 source: Box::new(source),
-            }
-        })?;
-        let file = out.into_inner();
-        let written = file.metadata().map_err(io_err("stat", &tmp))?.len();
-        file.sync_all().map_err(io_err("sync", &tmp))?;
-        std::fs::rename(&tmp, archive).map_err(io_err("rename into place", archive))?;
-        Ok(written)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+            })
+    })
 }
 
 /// Extracts the root image with `unpack` progress.

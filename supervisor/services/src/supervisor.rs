@@ -110,33 +110,30 @@ fn dependency_watchers(store: &Store, changed: Option<&BTreeSet<String>>) -> BTr
 /// Package ids any path of a public patch is under (`None` = possibly all), reports
 /// included.
 fn changed_ids(patch: &json_patch_paths::Patch) -> Option<BTreeSet<String>> {
-    let mut ids = BTreeSet::new();
-    for path in patch {
-        let Some(rest) = path.strip_prefix("/packageData") else {
-            continue;
-        };
-        match rest.split('/').nth(1) {
-            Some(id) if !id.is_empty() => {
-                ids.insert(id.to_owned());
-            }
-            _ => return None,
-        }
-    }
-    Some(ids)
+    ids_under(patch, |_| false)
 }
 
-/// Package ids touched by a public patch (`None` = possibly all).
+/// Package ids touched by a public patch (`None` = possibly all), leaving out what
+/// the status monitor writes (it needs no reconcile step).
 fn touched(patch: &json_patch_paths::Patch) -> Option<BTreeSet<String>> {
+    ids_under(patch, |rest| {
+        let mut segs = rest.split('/').skip(2);
+        segs.next() == Some("statusInfo") && segs.next().is_some_and(|k| REPORTED_KEYS.contains(&k))
+    })
+}
+
+/// The ids of the `/packageData/<id>…` paths of `patch` not `skip`ped (`skip` sees
+/// the path after `/packageData`); `None` when the whole map is touched.
+fn ids_under(
+    patch: &json_patch_paths::Patch,
+    skip: impl Fn(&str) -> bool,
+) -> Option<BTreeSet<String>> {
     let mut ids = BTreeSet::new();
     for path in patch {
         let Some(rest) = path.strip_prefix("/packageData") else {
             continue;
         };
-        // What the status monitor writes needs no reconcile step.
-        let mut segs = rest.split('/').skip(2);
-        if segs.next() == Some("statusInfo")
-            && segs.next().is_some_and(|k| REPORTED_KEYS.contains(&k))
-        {
+        if skip(rest) {
             continue;
         }
         match rest.split('/').nth(1) {
