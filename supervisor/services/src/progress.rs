@@ -59,12 +59,14 @@ impl<'a, W> Progressing<'a, W> {
     }
 
     /// The furthest offset written so far.
-    pub(crate) fn done(&self) -> u64 {
+    #[cfg(test)]
+    fn done(&self) -> u64 {
         self.done
     }
 
     /// The wrapped writer.
-    pub(crate) fn into_inner(self) -> W {
+    #[cfg(test)]
+    fn into_inner(self) -> W {
         self.inner
     }
 }
