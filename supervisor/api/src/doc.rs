@@ -25,8 +25,7 @@ pub(crate) const PASSWORD_HASH: &str = "/private/passwordHash";
 pub(crate) const SESSIONS: &str = "/private/sessions";
 pub(crate) const API_TOKENS: &str = "/private/apiTokens";
 pub(crate) const SERVER_INFO: &str = "/public/serverInfo";
-pub(crate) const NOTIFICATIONS: &str = "/public/notifications";
-pub(crate) const NEXT_NOTIFICATION_ID: &str = "/private/nextNotificationId";
+pub(crate) const NOTIFICATIONS: &str = hearth_rpc::methods::notification::NOTIFICATIONS_POINTER;
 pub(crate) const UI: &str = "/public/ui";
 
 /// The document a new store starts with.

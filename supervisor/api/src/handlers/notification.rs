@@ -2,22 +2,21 @@
 //!
 //! Notifications live in the public state (`/notifications/<id>`) so the UI sees them
 //! arrive on the live stream; `serverInfo.unreadNotificationCount` is kept in step in
-//! the same mutation. At most [`MAX_NOTIFICATIONS`] are kept (oldest dropped).
+//! the same mutation. At most 1000 are kept (oldest dropped). The layout has one
+//! writer, shared with hearth-services: `hearth_rpc::methods::notification`.
 
 use std::collections::BTreeSet;
 
 use hearth_rpc::RpcError;
-use hearth_rpc::methods::notification::{Notification, NotificationLevel};
+use hearth_rpc::methods::notification::{self, Notification, NotificationLevel};
 use hearth_rpc::methods::{NotificationList, NotificationMarkSeen, NotificationRemove};
 use hearth_store::Store;
 use serde_json::{Map, Value};
 
 use crate::ApiError;
 use crate::dispatch::{Registry, Reply};
-use crate::doc::{self, NEXT_NOTIFICATION_ID, NOTIFICATIONS, SERVER_INFO, now_ms};
+use crate::doc::{self, NOTIFICATIONS, now_ms};
 use crate::error::{blocking, mutate_error};
-
-const MAX_NOTIFICATIONS: usize = 1000;
 
 fn parse_all(map: &Map<String, Value>) -> Vec<Notification> {
     map.values()
@@ -25,13 +24,12 @@ fn parse_all(map: &Map<String, Value>) -> Vec<Notification> {
         .collect()
 }
 
-fn recount(d: &mut Value) -> Result<(), RpcError> {
-    let unread = parse_all(doc::object_mut(d, NOTIFICATIONS)?)
-        .iter()
-        .filter(|n| !n.seen)
-        .count();
-    doc::object_mut(d, SERVER_INFO)?.insert("unreadNotificationCount".into(), Value::from(unread));
-    Ok(())
+fn layout_error(e: notification::LayoutError) -> RpcError {
+    ApiError::Document {
+        reason: e.to_string(),
+        pointer: e.pointer,
+    }
+    .to_rpc()
 }
 
 /// Adds a notification inside a mutation; returns its id.
@@ -41,35 +39,7 @@ pub(crate) fn add_notification(
     title: &str,
     message: &str,
 ) -> Result<u64, RpcError> {
-    let id = d
-        .pointer(NEXT_NOTIFICATION_ID)
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
-    doc::set(d, NEXT_NOTIFICATION_ID, Value::from(id + 1))?;
-    let n = Notification {
-        id,
-        created_ms: now_ms(),
-        level,
-        title: title.to_owned(),
-        message: message.to_owned(),
-        seen: false,
-    };
-    let value = serde_json::to_value(&n).map_err(|_| RpcError::internal())?;
-    let map = doc::object_mut(d, NOTIFICATIONS)?;
-    map.insert(id.to_string(), value);
-    while map.len() > MAX_NOTIFICATIONS {
-        let oldest = map
-            .keys()
-            .filter_map(|k| k.parse::<u64>().ok())
-            .min()
-            .map(|k| k.to_string());
-        match oldest {
-            Some(k) => map.remove(&k),
-            None => break,
-        };
-    }
-    recount(d)?;
-    Ok(id)
+    notification::add_to_document(d, level, title, message, now_ms()).map_err(layout_error)
 }
 
 fn edit(
@@ -85,7 +55,7 @@ fn edit(
             for id in &ids {
                 f(map, id);
             }
-            recount(d)
+            notification::recount_unread(d).map_err(layout_error)
         })
         .map(|m| m.revision)
         .map_err(mutate_error(op))
