@@ -12,19 +12,15 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::TestServer;
+use common::{TestServer, Ws, local_ws_at as local_ws, ws_connect as connect};
 use futures_util::StreamExt;
 use hearth_s9pk::ArchiveBuilder;
 use hearth_s9pk::SigningKey;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpStream, UnixListener};
-use tokio_tungstenite::WebSocketStream;
+use tokio::net::UnixListener;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Ws = WebSocketStream<TcpStream>;
 
 /// The fake container's lines: (seq, daemon, line).
 #[derive(Default)]
@@ -134,33 +130,6 @@ fn set_status(s: &TestServer, id: &str, state: &str, started_at: u64) {
             Ok::<_, ()>(())
         })
         .unwrap();
-}
-
-async fn connect(
-    s: &TestServer,
-    path_and_query: &str,
-    headers: &[(&str, &str)],
-) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let mut req = format!("ws://{}{path_and_query}", s.addr)
-        .into_client_request()
-        .unwrap();
-    for (k, v) in headers {
-        req.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            http::HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    let tcp = TcpStream::connect(s.addr).await.unwrap();
-    tokio_tungstenite::client_async(req, tcp)
-        .await
-        .map(|(ws, _)| ws)
-}
-
-async fn local_ws(s: &TestServer, path_and_query: &str) -> Ws {
-    let local = s.local.clone();
-    connect(s, path_and_query, &[("x-hearth-local-auth", &local)])
-        .await
-        .unwrap()
 }
 
 /// The next text frame as JSON, or `Err(close code)`.

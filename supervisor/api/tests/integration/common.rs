@@ -256,3 +256,36 @@ pub fn error_code(r: &Value) -> i64 {
         .as_i64()
         .unwrap_or_else(|| panic!("expected an error: {r}"))
 }
+
+/// A WebSocket client connection to the test server.
+pub type Ws = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// Opens a WebSocket to `path_and_query` on the server with extra request `headers`.
+pub async fn ws_connect(
+    s: &TestServer,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}{path_and_query}", s.addr)
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let tcp = TcpStream::connect(s.addr).await.unwrap();
+    tokio_tungstenite::client_async(req, tcp)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// [`ws_connect`] with the local-auth header (must succeed).
+pub async fn local_ws_at(s: &TestServer, path_and_query: &str) -> Ws {
+    let local = s.local.clone();
+    ws_connect(s, path_and_query, &[("x-hearth-local-auth", &local)])
+        .await
+        .unwrap()
+}

@@ -4,40 +4,20 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::*;
-
-type Ws = WebSocketStream<TcpStream>;
 
 async fn connect(
     s: &TestServer,
     query: &str,
     headers: &[(&str, &str)],
 ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-    let mut req = format!("ws://{}/ws/db{query}", s.addr)
-        .into_client_request()
-        .unwrap();
-    for (k, v) in headers {
-        req.headers_mut().insert(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            http::HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    let tcp = TcpStream::connect(s.addr).await.unwrap();
-    tokio_tungstenite::client_async(req, tcp)
-        .await
-        .map(|(ws, _)| ws)
+    ws_connect(s, &format!("/ws/db{query}"), headers).await
 }
 
 async fn local_ws(s: &TestServer, query: &str) -> Ws {
-    let local = s.local.clone();
-    connect(s, query, &[("x-hearth-local-auth", &local)])
-        .await
-        .unwrap()
+    local_ws_at(s, &format!("/ws/db{query}")).await
 }
 
 async fn next_json(ws: &mut Ws) -> Value {
