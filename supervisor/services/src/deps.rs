@@ -61,14 +61,25 @@ pub(crate) fn healthy(dep: &PackageEntry, extra: &[String]) -> bool {
 
 /// Whether every health check of `e` (its own list and `extra`) reported `success`.
 pub(crate) fn checks_pass(e: &PackageEntry, extra: &[String]) -> bool {
+    check_results(e, extra).all(|r| r == Some("success"))
+}
+
+/// The last result reported for each health check of `e` (its own list, then `extra`).
+fn check_results<'a>(
+    e: &'a PackageEntry,
+    extra: &'a [String],
+) -> impl Iterator<Item = Option<&'a str>> + 'a {
     let health = e.status_info.observed.reported.get("health");
-    e.container.health_checks.iter().chain(extra).all(|check| {
-        health
-            .and_then(|h| h.get(check))
-            .and_then(|c| c.get("result"))
-            .and_then(Value::as_str)
-            == Some("success")
-    })
+    e.container
+        .health_checks
+        .iter()
+        .chain(extra)
+        .map(move |check| {
+            health
+                .and_then(|h| h.get(check))
+                .and_then(|c| c.get("result"))
+                .and_then(Value::as_str)
+        })
 }
 
 /// The required `running` dependencies of `entry` that are not ready (sorted ids).
@@ -87,14 +98,7 @@ pub(crate) fn unready(entry: &PackageEntry, all: &BTreeMap<String, PackageEntry>
 
 /// Whether a check of `e` (its own list and `extra`) reported `failure`.
 fn checks_fail(e: &PackageEntry, extra: &[String]) -> bool {
-    let health = e.status_info.observed.reported.get("health");
-    e.container.health_checks.iter().chain(extra).any(|check| {
-        health
-            .and_then(|h| h.get(check))
-            .and_then(|c| c.get("result"))
-            .and_then(Value::as_str)
-            == Some("failure")
-    })
+    check_results(e, extra).any(|r| r == Some("failure"))
 }
 
 /// Whether `dep`'s current run began after `entry`'s.
@@ -228,50 +232,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::doc::{ContainerInfo, DependencyInfo, DependencyKind, Signer, StateInfo};
-    use crate::status::StatusInfo;
+    use crate::doc::{DependencyInfo, DependencyKind};
 
     fn entry(index: u8, checks: &[&str], deps: &[(&str, DependencyKind, bool)]) -> PackageEntry {
-        PackageEntry {
-            state_info: StateInfo {
-                state: InstallState::Installed,
-                phase: None,
-                keep_data: false,
-                progress: None,
-                update: None,
-            },
-            manifest: json!({}),
-            signer: Signer {
-                fingerprint: "f".into(),
-                key: "k".into(),
-                trusted: true,
-            },
-            archive: String::new(),
-            container: ContainerInfo {
-                root_image: "main".into(),
-                volumes: vec![],
-                index,
-                memory: None,
-                pids: None,
-                cpu_millicores: None,
-                health_checks: checks.iter().map(|c| (*c).to_owned()).collect(),
-            },
-            dependencies: deps
-                .iter()
-                .map(|(id, kind, optional)| {
-                    (
-                        (*id).to_owned(),
-                        DependencyInfo {
-                            kind: *kind,
-                            optional: *optional,
-                            health_checks: vec![],
-                            version_range: None,
-                        },
-                    )
-                })
-                .collect(),
-            status_info: StatusInfo::stopped(),
-        }
+        let mut e = crate::test_support::entry(index, checks);
+        e.dependencies = deps
+            .iter()
+            .map(|(id, kind, optional)| {
+                (
+                    (*id).to_owned(),
+                    DependencyInfo {
+                        kind: *kind,
+                        optional: *optional,
+                        health_checks: vec![],
+                        version_range: None,
+                    },
+                )
+            })
+            .collect();
+        e
     }
 
     fn run(e: &mut PackageEntry, health: &[(&str, &str)]) {

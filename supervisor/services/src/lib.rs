@@ -55,6 +55,8 @@ mod reconcile;
 mod service_calls;
 mod status;
 mod supervisor;
+#[cfg(test)]
+mod test_support;
 mod trust;
 mod unavailable;
 mod update;

@@ -1,7 +1,5 @@
 //! One test per reconcile transition, with `FakeRuntime`, a real store and a fake clock.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +8,6 @@ use hearth_testkit::{Call, FakeRuntime, Op};
 use serde_json::json;
 
 use super::*;
-use crate::doc::{ContainerInfo, Signer, StateInfo};
 use crate::status::{RunState, StatusInfo};
 
 struct T {
@@ -27,46 +24,15 @@ fn cid() -> ContainerId {
 impl T {
     fn new(desired: Desired) -> T {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(&dir.path().join("db"), json!({"public": {}, "private": {}})).unwrap();
+        let store = crate::test_support::store(dir.path());
         let data = dir.path().join("data");
-        let entry = PackageEntry {
-            state_info: StateInfo {
-                state: InstallState::Installed,
-                phase: None,
-                keep_data: false,
-                progress: None,
-                update: None,
-            },
-            manifest: json!({"id": "hello", "version": "1.0.0:0"}),
-            signer: Signer {
-                fingerprint: "f".into(),
-                key: "k".into(),
-                trusted: true,
-            },
-            archive: "packages/archive/hello/1.0.0:0.s9pk".into(),
-            container: ContainerInfo {
-                root_image: "main".into(),
-                volumes: vec!["main".into()],
-                index: 7,
-                memory: Some(1 << 28),
-                pids: None,
-                cpu_millicores: Some(500),
-                health_checks: Vec::new(),
-            },
-            dependencies: BTreeMap::new(),
-            status_info: StatusInfo {
-                desired,
-                observed: Observed::default(),
-            },
-        };
-        store
-            .mutate(|d| {
-                doc::object_mut(d, PACKAGE_DATA)?
-                    .insert("hello".into(), serde_json::to_value(&entry).unwrap());
-                Ok::<_, crate::error::PackageError>(())
-            })
-            .unwrap();
+        let mut entry = crate::test_support::entry(7, &[]);
+        entry.manifest = json!({"id": "hello", "version": "1.0.0:0"});
+        entry.archive = "packages/archive/hello/1.0.0:0.s9pk".into();
+        entry.container.memory = Some(1 << 28);
+        entry.container.cpu_millicores = Some(500);
+        entry.status_info.desired = desired;
+        crate::test_support::put(&store, "hello", &entry);
         for sub in ["archive/hello", "images/hello", "data/hello/volumes/main"] {
             std::fs::create_dir_all(data.join("packages").join(sub)).unwrap();
         }
@@ -75,15 +41,7 @@ impl T {
             b"{\"daemons\": []}",
         )
         .unwrap();
-        let plan = ContainerPlan {
-            data_dir: data,
-            init_binary: PathBuf::from("/usr/lib/hearth/hearth-container"),
-            bridge: "hearth0".into(),
-            gateway: "10.88.0.1".parse().unwrap(),
-            prefix_len: 24,
-            stop_timeout: Duration::from_secs(5),
-            log_max_bytes: None,
-        };
+        let plan = crate::test_support::plan(&data);
         T {
             dir,
             store,

@@ -1,7 +1,7 @@
 //! Updates driven by the reconciler with `FakeRuntime`, a real store, real files and
 //! a fake clock: success, failed migration, never healthy, and hearthd restarts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use hearth_lxc::{ContainerId, ContainerState, ExecOutput};
@@ -9,9 +9,8 @@ use hearth_testkit::{Call, FakeRuntime};
 use serde_json::json;
 
 use super::*;
-use crate::doc::{ContainerInfo, PACKAGE_DATA, StateInfo};
+use crate::doc::ContainerInfo;
 use crate::reconcile::reconcile_once;
-use crate::status::StatusInfo;
 
 const V1: &str = "1.0.0:0";
 const V2: &str = "2.0.0:0";
@@ -72,18 +71,9 @@ impl T {
     /// the install call leaves it (phase `stopping`).
     fn new(migration: bool) -> T {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Store::open(&dir.path().join("db"), json!({"public": {}, "private": {}})).unwrap();
+        let store = crate::test_support::store(dir.path());
         let data = dir.path().join("data");
-        let plan = ContainerPlan {
-            data_dir: data.clone(),
-            init_binary: PathBuf::from("/usr/lib/hearth/hearth-container"),
-            bridge: "hearth0".into(),
-            gateway: "10.88.0.1".parse().unwrap(),
-            prefix_len: 24,
-            stop_timeout: std::time::Duration::from_secs(5),
-            log_max_bytes: None,
-        };
+        let plan = crate::test_support::plan(&data);
         write(
             &data.join("packages/images/hello/main.squashfs"),
             b"v1 image",
@@ -117,32 +107,10 @@ impl T {
             b"v1 upper",
         );
 
-        let mut entry = PackageEntry {
-            state_info: StateInfo {
-                state: InstallState::Installed,
-                phase: None,
-                keep_data: false,
-                progress: None,
-                update: None,
-            },
-            manifest: json!({}),
-            signer: release(V1).signer,
-            archive: String::new(),
-            container: release(V1).container,
-            dependencies: BTreeMap::new(),
-            status_info: StatusInfo {
-                desired: Desired::Running,
-                observed: crate::status::Observed::default(),
-            },
-        };
+        let mut entry = crate::test_support::entry(5, &[]);
+        entry.status_info.desired = Desired::Running;
         release(V1).apply(&mut entry);
-        store
-            .mutate(|d| {
-                doc::object_mut(d, PACKAGE_DATA)?
-                    .insert("hello".into(), serde_json::to_value(&entry).unwrap());
-                Ok::<_, crate::error::PackageError>(())
-            })
-            .unwrap();
+        crate::test_support::put(&store, "hello", &entry);
         let t = T {
             _dir: dir,
             store,
