@@ -21,12 +21,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ARCH, Pkg, World, key, pem};
+use common::{ARCH, Pkg, World};
 use hearth_lxc::{
     ContainerId, ContainerRuntime, ContainerSpec, ContainerState, ContainerStatus, RuntimeError,
 };
 use hearth_s9pk::{ArchiveBuilder, SigningKey};
-use hearth_services::{ContainerPlan, InstallError, Supervisor};
+use hearth_services::{InstallError, Supervisor};
 use hearth_testkit::FakeRuntime;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -36,15 +36,17 @@ const PRECIOUS: &str = "packages/data/keep/volumes/main/precious.txt";
 /// A world with `keep` installed (trusted signer `dev`) and a file in its volume.
 fn world_with_keep() -> (World, SigningKey) {
     let w = World::new();
-    let dev = key("dev");
-    w.packages.trust_add(&pem(&dev), None).unwrap();
-    w.packages
-        .install(&Pkg::new("keep").write(&dev, w.dir.path()), false)
-        .unwrap();
+    let dev = add_keep(&w);
+    (w, dev)
+}
+
+/// Installs `keep` signed by the trusted `dev` (returned) and puts a file in its volume.
+fn add_keep(w: &World) -> SigningKey {
+    let dev = w.install_trusted(&Pkg::new("keep"));
     let precious = w.data().join(PRECIOUS);
     std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
     std::fs::write(&precious, b"the user's data\n").unwrap();
-    (w, dev)
+    dev
 }
 
 /// Everything a fault must not change: the whole document, every file under
@@ -243,14 +245,7 @@ fn a_full_data_disk_during_install_rolls_back_and_keeps_the_installed_package() 
         eprintln!("skipped: needs root to mount a small tmpfs");
         return;
     };
-    let dev = key("dev");
-    w.packages.trust_add(&pem(&dev), None).unwrap();
-    w.packages
-        .install(&Pkg::new("keep").write(&dev, w.dir.path()), false)
-        .unwrap();
-    let precious = w.data().join(PRECIOUS);
-    std::fs::create_dir_all(precious.parent().unwrap()).unwrap();
-    std::fs::write(&precious, b"the user's data\n").unwrap();
+    let dev = add_keep(&w);
     let before = snapshot(&w);
 
     // 4 MiB does not fit at all: the copy of the archive fails.
@@ -338,33 +333,6 @@ impl ContainerRuntime for SlowStart {
     }
 }
 
-fn plan(w: &World) -> ContainerPlan {
-    ContainerPlan {
-        data_dir: w.data(),
-        init_binary: "/usr/lib/hearth/hearth-container".into(),
-        bridge: "hearth0".into(),
-        gateway: "10.88.0.1".parse().unwrap(),
-        prefix_len: 24,
-        stop_timeout: Duration::from_secs(1),
-        log_max_bytes: None,
-    }
-}
-
-async fn wait_for(w: &World, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = w.entry(id);
-        if f(&e) {
-            return e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {id} {what}: {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Files of package `id` under `packages/`.
 fn files_of(w: &World, id: &str) -> Vec<String> {
     w.package_files()
@@ -398,17 +366,15 @@ async fn a_package_uninstalled_while_starting_is_removed_and_the_other_keeps_run
     let sup = Supervisor::spawn(
         w.store.clone(),
         rt.clone(),
-        plan(&w),
+        w.plan(),
         Duration::from_millis(100),
         CancellationToken::new(),
     );
     for id in ["keep", "victim", "flaky"] {
         w.packages.start(id).unwrap();
     }
-    wait_for(&w, "keep", "running", |e| {
-        e["statusInfo"]["state"] == "running"
-    })
-    .await;
+    w.wait_for("keep", "running", |e| e["statusInfo"]["state"] == "running")
+        .await;
     let keep_before = snapshot(&w).1;
     let keep_before: Vec<_> = keep_before
         .into_iter()
@@ -416,10 +382,11 @@ async fn a_package_uninstalled_while_starting_is_removed_and_the_other_keeps_run
         .collect();
 
     // flaky: its start fails; it backs off with the runtime's error recorded.
-    let e = wait_for(&w, "flaky", "backing off", |e| {
-        e["statusInfo"]["state"] == "backingOff"
-    })
-    .await;
+    let e = w
+        .wait_for("flaky", "backing off", |e| {
+            e["statusInfo"]["state"] == "backingOff"
+        })
+        .await;
     assert!(
         e["statusInfo"]["lastError"]
             .as_str()
@@ -437,8 +404,8 @@ async fn a_package_uninstalled_while_starting_is_removed_and_the_other_keeps_run
     w.packages.uninstall("victim", false).unwrap();
     w.packages.uninstall("flaky", false).unwrap();
     rt.release();
-    wait_for(&w, "victim", "entry removed", Value::is_null).await;
-    wait_for(&w, "flaky", "entry removed", Value::is_null).await;
+    w.wait_for("victim", "entry removed", Value::is_null).await;
+    w.wait_for("flaky", "entry removed", Value::is_null).await;
 
     assert!(matches!(
         rt.state(&victim),

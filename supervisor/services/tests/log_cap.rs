@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Pkg, World, key, pem};
+use common::{Pkg, World};
 use hearth_lxc::ContainerId;
 use hearth_services::{ContainerPlan, Supervisor};
 use hearth_testkit::FakeRuntime;
@@ -20,20 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 async fn init_args(log_max_bytes: Option<u64>) -> Vec<String> {
     let w = World::new();
-    let dev = key("dev");
-    w.packages.trust_add(&pem(&dev), None).unwrap();
-    w.packages
-        .install(&Pkg::new("hello").write(&dev, w.dir.path()), false)
-        .unwrap();
+    w.install_trusted(&Pkg::new("hello"));
     let rt = Arc::new(FakeRuntime::new());
     let plan = ContainerPlan {
-        data_dir: w.data(),
-        init_binary: "/usr/lib/hearth/hearth-container".into(),
-        bridge: "hearth0".into(),
-        gateway: "10.88.0.1".parse().unwrap(),
-        prefix_len: 24,
-        stop_timeout: Duration::from_secs(1),
         log_max_bytes,
+        ..w.plan()
     };
     let sup = Supervisor::spawn(
         w.store.clone(),

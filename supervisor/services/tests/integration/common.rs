@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use hearth_s9pk::{ArchiveBuilder, SigningKey};
-use hearth_services::{Host, Packages};
+use hearth_services::{ContainerPlan, Host, Packages};
 use hearth_store::Store;
 use serde_json::{Value, json};
 
@@ -138,6 +138,45 @@ impl World {
 
     pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Trusts the key `dev` and installs `pkg` signed by it; returns the key.
+    pub(crate) fn install_trusted(&self, pkg: &Pkg) -> SigningKey {
+        let dev = key("dev");
+        self.packages.trust_add(&pem(&dev), None).unwrap();
+        self.packages
+            .install(&pkg.write(&dev, self.dir.path()), false)
+            .unwrap();
+        dev
+    }
+
+    /// hearthd's container plan over this data dir (1 s stop timeout).
+    pub(crate) fn plan(&self) -> ContainerPlan {
+        ContainerPlan {
+            data_dir: self.data(),
+            init_binary: "/usr/lib/hearth/hearth-container".into(),
+            bridge: "hearth0".into(),
+            gateway: "10.88.0.1".parse().unwrap(),
+            prefix_len: 24,
+            stop_timeout: std::time::Duration::from_secs(1),
+            log_max_bytes: None,
+        }
+    }
+
+    /// Waits (10 s at most) until the entry of `id` satisfies `f`; returns it.
+    pub(crate) async fn wait_for(&self, id: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let e = self.entry(id);
+            if f(&e) {
+                return e;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {id} {what}: {e}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub(crate) fn entry(&self, id: &str) -> Value {

@@ -2,42 +2,15 @@
 //! changes through `Packages`, observed status in the store.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hearth_lxc::{ContainerId, ContainerRuntime};
-use hearth_services::{ContainerPlan, Supervisor};
+use hearth_services::Supervisor;
 use hearth_testkit::{Call, FakeRuntime};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::common::{Pkg, World, key, pem};
-
-fn plan(w: &World) -> ContainerPlan {
-    ContainerPlan {
-        data_dir: w.data(),
-        init_binary: "/usr/lib/hearth/hearth-container".into(),
-        bridge: "hearth0".into(),
-        gateway: "10.88.0.1".parse().unwrap(),
-        prefix_len: 24,
-        stop_timeout: Duration::from_secs(1),
-        log_max_bytes: None,
-    }
-}
-
-async fn wait_for(w: &World, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let e = w.entry("hello");
-        if f(&e) {
-            return e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use super::common::{Pkg, World};
 
 fn starts(rt: &FakeRuntime) -> usize {
     rt.calls()
@@ -48,10 +21,7 @@ fn starts(rt: &FakeRuntime) -> usize {
 
 fn installed_world() -> World {
     let w = World::new();
-    let dev = key("dev");
-    w.packages.trust_add(&pem(&dev), None).unwrap();
-    let path = Pkg::new("hello").write(&dev, w.dir.path());
-    w.packages.install(&path, false).unwrap();
+    w.install_trusted(&Pkg::new("hello"));
     w
 }
 
@@ -63,22 +33,26 @@ async fn start_crash_stop_restart_and_uninstall_through_the_supervisor() {
     let sup = Supervisor::spawn(
         w.store.clone(),
         rt.clone(),
-        plan(&w),
+        w.plan(),
         Duration::from_millis(200),
         CancellationToken::new(),
     );
     let id = ContainerId::new("hello").unwrap();
 
     w.packages.start("hello").unwrap();
-    wait_for(&w, "running", |e| e["statusInfo"]["state"] == "running").await;
+    w.wait_for("hello", "running", |e| {
+        e["statusInfo"]["state"] == "running"
+    })
+    .await;
     assert_eq!(starts(&rt), 1);
 
     // The container dies without any store change: the tick notices.
     assert!(rt.crash(&id));
-    let e = wait_for(&w, "restart after crash", |e| {
-        e["statusInfo"]["restartCount"] == 1 && e["statusInfo"]["state"] == "running"
-    })
-    .await;
+    let e = w
+        .wait_for("hello", "restart after crash", |e| {
+            e["statusInfo"]["restartCount"] == 1 && e["statusInfo"]["state"] == "running"
+        })
+        .await;
     assert!(
         e["statusInfo"]["lastError"]
             .as_str()
@@ -88,17 +62,20 @@ async fn start_crash_stop_restart_and_uninstall_through_the_supervisor() {
 
     let (_, dependents) = w.packages.stop("hello").unwrap();
     assert!(dependents.is_empty());
-    wait_for(&w, "stopped", |e| e["statusInfo"]["state"] == "stopped").await;
+    w.wait_for("hello", "stopped", |e| {
+        e["statusInfo"]["state"] == "stopped"
+    })
+    .await;
     assert_eq!(rt.state(&id).unwrap(), hearth_lxc::ContainerState::Stopped);
 
     w.packages.restart("hello").unwrap();
-    wait_for(&w, "running after restart", |e| {
+    w.wait_for("hello", "running after restart", |e| {
         e["statusInfo"]["state"] == "running" && e["statusInfo"]["desired"] == "running"
     })
     .await;
 
     w.packages.uninstall("hello", false).unwrap();
-    wait_for(&w, "entry removed", Value::is_null).await;
+    w.wait_for("hello", "entry removed", Value::is_null).await;
     assert!(rt.state(&id).is_err(), "container destroyed");
     assert!(w.package_files().is_empty(), "{:?}", w.package_files());
     sup.shutdown().await;
@@ -111,12 +88,15 @@ async fn a_new_supervisor_adopts_the_running_container_without_starting_it_again
     let sup = Supervisor::spawn(
         w.store.clone(),
         rt.clone(),
-        plan(&w),
+        w.plan(),
         Duration::from_millis(50),
         CancellationToken::new(),
     );
     w.packages.start("hello").unwrap();
-    wait_for(&w, "running", |e| e["statusInfo"]["state"] == "running").await;
+    w.wait_for("hello", "running", |e| {
+        e["statusInfo"]["state"] == "running"
+    })
+    .await;
     sup.shutdown().await;
     let started_at = w.entry("hello")["statusInfo"]["startedAt"].clone();
 
@@ -124,7 +104,7 @@ async fn a_new_supervisor_adopts_the_running_container_without_starting_it_again
     let sup = Supervisor::spawn(
         w.store.clone(),
         rt.clone(),
-        plan(&w),
+        w.plan(),
         Duration::from_millis(50),
         CancellationToken::new(),
     );
