@@ -14,8 +14,6 @@ use std::time::Duration;
 
 use common::{TestServer, Ws, local_ws_at as local_ws, ws_connect as connect};
 use futures_util::StreamExt;
-use hearth_s9pk::ArchiveBuilder;
-use hearth_s9pk::SigningKey;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
@@ -88,34 +86,11 @@ fn fake_container(s: &TestServer, id: &str, ring: Arc<Mutex<Ring>>) {
 
 /// Installs package `id` (as `package.install` does) and records it running.
 async fn install_running(s: &TestServer, id: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::from_bytes(&[3u8; 32]);
-    let arch = std::env::consts::ARCH;
-    let manifest = json!({
-        "id": id, "title": "Chatty", "version": "1.0.0:0", "license": "MIT",
-        "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
-        "description": {"short": "Chatty", "long": "A chatty service."},
-        "images": {"main": {"arch": [arch]}}, "volumes": ["main"],
-    });
     let spec = json!({"daemons": [
         {"id": "web", "image": "main", "command": ["httpd"]},
         {"id": "worker", "image": "main", "command": ["work"]},
     ]});
-    let mut b = ArchiveBuilder::new();
-    b.add_file_bytes("manifest.json", manifest.to_string())
-        .unwrap();
-    b.add_file_bytes("hearth.json", spec.to_string()).unwrap();
-    b.add_file_bytes(&format!("images/{arch}/main.squashfs"), vec![7u8; 4096])
-        .unwrap();
-    let path = dir.path().join("p.s9pk");
-    b.write_file(&key, &path).unwrap();
-    let r = s
-        .local_call(
-            "package.install",
-            json!({"path": path.display().to_string(), "allowUntrusted": true}),
-        )
-        .await;
-    assert_eq!(r["result"]["id"], id, "{r}");
+    common::install_package(s, id, &spec).await;
     set_status(s, id, "running", 100);
 }
 

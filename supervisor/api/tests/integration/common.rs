@@ -289,3 +289,44 @@ pub async fn local_ws_at(s: &TestServer, path_and_query: &str) -> Ws {
         .await
         .unwrap()
 }
+
+/// Writes package `id` (title `Title`, one image for this host's arch, the service
+/// `spec`) signed by `key` into `dir`; returns its path.
+pub fn write_package(
+    dir: &std::path::Path,
+    key: &hearth_s9pk::SigningKey,
+    id: &str,
+    spec: &Value,
+) -> String {
+    let arch = std::env::consts::ARCH;
+    let manifest = json!({
+        "id": id, "title": id, "version": "1.0.0:0", "license": "MIT",
+        "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
+        "description": {"short": id, "long": "A test service."},
+        "images": {"main": {"arch": [arch]}}, "volumes": ["main"],
+    });
+    let mut b = hearth_s9pk::ArchiveBuilder::new();
+    b.add_file_bytes("manifest.json", manifest.to_string())
+        .unwrap();
+    b.add_file_bytes("hearth.json", spec.to_string()).unwrap();
+    b.add_file_bytes(&format!("images/{arch}/main.squashfs"), vec![7u8; 4096])
+        .unwrap();
+    let path = dir.join(format!("{id}.s9pk"));
+    b.write_file(key, &path).unwrap();
+    path.display().to_string()
+}
+
+/// Installs package `id` with `spec` through `package.install` (an untrusted signer
+/// allowed).
+pub async fn install_package(s: &TestServer, id: &str, spec: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = hearth_s9pk::SigningKey::from_bytes(&[3u8; 32]);
+    let path = write_package(dir.path(), &key, id, spec);
+    let r = s
+        .local_call(
+            "package.install",
+            json!({"path": path, "allowUntrusted": true}),
+        )
+        .await;
+    assert_eq!(r["result"]["id"], id, "{r}");
+}

@@ -1,28 +1,12 @@
 //! `package.*` over JSON-RPC: trust, install from a path, refusals with their reasons.
 
-use hearth_s9pk::{ArchiveBuilder, SigningKey};
+use hearth_s9pk::SigningKey;
 use serde_json::{Value, json};
 
 use crate::common::*;
 
-fn write_package(dir: &std::path::Path, key: &SigningKey) -> String {
-    let arch = std::env::consts::ARCH;
-    let manifest = json!({
-        "id": "hello", "title": "Hello", "version": "1.0.0:0", "license": "MIT",
-        "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
-        "description": {"short": "Hello", "long": "A hello service."},
-        "images": {"main": {"arch": [arch]}}, "volumes": ["main"],
-    });
-    let spec = json!({"daemons": [{"id": "web", "image": "main", "command": ["httpd"]}]});
-    let mut b = ArchiveBuilder::new();
-    b.add_file_bytes("manifest.json", manifest.to_string())
-        .unwrap();
-    b.add_file_bytes("hearth.json", spec.to_string()).unwrap();
-    b.add_file_bytes(&format!("images/{arch}/main.squashfs"), vec![7u8; 4096])
-        .unwrap();
-    let path = dir.join("hello.s9pk");
-    b.write_file(key, &path).unwrap();
-    path.display().to_string()
+fn hello_spec() -> Value {
+    json!({"daemons": [{"id": "web", "image": "main", "command": ["httpd"]}]})
 }
 
 #[tokio::test]
@@ -30,7 +14,7 @@ async fn trust_then_install_records_the_package_and_refusals_say_why() {
     let s = TestServer::set_up().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_bytes(&[9u8; 32]);
-    let path = write_package(dir.path(), &key);
+    let path = write_package(dir.path(), &key, "hello", &hello_spec());
 
     let r = s.local_call("package.install", json!({"path": path})).await;
     assert_eq!(error_code(&r), -32602, "{r}");
@@ -91,7 +75,7 @@ async fn upload_streams_the_body_installs_it_and_keeps_no_copy() {
     s.setup().await;
     let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_bytes(&[5u8; 32]);
-    let bytes = std::fs::read(write_package(dir.path(), &key)).unwrap();
+    let bytes = std::fs::read(write_package(dir.path(), &key, "hello", &hello_spec())).unwrap();
     let path = hearth_layout::PACKAGE_UPLOAD_PATH;
     let local = s.local.clone();
     let auth = [("x-hearth-local-auth", local.as_str())];
@@ -200,36 +184,13 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, local: &str, body:
 #[tokio::test]
 async fn actions_and_logs_check_input_and_status_before_reaching_the_container() {
     let s = TestServer::set_up().await;
-    let dir = tempfile::tempdir().unwrap();
-    let key = SigningKey::from_bytes(&[9u8; 32]);
-    let arch = std::env::consts::ARCH;
-    let manifest = json!({
-        "id": "hello", "title": "Hello", "version": "1.0.0:0", "license": "MIT",
-        "packageRepo": "https://example.com/p", "upstreamRepo": "https://example.com/u",
-        "description": {"short": "Hello", "long": "A hello service."},
-        "images": {"main": {"arch": [arch]}}, "volumes": ["main"],
-    });
     let spec = json!({
         "daemons": [{"id": "web", "image": "main", "command": ["httpd"]}],
         "actions": [{"id": "sign", "name": "Sign", "image": "main", "command": ["sign"],
                      "input": {"type": "object", "required": ["name"],
                                "properties": {"name": {"type": "string"}}}}],
     });
-    let mut b = ArchiveBuilder::new();
-    b.add_file_bytes("manifest.json", manifest.to_string())
-        .unwrap();
-    b.add_file_bytes("hearth.json", spec.to_string()).unwrap();
-    b.add_file_bytes(&format!("images/{arch}/main.squashfs"), vec![7u8; 4096])
-        .unwrap();
-    let path = dir.path().join("hello.s9pk");
-    b.write_file(&key, &path).unwrap();
-    let r = s
-        .local_call(
-            "package.install",
-            json!({"path": path.display().to_string(), "allowUntrusted": true}),
-        )
-        .await;
-    assert_eq!(r["result"]["id"], "hello", "{r}");
+    install_package(&s, "hello", &spec).await;
 
     let list = s
         .local_call("package.action.list", json!({"id": "hello"}))
