@@ -87,7 +87,7 @@ fn cache_key(src: &DebianSource, arch: &str) -> String {
     let mut packages = src.packages.clone();
     packages.sort();
     packages.dedup();
-    let text = format!(
+    let mut text = format!(
         "hearth-debian-v1\n{}\n{}\n{}\n{}\n{}",
         src.suite,
         src.mirror,
@@ -95,6 +95,14 @@ fn cache_key(src: &DebianSource, arch: &str) -> String {
         debian_arch(arch),
         packages.join(",")
     );
+    // Appended only when set, so the keys of sources without them stay as they were.
+    if !src.path_exclude.is_empty() || !src.path_include.is_empty() {
+        text.push_str(&format!(
+            "\nexclude={}\ninclude={}",
+            src.path_exclude.join("\0"),
+            src.path_include.join("\0")
+        ));
+    }
     sha2::Sha256::digest(text.as_bytes())
         .iter()
         .take(16)
@@ -137,6 +145,18 @@ pub(crate) fn rootfs_tarball(
     if !src.packages.is_empty() {
         args.push(OsStr::new(&include));
     }
+    // dpkg reads these for every package it unpacks, the essential set included.
+    let filters: Vec<String> = src
+        .path_exclude
+        .iter()
+        .map(|g| format!("--dpkgopt=path-exclude={g}"))
+        .chain(
+            src.path_include
+                .iter()
+                .map(|g| format!("--dpkgopt=path-include={g}")),
+        )
+        .collect();
+    args.extend(filters.iter().map(OsStr::new));
     args.extend([
         OsStr::new(&src.suite),
         partial.as_os_str(),
@@ -175,6 +195,8 @@ mod tests {
             packages: packages.iter().map(|p| p.to_string()).collect(),
             mirror: "http://deb.debian.org/debian".into(),
             variant: "essential".into(),
+            path_exclude: Vec::new(),
+            path_include: Vec::new(),
         }
     }
 
@@ -187,5 +209,11 @@ mod tests {
         let mut other_mirror = source(&["nginx", "curl"]);
         other_mirror.mirror = "http://snapshot.debian.org/archive/debian/20250101T000000Z".into();
         assert_ne!(a, cache_key(&other_mirror, "x86_64"));
+        let mut slim = source(&["nginx", "curl"]);
+        slim.path_exclude = vec!["/usr/share/doc/*".into()];
+        let slim_key = cache_key(&slim, "x86_64");
+        assert_ne!(a, slim_key, "excluded paths change the root");
+        slim.path_include = vec!["/usr/share/doc/*/copyright".into()];
+        assert_ne!(slim_key, cache_key(&slim, "x86_64"));
     }
 }

@@ -170,6 +170,14 @@ pub(crate) struct DebianSource {
     /// mmdebstrap `--variant` (default `essential`).
     #[serde(default = "default_variant")]
     pub(crate) variant: String,
+    /// dpkg `path-exclude` globs (absolute, e.g. `/usr/share/doc/*`): files dpkg does
+    /// not unpack, for a smaller image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) path_exclude: Vec<String>,
+    /// dpkg `path-include` globs: exceptions to `pathExclude` (e.g. keep
+    /// `/usr/share/doc/*/copyright`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) path_include: Vec<String>,
 }
 
 fn default_mirror() -> String {
@@ -435,7 +443,27 @@ fn check_debian(debian: &DebianSource) -> Result<(), String> {
             VARIANTS.join(", ")
         ));
     }
+    for (field, globs) in [
+        ("pathExclude", &debian.path_exclude),
+        ("pathInclude", &debian.path_include),
+    ] {
+        if let Some(bad) = globs.iter().find(|g| !path_glob(g)) {
+            return Err(format!(
+                "debian.{field}: {bad:?} is not an absolute path glob (it must start with `/`, \
+                 without `..`, whitespace or control characters)"
+            ));
+        }
+    }
     Ok(())
+}
+
+/// A dpkg path glob: absolute, no `..` component, no whitespace or control characters
+/// (it becomes one `--dpkgopt` argument and one line of a dpkg config file).
+fn path_glob(g: &str) -> bool {
+    g.starts_with('/')
+        && g.len() > 1
+        && !g.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !g.split('/').any(|part| part == "..")
 }
 
 fn required_file(dir: &Path, name: &str, what: &'static str) -> Result<PathBuf, ProjectError> {
