@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Boot test of the aarch64 image: cross-builds hearth-init (static, aarch64 musl, linked
-# with rust-lld) and hearthd (aarch64 gnu, linked with aarch64-linux-gnu-gcc), builds
-# hearth-imager and the image from imager/recipes/aarch64-uefi.toml (mmdebstrap through
-# qemu-user-static; unless IMG=path is given), boots it on qemu `virt` (cortex-a72, TCG)
-# with AAVMF, waits until hearthd answers `server.echo` on a forwarded loopback port
-# (prints the power-on-to-answer time), completes setup, logs in and checks that
-# `server.info` reports arch aarch64. Prints the time of each phase. Needs root (mmdebstrap).
-# KVM does not work on the CI machines: always TCG, always under `timeout`.
+# Boot test of the aarch64 image: cross-builds hearth-init and hearth-container (static,
+# aarch64 musl) and hearthd (aarch64 gnu; ci/aarch64-bins.sh), builds hearth-imager and the
+# image from imager/recipes/aarch64-uefi.toml (mmdebstrap through qemu-user-static; unless
+# IMG=path is given), boots it on qemu `virt` (cortex-a72, TCG) with AAVMF, checks that
+# the address came from DHCP, waits until hearthd answers `server.echo` on a forwarded
+# loopback port (prints the power-on-to-answer time), completes setup, logs in and checks
+# that `server.info` reports arch aarch64. Prints the time of each phase. Needs root
+# (mmdebstrap). KVM does not work on the CI machines: always TCG, always under `timeout`.
+#
+# Environment: IMG (an image to use instead of building one), HEARTHD_PROFILE (release, the
+# default, or debug), IMAGE_CACHE (a directory: the image is kept there under the hash of
+# its inputs — recipe, imager, debian/, overlays/, the binaries — and reused while they are
+# unchanged, ci/image-cache.sh), AARCH64_BINS (a directory that already holds the binaries
+# ci/aarch64-bins.sh makes; then nothing is cross-built), VM_TEST_LOG, IMAGER_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/env.sh
+. ci/aarch64-bins.sh
+. ci/image-cache.sh
 export CARGO_TARGET_DIR="${IMAGER_TARGET_DIR:-$CARGO_TARGET_DIR}"
 T="$CARGO_TARGET_DIR"
 tmp="$(mktemp -d)"
@@ -28,26 +36,19 @@ for f in /usr/share/AAVMF/AAVMF_CODE.fd /usr/share/AAVMF/AAVMF_VARS.fd; do
 done
 
 if [ -z "${IMG:-}" ]; then
-  t0=$(now)
-  echo "== building hearth-init (aarch64 musl, static), hearthd (aarch64 gnu), hearth-imager"
-  for t in aarch64-unknown-linux-musl aarch64-unknown-linux-gnu; do
-    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
-  done
-  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
-    cargo build -q --release -p hearth-init --target aarch64-unknown-linux-musl
-  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-    cargo build -q --release -p hearthd --target aarch64-unknown-linux-gnu
+  bins="${AARCH64_BINS:-}"
+  if [ -z "$bins" ]; then
+    bins="$tmp/bins"
+    aarch64_bins "${HEARTHD_PROFILE:-release}" "$bins"
+  fi
   cargo build -q -p hearth-imager
-  printf 'vm-test-aarch64: binaries built in %.0f s\n' "$(since "$t0")"
-  t0=$(now)
-  out="${IMAGER_OUT:-$tmp/out}"
-  echo "== building the image"
-  timeout 1800 "$T/debug/hearth-imager" build --recipe imager/recipes/aarch64-uefi.toml \
-    --out "$out" --hearth-init "$T/aarch64-unknown-linux-musl/release/hearth-init" \
-    --hearthd "$T/aarch64-unknown-linux-gnu/release/hearthd" \
-    --extra-cmdline "hearth.net=static:10.0.2.15/24,10.0.2.2" | grep -v '^    \$'
-  printf 'vm-test-aarch64: image built in %.0f s\n' "$(since "$t0")"
-  IMG="$(ls "$out"/hearth-*-aarch64-uefi.img)"
+  key="$(image_cache_key imager/recipes/aarch64-uefi.toml "$T/debug/hearth-imager" \
+    "$bins/hearth-init" "$bins/hearth-container" "$bins/hearthd")"
+  image_cache_build "${IMAGE_CACHE:-}" "$key" "${IMAGER_OUT:-$tmp/out}" aarch64-uefi \
+    "$T/debug/hearth-imager" build --recipe imager/recipes/aarch64-uefi.toml \
+    --hearth-init "$bins/hearth-init" --hearth-container "$bins/hearth-container" \
+    --hearthd "$bins/hearthd"
+  IMG="$(ls "$IMAGE_DIR"/hearth-*-aarch64-uefi.img)"
 fi
 
 # A copy with 512 MiB of free space after the slots: room for the data partition.
@@ -96,6 +97,10 @@ echo "$info" | jq -e '.result.arch == "aarch64"' >/dev/null ||
 printf 'vm-test-aarch64: server.info answered after %.1f s: %s\n' "$(since "$start")" \
   "$(echo "$info" | jq -c '.result | {version, arch, hostname}')"
 grep -a 'hearth-init:' "$log" | tr -d '\r' | sed 's/^/    /'
-grep -aq 'hearth-init: data partition /dev/vda4 mounted' "$log" ||
+grep -a 'hearth-init: network: DHCP' "$log" >/dev/null ||
+  { echo "vm-test-aarch64: hearth-init did not start DHCP" >&2; exit 1; }
+grep -a 'leased 10.0.2.15' "$log" >/dev/null ||
+  { echo "vm-test-aarch64: dhcpcd did not lease 10.0.2.15" >&2; exit 1; }
+grep -a 'hearth-init: data partition /dev/vda4 mounted' "$log" >/dev/null ||
   { echo "vm-test-aarch64: data partition not mounted" >&2; exit 1; }
 echo "vm-test-aarch64: ok"

@@ -63,28 +63,14 @@ if [ -z "${IMG:-}" ]; then
   strip -o "$tmp/hearthd" "$T/$PROFILE/hearthd"
   strip -o "$tmp/hearth" "$T/$PROFILE/hearth"
   MUSL_REL="$T/x86_64-unknown-linux-musl/release"
-  out="${IMAGER_OUT:-$tmp/out}"
-  if [ -n "${IMAGE_CACHE:-}" ]; then
-    key="$( (cat imager/recipes/x86_64-uefi.toml "$T/debug/hearth-imager" \
-      "$MUSL_REL/hearth-init" "$MUSL_REL/hearth-container" "$tmp/hearthd" "$tmp/hearth"
-      find debian overlays -type f | LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)"
-    out="$IMAGE_CACHE/$key"
-  fi
-  if ls "$out"/hearth-*-x86_64-uefi.img >/dev/null 2>&1 && [ -f "$out/SHA256SUMS" ]; then
-    echo "== reusing the image built from the same inputs: $out"
-  else
-    echo "== building the image"
-    # Only the newest cached image is kept.
-    [ -n "${IMAGE_CACHE:-}" ] && rm -rf "$IMAGE_CACHE" && mkdir -p "$IMAGE_CACHE"
-    t0=$(date +%s)
-    timeout 1500 "$T/debug/hearth-imager" build --recipe imager/recipes/x86_64-uefi.toml \
-      --out "$out.tmp" --hearth-init "$MUSL_REL/hearth-init" \
-      --hearth-container "$MUSL_REL/hearth-container" --hearth "$tmp/hearth" \
-      --hearthd "$tmp/hearthd" | grep -v '^    \$'
-    rm -rf "$out.tmp/work"
-    mv "$out.tmp" "$out"
-    echo "vm-test: image built in $(( $(date +%s) - t0 )) s"
-  fi
+  . ci/image-cache.sh
+  key="$(image_cache_key imager/recipes/x86_64-uefi.toml "$T/debug/hearth-imager" \
+    "$MUSL_REL/hearth-init" "$MUSL_REL/hearth-container" "$tmp/hearthd" "$tmp/hearth")"
+  image_cache_build "${IMAGE_CACHE:-}" "$key" "${IMAGER_OUT:-$tmp/out}" x86_64-uefi \
+    "$T/debug/hearth-imager" build --recipe imager/recipes/x86_64-uefi.toml \
+    --hearth-init "$MUSL_REL/hearth-init" --hearth-container "$MUSL_REL/hearth-container" \
+    --hearth "$tmp/hearth" --hearthd "$tmp/hearthd"
+  out="$IMAGE_DIR"
   IMG="$(ls "$out"/hearth-*-x86_64-uefi.img)"
 fi
 

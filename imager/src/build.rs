@@ -90,8 +90,13 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildErro
     move |source| BuildError::Io { op, path, source }
 }
 
-fn step(n: u32, what: &str) {
-    println!("[{n}/7] {what}");
+/// Prints a step's heading with the time since the build started, so the cost of each
+/// step is the difference between two headings (and the last one to `done in`).
+fn step(started: std::time::Instant, n: u32, what: &str) {
+    println!(
+        "[{n}/7] {what} (at {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// Runs the whole build; returns the disk image path. A failed build leaves no output
@@ -108,7 +113,7 @@ pub(crate) fn build(a: &BuildArgs) -> Result<PathBuf, BuildError> {
 
 fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, BuildError> {
     let started = std::time::Instant::now();
-    step(1, &format!("recipe {}", a.recipe.display()));
+    step(started, 1, &format!("recipe {}", a.recipe.display()));
     let (r, recipe_bytes) = recipe::load(&a.recipe)?;
     let mut binaries = std::collections::BTreeMap::new();
     binaries.insert("hearth-init", a.hearth_init.clone());
@@ -165,6 +170,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
     let root = work.join("rootfs");
 
     step(
+        started,
         2,
         &format!(
             "root filesystem: mmdebstrap {} ({} packages)",
@@ -193,8 +199,10 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
         "    {} (installed by dpkg in a customize hook)",
         deb.display()
     );
+    let t = std::time::Instant::now();
     rootfs::debootstrap(&r, target, &root, &a.cache, &deb::install_hooks(&deb)).map_err(unknown)?;
-    step(3, "overlays and version");
+    println!("    mmdebstrap took {:.1} s", t.elapsed().as_secs_f64());
+    step(started, 3, "overlays and version");
     rootfs::install_hearth(&root, &r.version)?;
     for o in &r.overlays {
         let n = overlay::apply(o, &root, epoch)?;
@@ -203,11 +211,11 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
     let boot = rootfs::boot_files(&root, target)?;
     println!("    kernel {}", boot.release);
 
-    step(4, "root squashfs");
+    step(started, 4, "root squashfs");
     let squashfs = a.out.join(format!("{name}.root.squashfs"));
     rootfs::squashfs(&root, &squashfs, epoch)?;
 
-    step(5, "initramfs");
+    step(started, 5, "initramfs");
     let initrd = a.out.join("initrd.img");
     let bytes = initramfs::build(
         &a.hearth_init,
@@ -228,6 +236,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
     let total_mib = match (target.firmware(), &boot.boot_efi, &r.raspberrypi) {
         (Firmware::RaspberryPi, _, Some(pi)) => {
             step(
+                started,
                 6,
                 "Raspberry Pi firmware partitions (autoboot.txt A/B, tryboot)",
             );
@@ -250,7 +259,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
                 &seed,
                 epoch,
             )?;
-            step(7, "MBR disk image written");
+            step(started, 7, "MBR disk image written");
             disk::mbr_layout(rpi::AUTOBOOT_MIB, pi.boot_mib, r.slot_mib).total_mib
         }
         (Firmware::Uefi { esp_path, .. }, Some(boot_efi), _) => {
@@ -259,6 +268,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
             set_mtime(&efi, epoch)?;
 
             step(
+                started,
                 6,
                 "ESP (systemd-boot, entries for slots a and b with boot counting)",
             );
@@ -279,7 +289,7 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
                 epoch,
             )?;
 
-            step(7, "GPT disk image");
+            step(started, 7, "GPT disk image");
             let layout = disk::layout(r.esp_mib, r.slot_mib, target.root_type_guid());
             disk::assemble(
                 &img,

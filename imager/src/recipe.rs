@@ -35,7 +35,7 @@ pub(crate) struct Recipe {
     /// only when named as `pkg/suite`.
     #[serde(default)]
     pub(crate) extra_suites: Vec<String>,
-    /// Packages installed on top of `minbase` (`name` or `name=version`).
+    /// Packages installed on top of the essential set (`name` or `name=version`).
     pub(crate) packages: Vec<String>,
     /// dpkg `path-exclude` globs.
     #[serde(default)]

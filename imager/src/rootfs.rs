@@ -1,13 +1,17 @@
-//! The root filesystem: `mmdebstrap --variant=minbase` plus the recipe's packages, then our
-//! binaries, then the pieces the boot needs from it (kernel, modules, systemd-boot).
+//! The root filesystem: `mmdebstrap --variant=essential` plus the recipe's packages (and
+//! our `.deb`, installed by a hook), then the pieces the boot needs from it (kernel,
+//! modules, systemd-boot).
 //!
 //! # Design
+//! An appliance root: the `Essential: yes` set, the recipe's packages and their
+//! dependencies, nothing else — no apt, no `Priority: required` extras (`minbase`), no
+//! `usrmerge` (and with it perl): `/bin`, `/sbin`, `/lib` are made `/usr` symlinks up front
+//! by mmdebstrap's own `merged-usr` hook, as debootstrap does. dpkg runs with
+//! `force-unsafe-io` (no fsync per file): the root is packed into a squashfs afterwards and
+//! a crashed build is thrown away, so the syncs buy nothing, and under qemu-user (foreign
+//! architectures) they made each package cost seconds.
 //! Downloaded `.deb`s are kept in a cache directory (mmdebstrap's documented `sync-in` /
-//! `sync-out` hooks), so a second build does not download again. `hearthd` and
-//! `hearth-init` are copied in (a `.deb` from `debian/` is the goal).
-//!
-//! # Limitations
-//! No `overlays/` yet; binaries are copied, not installed as a package.
+//! `sync-out` hooks), so a second build does not download again.
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +49,10 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RootfsErr
     move |source| RootfsError::Io { op, path, source }
 }
 
+/// mmdebstrap's hooks that set up merged `/usr` with symlinks and install `usr-is-merged`
+/// (instead of `usrmerge`, which converts an existing root with perl).
+const MERGED_USR_HOOKS: &str = "/usr/share/mmdebstrap/hooks/merged-usr";
+
 /// Runs mmdebstrap into `root` (which must not exist yet), for the target's Debian
 /// architecture (a foreign one runs its maintainer scripts through qemu-user-static and
 /// binfmt_misc, prepared by `ci/deps.sh`). Downloaded `.deb`s are cached in
@@ -62,7 +70,7 @@ pub(crate) fn debootstrap(
     let c = cache.to_string_lossy();
     let components = r.components.join(",");
     let mut args: Vec<String> = vec![
-        "--variant=minbase".into(),
+        "--variant=essential".into(),
         "--mode=root".into(),
         "--format=directory".into(),
         format!("--architectures={}", target.debian_arch()),
@@ -70,6 +78,8 @@ pub(crate) fn debootstrap(
         format!("--include={}", r.packages.join(",")),
         "--skip=download/empty".into(),
         "--skip=essential/unlink".into(),
+        format!("--hook-dir={MERGED_USR_HOOKS}"),
+        "--dpkgopt=force-unsafe-io".into(),
         "--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/".into(),
         format!("--setup-hook=sync-in '{c}' /var/cache/apt/archives/"),
         format!("--customize-hook=sync-out /var/cache/apt/archives '{c}'"),

@@ -12,9 +12,11 @@
 //! byte-equal to the build outputs, and the squashfs slots holding an aarch64 `hearthd`.
 //! What it cannot prove: that a Pi boots it (see `imager/README.md`).
 //!
-//! Ignored by default: a build takes minutes (mmdebstrap through qemu-user, as root, with
-//! the Debian mirror) and needs the aarch64 binaries (`ci/vm-test-aarch64.sh` builds them).
-//! Run: `cargo test -p hearth-imager --test rpi_layout -- --ignored`.
+//! Ignored in `cargo test` (a build takes minutes: mmdebstrap through qemu-user, as root,
+//! with the Debian mirror); `make test` runs it from `ci/systest/zz-boot-aarch64.sh` on the
+//! image that script builds (or finds in its cache) with `HEARTH_RPI_IMAGE_DIR`. By hand:
+//! `cargo test -p hearth-imager --test rpi_layout -- --ignored`, which builds the image from
+//! the release aarch64 binaries (`ci/aarch64-bins.sh` shows how to make them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -54,7 +56,7 @@ fn image_dir(tmp: &Path) -> PathBuf {
     for b in [&init, &hearthd] {
         assert!(
             b.exists(),
-            "{} missing: build the aarch64 binaries first (ci/vm-test-aarch64.sh shows how)",
+            "{} missing: build the aarch64 binaries first (ci/aarch64-bins.sh shows how)",
             b.display()
         );
     }
