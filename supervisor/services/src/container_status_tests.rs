@@ -50,22 +50,11 @@ impl Connector for FakeConnector {
 
 fn store_with_package() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db"), json!({"public": {}, "private": {}})).unwrap();
-    let entry = json!({
-        "stateInfo": {"state": "installed", "keepData": false},
-        "manifest": {"id": "hello", "version": "1.0.0:0"},
-        "signer": {"fingerprint": "f", "key": "k", "trusted": true},
-        "archive": "a.s9pk",
-        "container": {"rootImage": "main", "volumes": [], "index": 2},
-        "statusInfo": {"desired": "running", "state": "running", "lastError": "old",
-                       "restartCount": 1, "startedAt": 5, "attempts": 0, "retryAt": null},
-    });
-    store
-        .mutate(|d| {
-            doc::object_mut(d, PACKAGE_DATA)?.insert("hello".into(), entry);
-            Ok::<_, PackageError>(())
-        })
-        .unwrap();
+    let store = crate::test_support::store(dir.path());
+    let mut e = crate::test_support::hello(crate::status::RunState::Running);
+    e.status_info.observed.last_error = Some("old".into());
+    e.status_info.observed.restart_count = 1;
+    crate::test_support::put(&store, "hello", &e);
     (dir, store)
 }
 

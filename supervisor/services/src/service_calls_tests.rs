@@ -21,22 +21,9 @@ struct T {
 fn setup(state: &str) -> T {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let store = Store::open(&dir.path().join("db"), json!({"public": {}, "private": {}})).unwrap();
-    let entry = json!({
-        "stateInfo": {"state": "installed", "keepData": false},
-        "manifest": {"id": "hello", "version": "1.0.0:0"},
-        "signer": {"fingerprint": "f", "key": "k", "trusted": true},
-        "archive": "a.s9pk",
-        "container": {"rootImage": "main", "volumes": [], "index": 2},
-        "statusInfo": {"desired": "running", "state": state, "lastError": null,
-                       "restartCount": 0, "startedAt": 5, "attempts": 0, "retryAt": null},
-    });
-    store
-        .mutate(|d| {
-            doc::object_mut(d, PACKAGE_DATA)?.insert("hello".into(), entry);
-            Ok::<_, PackageError>(())
-        })
-        .unwrap();
+    let store = crate::test_support::store(dir.path());
+    let state: crate::status::RunState = serde_json::from_value(json!(state)).unwrap();
+    crate::test_support::put(&store, "hello", &crate::test_support::hello(state));
     let spec = json!({
         "daemons": [],
         "actions": [

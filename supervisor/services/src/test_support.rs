@@ -12,7 +12,7 @@ use crate::doc::{
     self, ContainerInfo, InstallState, PACKAGE_DATA, PackageEntry, Signer, StateInfo,
 };
 use crate::reconcile::ContainerPlan;
-use crate::status::StatusInfo;
+use crate::status::{Desired, RunState, StatusInfo};
 
 /// An installed, stopped package at host number `index` with a `main` volume and the
 /// given health check ids, no dependencies.
@@ -44,6 +44,17 @@ pub(crate) fn entry(index: u8, checks: &[&str]) -> PackageEntry {
         dependencies: std::collections::BTreeMap::new(),
         status_info: StatusInfo::stopped(),
     }
+}
+
+/// `hello` 1.0.0 (host number 2) desired `running`, recorded `state`, started at 5.
+pub(crate) fn hello(state: RunState) -> PackageEntry {
+    let mut e = entry(2, &[]);
+    e.manifest = json!({"id": "hello", "version": "1.0.0:0"});
+    e.archive = "a.s9pk".into();
+    e.status_info.desired = Desired::Running;
+    e.status_info.observed.state = state;
+    e.status_info.observed.started_at = Some(5);
+    e
 }
 
 /// The container plan of hearthd's defaults with its data under `data_dir`.
