@@ -30,7 +30,6 @@ pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default size limit of a downloaded package.
 pub const DEFAULT_DOWNLOAD_LIMIT: u64 = 4 << 30;
 const DOWNLOADS: &str = "/public/packageDownloads";
-const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
@@ -178,7 +177,7 @@ fn fetch(
             return Err(too_large());
         }
         out.write_all(&buf[..n]).map_err(io)?;
-        if last.elapsed() >= PROGRESS_EVERY {
+        if last.elapsed() >= crate::progress::EVERY {
             progress(store, slot, done, total);
             last = Instant::now();
         }
