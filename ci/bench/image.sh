@@ -9,10 +9,15 @@
 #    root, systemd-networkd with the same static address, a `busybox httpd` unit): build
 #    time (mmdebstrap + mkfs.ext4 -d), root size, and boot to the first HTTP answer with the
 #    same firmware and the same direct kernel boot.
-# Prints the figures and the ratios Hearth / reference.
+#  - aarch64-uefi, in the same run: image build time (through qemu-user; ratio to the x86_64
+#    build above), sizes, and under qemu `virt` (cortex-a72, TCG) + AAVMF the time from
+#    power-on to `server.echo` and to `server.info` (after setup and login).
+# Prints the figures and the ratios Hearth / reference and aarch64 / x86_64.
 # Knobs: IMG_BENCH_DIR (work dir, default /var/tmp), HEARTH_CACHE_DIR (.deb cache, shared
 # with the image build), BOOT_TIMEOUT (s, default 300), BINS (a directory with prebuilt
-# hearth-init, hearth-container (both static), hearthd and hearth instead of building them).
+# hearth-init, hearth-container (both static), hearthd and hearth instead of building them),
+# AARCH64_BINS (likewise for aarch64: hearth-init, hearth-container, hearthd, as
+# ci/aarch64-bins.sh leaves them; default: cross-built now, release).
 # KVM does not work on the CI machines: TCG only, every qemu under `timeout`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -149,10 +154,60 @@ boot reference-direct http_probe "$work/ref.img" -kernel "$work/ref-vmlinuz" \
   -initrd "$work/ref-initrd" -append "root=/dev/vda rw $cmdline"
 ref_direct_s=$boot_s
 
+echo "== aarch64-uefi image build (mmdebstrap through qemu-user) and boot (qemu virt, TCG + AAVMF)"
+. ci/aarch64-bins.sh
+arm_bins="${AARCH64_BINS:-}"
+if [ -z "$arm_bins" ]; then
+  arm_bins="$work/arm-bins"
+  aarch64_bins release "$arm_bins"
+fi
+t0=$(now)
+timeout 1800 "$T/debug/hearth-imager" build --recipe imager/recipes/aarch64-uefi.toml \
+  --out "$work/arm" --hearth-init "$arm_bins/hearth-init" \
+  --hearth-container "$arm_bins/hearth-container" --hearthd "$arm_bins/hearthd" \
+  --signing-key "$work/ota.pem" --extra-cmdline "$NET" >"$work/arm-build.log" 2>&1 ||
+  { tail -40 "$work/arm-build.log" >&2; exit 1; }
+arm_build_s=$(since "$t0")
+arm_img="$(ls "$work"/arm/hearth-*-aarch64-uefi.img)"
+arm_sq="$(ls "$work"/arm/hearth-*-aarch64-uefi.root.squashfs)"
+arm_ota="$(ls "$work"/arm/hearth-*-aarch64-uefi.ota)"
+cp --sparse=always "$arm_img" "$work/disk.img"
+truncate -s +512M "$work/disk.img"
+cp /usr/share/AAVMF/AAVMF_VARS.fd "$work/vars.fd"
+t0=$(now)
+timeout "$BOOT_TIMEOUT" qemu-system-aarch64 -machine virt -cpu cortex-a72 -accel tcg -m 1024 -smp 2 \
+  -drive if=pflash,format=raw,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd \
+  -drive if=pflash,format=raw,file="$work/vars.fd" \
+  -drive file="$work/disk.img",format=raw,if=none,id=disk -device virtio-blk-pci,drive=disk \
+  -netdev user,id=n,hostfwd=tcp:127.0.0.1:"$port"-:80 -device virtio-net-pci,netdev=n \
+  -display none -serial file:"$work/serial-aarch64.log" 2>>"$work/qemu.err" &
+qpid=$!
+arm_echo_s=""
+while kill -0 "$qpid" 2>/dev/null; do
+  if echo_probe; then arm_echo_s=$(since "$t0"); break; fi
+  sleep 0.5
+done
+[ -n "$arm_echo_s" ] || { echo "image bench: aarch64 did not answer; serial log:" >&2; tail -40 "$work/serial-aarch64.log" >&2; exit 1; }
+arm_rpc() { # BODY TIMEOUT
+  curl -s -m "$2" -b "$work/cookies" -c "$work/cookies" "http://127.0.0.1:$port/rpc/v1" \
+    -H 'content-type: application/json' -d "$1" || true
+}
+arm_rpc '{"method":"setup.complete","params":{"password":"bench-password","hostname":"hearth"}}' 180 |
+  grep '"result"' >/dev/null || { echo "image bench: aarch64 setup.complete failed" >&2; exit 1; }
+arm_rpc '{"method":"auth.login","params":{"password":"bench-password"}}' 180 |
+  grep '"result"' >/dev/null || { echo "image bench: aarch64 auth.login failed" >&2; exit 1; }
+arm_rpc '{"method":"server.info"}' 30 | jq -e '.result.arch == "aarch64"' >/dev/null ||
+  { echo "image bench: aarch64 server.info did not report aarch64" >&2; exit 1; }
+arm_info_s=$(since "$t0")
+kill "$qpid" 2>/dev/null || true
+wait "$qpid" 2>/dev/null || true
+qpid=""
+printf '    hearth-aarch64: server.echo after %.1f s, server.info after %.1f s\n' "$arm_echo_s" "$arm_info_s"
+
 size() { stat -c %s "$1"; }
 alloc() { du -B1 "$1" | cut -f1; }
 echo
-echo "image benchmark (x86_64-uefi; aarch64 is not measured here: its binaries need a cross build)"
+echo "image benchmark (x86_64-uefi, then aarch64-uefi)"
 printf '  build time:        hearth %6.1f s   reference %6.1f s   ratio %s\n' \
   "$hearth_build_s" "$ref_build_s" "$(ratio "$hearth_build_s" "$ref_build_s")"
 printf '  root filesystem:   hearth squashfs %s MiB   reference as squashfs %s MiB   ratio %s\n' \
@@ -169,3 +224,11 @@ printf '  .deb:              %s KiB\n' "$(( $(size "$deb") / 1024 ))"
 printf '  boot to answer:    hearth (systemd-boot from disk) %.1f s\n' "$hearth_disk_s"
 printf '                     hearth (direct kernel) %.1f s   reference systemd (direct kernel) %.1f s   ratio %s\n' \
   "$hearth_direct_s" "$ref_direct_s" "$(ratio "$hearth_direct_s" "$ref_direct_s")"
+echo "  aarch64-uefi (same run; ratio to the x86_64 Hearth figures above):"
+printf '    build time:      %6.1f s   ratio %s\n' "$arm_build_s" "$(ratio "$arm_build_s" "$hearth_build_s")"
+printf '    root squashfs:   %s MiB   ratio %s\n' "$(mib "$(size "$arm_sq")")" \
+  "$(ratio "$(size "$arm_sq")" "$(size "$sq")")"
+printf '    disk image:      %s MiB (%s MiB allocated)   OTA bundle %s MiB\n' \
+  "$(mib "$(size "$arm_img")")" "$(mib "$(alloc "$arm_img")")" "$(mib "$(size "$arm_ota")")"
+printf '    boot (systemd-boot from disk, qemu virt TCG): server.echo %.1f s (ratio %s), server.info %.1f s\n' \
+  "$arm_echo_s" "$(ratio "$arm_echo_s" "$hearth_disk_s")" "$arm_info_s"
