@@ -19,8 +19,8 @@
 //! systemd or busybox, while ours is one static binary.
 //!
 //! # Limitations
-//! x86_64 UEFI only; no OTA bundle; no `overlays/`; binaries are copied into the root, not
-//! installed from a `.deb`. See `imager/README.md`.
+//! Targets x86_64-uefi, aarch64-uefi and raspberrypi (never booted on a Pi); nothing on
+//! the device applies the OTA bundle yet. See `imager/README.md` ("Not done yet").
 
 mod arch;
 mod build;
