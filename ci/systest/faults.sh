@@ -24,48 +24,21 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
 
-[ "$(id -u)" = 0 ] || { echo "faults: needs root (LXC containers, loop mount)" >&2; exit 1; }
-for tool in lxc-start lxc-info mksquashfs busybox curl python3 mkfs.ext4; do
-  command -v "$tool" >/dev/null || { echo "faults: needs $tool" >&2; exit 1; }
-done
-BIN="$CARGO_TARGET_DIR/debug"
-for b in hearth hearthd; do
-  [ -x "$BIN/$b" ] || { echo "faults: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
-done
-MUSL="$(uname -m)-unknown-linux-musl"
-rustup target list --installed | grep -x "$MUSL" >/dev/null || rustup target add "$MUSL"
-cargo build -q -p hearth-container --target "$MUSL"
-INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
+. ci/systest/lib.sh
+systest_setup faults "LXC containers, loop mount" lxc-start lxc-info mksquashfs busybox curl python3 mkfs.ext4
+build_init
 LOG_CAP=$((256 * 1024)) # hearthd --service-log-max-bytes (hearth-container default: 1 MiB)
+HEARTHD_ARGS="--service-log-max-bytes $LOG_CAP"
 
-WORK="$(mktemp -d)"
-chmod 711 "$WORK"
-DATA="$WORK/data"
-HEARTHD_PID=""
-stop_hearthd() {
-  if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
-    kill -TERM "$HEARTHD_PID" 2>/dev/null || true
-    wait "$HEARTHD_PID" 2>/dev/null || true
-  fi
-  HEARTHD_PID=""
-}
 cleanup() {
   stop_hearthd
   for c in "$DATA"/containers/*/; do
-    [ -d "$c" ] && lxc-stop -k -P "$DATA/containers" -n "$(basename "$c")" >/dev/null 2>&1 || true
+    [ -d "$c" ] && stop_containers "$(basename "$c")" || true
   done
-  awk -v w="$WORK" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  unmount_below "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  [ -f "$WORK/hearthd.err" ] && { echo "--- hearthd stderr (last 20 lines)" >&2; tail -n 20 "$WORK/hearthd.err" >&2; }
-  exit 1
-}
 
 echo "-- a 64 MiB ext4 data disk"
 truncate -s 64M "$WORK/disk.img"
@@ -74,94 +47,7 @@ mkdir "$DATA"
 mount -o loop "$WORK/disk.img" "$DATA"
 chmod 711 "$DATA"
 
-# --- packages: hello-oci from a rootfs with a static busybox, varied per fault.
-# mkpkg ID OUT [command=JSON] [health=PATH] [arch=ARCH] [chatty] [blob=MIB]
-mkpkg() {
-  local id="$1" out="$2"; shift 2
-  rm -rf "$WORK/proj"
-  cp -r sdk/examples/hello-oci "$WORK/proj"
-  mkdir -p "$WORK/proj/rootfs/bin"
-  cp "$(command -v busybox)" "$WORK/proj/rootfs/bin/busybox"
-  for applet in sh sed tee usleep; do ln -s busybox "$WORK/proj/rootfs/bin/$applet"; done
-  python3 - "$WORK/proj" "$id" "$@" <<'PY'
-import json, os, sys
-proj, pid, opts = sys.argv[1], sys.argv[2], dict(a.split("=", 1) if "=" in a else (a, "1") for a in sys.argv[3:])
-p = os.path.join(proj, "hearth.toml")
-s = open(p).read()
-s = s.replace('id = "hello-oci"', f'id = "{pid}"')
-image = 'rootfs = "rootfs"'
-if "arch" in opts:
-    image += f'\narch = ["{opts["arch"]}"]'
-s = s.replace('oci = "image"', image)
-cmd = opts.get("command", json.dumps(["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"]))
-s = s.replace('[[service.daemons]]\nid = "httpd"\nimage = "main"\n',
-              f'[[service.daemons]]\nid = "httpd"\nimage = "main"\ncommand = {cmd}\n')
-s = s.replace('command = ["/usr/local/bin/hello", "sign"]\n',
-              'command = ["/bin/sh", "/usr/local/bin/hello", "sign"]\nenv = { PATH = "/bin" }\n')
-if "health" in opts:
-    s = s.replace('probe = { http = { port = 8080, path = "/" } }',
-                  f'probe = {{ http = {{ port = 8080, path = "{opts["health"]}" }} }}')
-if "chatty" in opts:
-    # About 2,000 lines (400 KB) a second: past the 1 MiB log cap within seconds.
-    loop = ('i=0; while true; do echo "chatty line $i 0123456789abcdef0123456789abcdef'
-            '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"; '
-            'i=$((i+1)); [ $((i % 100)) = 0 ] && usleep 50000; done')
-    s += ('\n[[service.daemons]]\nid = "chatty"\nimage = "main"\n'
-          f'command = {json.dumps(["/bin/sh", "-c", loop])}\n')
-if "blob" in opts:
-    os.makedirs(os.path.join(proj, "rootfs/var/blob"), exist_ok=True)
-    with open(os.path.join(proj, "rootfs/var/blob/random.bin"), "wb") as f:
-        for _ in range(int(opts["blob"])):
-            f.write(os.urandom(1 << 20))
-open(p, "w").write(s)
-PY
-  "$BIN/hearth" s9pk pack "$WORK/proj" --key "$WORK/key.pem" -o "$out" 2>"$WORK/pack.err" \
-    || { cat "$WORK/pack.err" >&2; fail "hearth s9pk pack $id"; }
-  rm -rf "$WORK/proj"
-}
-
-start_hearthd() {
-  : >"$WORK/hearthd.out"
-  "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
-    --service-log-max-bytes "$LOG_CAP" \
-    >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
-  HEARTHD_PID=$!
-  URL=""
-  for _ in $(seq 1 100); do
-    URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
-    [ -n "$URL" ] && return 0
-    sleep 0.1
-  done
-  fail "hearthd did not announce its address"
-}
-cookie() { cat "$DATA/run/local.cookie"; }
-rpc() { # METHOD PARAMS-JSON -> response JSON
-  curl -sS "$URL/rpc/v1" -H 'content-type: application/json' \
-    -H "x-hearth-local-auth: $(cookie)" -d "{\"method\":\"$1\",\"params\":$2}"
-}
-field() { # JSON-POINTER < JSON
-  python3 -c 'import json,sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].strip("/").split("/"):
-    v = v.get(k) if isinstance(v, dict) else None
-print("null" if v is None else v)' "$1"
-}
-status() { rpc db.dump "{\"pointer\":\"/packageData/$1/statusInfo\"}" | field "/result/value/$2"; }
-wait_status() { # ID FIELD VALUE [SECONDS]
-  local n=$(( ${4:-30} * 5 ))
-  for _ in $(seq 1 "$n"); do
-    [ "$(status "$1" "$2")" = "$3" ] && return 0
-    sleep 0.2
-  done
-  fail "$1: statusInfo.$2 never became $3 (now $(status "$1" "$2"); lastError: $(status "$1" lastError))"
-}
-upload() { # FILE [QUERY] [CURL-ARGS...] -> HTTP status; the body in $WORK/upload.json (streamed with -T)
-  local file="$1" query="${2:-}"; shift; shift || true
-  rm -f "$WORK/upload.json"
-  curl -sS -o "$WORK/upload.json" -w '%{http_code}' -H "x-hearth-local-auth: $(cookie)" \
-    -H 'content-type: application/octet-stream' -H 'expect:' -X POST -T "$file" "$@" \
-    "$URL/rest/package/upload$query" || true
-}
+# --- packages: hello-oci from a rootfs with a static busybox, varied per fault (mkpkg).
 installed() { rpc package.list '{}' | python3 -c 'import json,sys; print(" ".join(sorted(p["id"] for p in json.load(sys.stdin)["result"])))'; }
 leftovers() { # ID: files, mounts or container of a package that should be gone
   find "$DATA/packages" "$DATA/containers" -path "*/$1" -o -path "*/$1/*" -o -name ".$1*" 2>/dev/null | head -5
@@ -195,8 +81,7 @@ refused() { # FILE REASON NEEDLE WHAT [CURL-ARGS...]: upload refused with data.r
   [ -z "$(ls -A "$DATA/packages/upload" 2>/dev/null)" ] || fail "$4: upload file left behind"
 }
 
-"$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
-"$BIN/hearth" key public "$WORK/key.pem" >"$WORK/pub.pem"
+gen_key
 mkpkg keep "$WORK/keep.s9pk" chatty
 mkpkg ghost "$WORK/ghost.s9pk" 'command=["/bin/does-not-exist", "--serve"]'
 mkpkg sick "$WORK/sick.s9pk" health=/no-such-page
@@ -209,8 +94,7 @@ HEARTH_FAULTS_OUT="$WORK/fixtures" HEARTH_FAULTS_KEY="$WORK/key.pem" \
 
 start_hearthd
 rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
-PEM="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
-rpc package.trust.add "{\"publicKey\":$PEM}" | grep fingerprint >/dev/null || fail "trust.add"
+trust_key
 
 echo "-- keep: installed, running, guest book signed"
 [ "$(upload "$WORK/keep.s9pk")" = 200 ] || fail "keep upload: $(cat "$WORK/upload.json")"

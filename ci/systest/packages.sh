@@ -23,20 +23,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
 
-[ "$(id -u)" = 0 ] || { echo "packages: needs root (LXC containers, pack)" >&2; exit 1; }
-for tool in lxc-start lxc-stop mksquashfs mmdebstrap curl python3; do
-  command -v "$tool" >/dev/null || { echo "packages: needs $tool" >&2; exit 1; }
-done
-BIN="$CARGO_TARGET_DIR/debug"
-for b in hearth hearthd; do
-  [ -x "$BIN/$b" ] || { echo "packages: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
-done
+. ci/systest/lib.sh
+systest_setup packages "LXC containers, pack" lxc-start lxc-stop mksquashfs mmdebstrap curl python3
+FAIL_TAIL=30
 export HEARTH_CACHE_DIR="${HEARTH_CACHE_DIR:-/var/cache/hearth/pack-cache}"
 PACKAGES=(nginx postgresql pg-client crash-loop)
 
-WORK="$(mktemp -d)"
-# The containers' root (uid 100000) must traverse to its rootfs and volumes.
-chmod 711 "$WORK"
 # Each phase prints its wall time and the CPU time of the commands it waited for (pack
 # and cargo are CPU-bound: on a loaded machine the two differ a lot).
 cpu_s() { # CPU_NOW = children's user+sys CPU seconds so far (`times` in this shell)
@@ -59,46 +51,19 @@ phase() { # NAME: ends the current phase (printing its times) and starts NAME
   return 0
 }
 
-DATA="$WORK/data"
-HEARTHD_PID=""
-stop_hearthd() {
-  if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
-    kill -TERM "$HEARTHD_PID" 2>/dev/null || true
-    wait "$HEARTHD_PID" 2>/dev/null || true
-  fi
-  HEARTHD_PID=""
-}
-stop_containers() { # what a host reboot does to them
-  for p in "${PACKAGES[@]}"; do
-    lxc-stop -k -P "$DATA/containers" -n "$p" >/dev/null 2>&1 || true
-  done
-}
 cleanup() {
   stop_hearthd
-  stop_containers
-  # Unmount anything left below $WORK, deepest first.
-  awk -v w="$WORK" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  stop_containers "${PACKAGES[@]}"
+  unmount_below "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-fail() {
-  echo "FAIL: $*" >&2
-  [ -f "$WORK/hearthd.err" ] && { echo "--- hearthd stderr (last 30 lines)" >&2; tail -n 30 "$WORK/hearthd.err" >&2; }
-  exit 1
-}
-
 phase "build hearth-container (static musl)"
-MUSL="$(uname -m)-unknown-linux-musl"
-rustup target list --installed | grep -x "$MUSL" >/dev/null || rustup target add "$MUSL"
-cargo build -q -p hearth-container --target "$MUSL"
-INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
+build_init
 
 phase "pack ${PACKAGES[*]}"
-"$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
-"$BIN/hearth" key public "$WORK/key.pem" >"$WORK/pub.pem"
+gen_key
 pack() { # PROJECT-DIR OUT [ARGS]
   "$BIN/hearth" s9pk pack "$1" --key "$WORK/key.pem" -o "$2" "${@:3}" 2>"$WORK/pack.err" \
     || { cat "$WORK/pack.err" >&2; fail "hearth s9pk pack $1"; }
@@ -111,41 +76,6 @@ for p in "${PACKAGES[@]}"; do
   echo "   $p.s9pk: $(($(stat -c %s "$WORK/$p.s9pk") / 1024)) KiB"
 done
 
-start_hearthd() {
-  : >"$WORK/hearthd.out"
-  "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
-    >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
-  HEARTHD_PID=$!
-  URL=""
-  for _ in $(seq 1 100); do
-    URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
-    [ -n "$URL" ] && return 0
-    sleep 0.1
-  done
-  fail "hearthd did not announce its address"
-}
-rpc() { # METHOD PARAMS-JSON -> response JSON
-  curl -sS "$URL/rpc/v1" -H 'content-type: application/json' \
-    -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
-    -d "{\"method\":\"$1\",\"params\":$2}"
-}
-field() { # JSON-POINTER < JSON
-  python3 -c 'import json,sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].strip("/").split("/"):
-    v = v.get(k) if isinstance(v, dict) else None
-print("null" if v is None else json.dumps(v) if isinstance(v, (list, dict)) else v)' "$1"
-}
-status() { # ID FIELD
-  rpc db.dump "{\"pointer\":\"/packageData/$1/statusInfo\"}" | field "/result/value/$2"
-}
-wait_status() { # ID FIELD VALUE [TRIES of 0.2 s]
-  for _ in $(seq 1 "${4:-300}"); do
-    [ "$(status "$1" "$2")" = "$3" ] && return 0
-    sleep 0.2
-  done
-  fail "$1: statusInfo.$2 never became $3 (now $(status "$1" "$2"); state $(status "$1" state); lastError: $(status "$1" lastError))"
-}
 address() { # ID -> its address on the bridge
   echo "10.88.0.$(rpc db.dump "{\"pointer\":\"/packageData/$1/container/index\"}" | field /result/value)"
 }
@@ -160,12 +90,11 @@ sql() { # SQL -> psql output, through postgresql's `sql` action
 phase "start hearthd, upload and trust"
 start_hearthd
 rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
-PEM="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
-rpc package.trust.add "{\"publicKey\":$PEM}" | grep fingerprint >/dev/null || fail "trust.add"
+trust_key
 for p in "${PACKAGES[@]}"; do
-  out="$(curl -sS -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
-    --data-binary @"$WORK/$p.s9pk" "$URL/rest/package/upload")"
-  [ "$(echo "$out" | field /result/id)" = "$p" ] || fail "upload $p: $out"
+  code="$(upload "$WORK/$p.s9pk")"
+  [ "$(field /result/id <"$WORK/upload.json")" = "$p" ] \
+    || fail "upload $p: HTTP $code $(cat "$WORK/upload.json")"
 done
 NGINX="$(address nginx)"
 PG="$(address postgresql)"
@@ -236,7 +165,7 @@ wait_status postgresql health/ready/result success
 has_row || fail "row lost after a package restart"
 
 phase "crash-loop: reported"
-wait_status crash-loop crashLoop True 400
+wait_status crash-loop crashLoop True 80
 [ "$(status crash-loop daemons/crash/crashLoop)" = True ] || fail "daemons.crash.crashLoop: $(status crash-loop daemons/crash)"
 [ "$(status crash-loop daemons/crash/lastExit)" = "exit status 3" ] || fail "lastExit: $(status crash-loop daemons/crash)"
 status crash-loop daemons/crash/lastError | grep "crash loop" >/dev/null || fail "lastError: $(status crash-loop daemons/crash)"
@@ -247,7 +176,7 @@ rpc package.logs '{"id":"crash-loop","limit":50}' | grep "failing on purpose" >/
 phase "hearthd restart with every container gone: services come back"
 ERR_LINES="$(wc -l <"$WORK/hearthd.err")"
 stop_hearthd
-stop_containers
+stop_containers "${PACKAGES[@]}"
 curl -s -m 2 "http://$NGINX/" >/dev/null && fail "nginx still serving after its container was stopped"
 start_hearthd
 wait_status nginx health/web/result success

@@ -27,138 +27,47 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . ci/env.sh
 
-[ "$(id -u)" = 0 ] || { echo "services: needs root (LXC containers)" >&2; exit 1; }
-for tool in lxc-start lxc-info mksquashfs busybox curl python3; do
-  command -v "$tool" >/dev/null || { echo "services: needs $tool" >&2; exit 1; }
-done
-BIN="$CARGO_TARGET_DIR/debug"
-for b in hearth hearthd; do
-  [ -x "$BIN/$b" ] || { echo "services: $BIN/$b missing; run cargo build --workspace --bins" >&2; exit 1; }
-done
-MUSL="$(uname -m)-unknown-linux-musl"
-rustup target list --installed | grep -x "$MUSL" >/dev/null || rustup target add "$MUSL"
-cargo build -q -p hearth-container --target "$MUSL"
-INIT="$CARGO_TARGET_DIR/$MUSL/debug/hearth-container"
-
-WORK="$(mktemp -d)"
-# The containers' root (uid 100000) must traverse to its rootfs and volumes.
-chmod 711 "$WORK"
-DATA="$WORK/data"
-HEARTHD_PID=""
-stop_hearthd() {
-  if [ -n "$HEARTHD_PID" ] && kill -0 "$HEARTHD_PID" 2>/dev/null; then
-    kill -TERM "$HEARTHD_PID" 2>/dev/null || true
-    wait "$HEARTHD_PID" 2>/dev/null || true
-  fi
-  HEARTHD_PID=""
-}
+. ci/systest/lib.sh
+systest_setup services "LXC containers" lxc-start lxc-info mksquashfs busybox curl python3
+build_init
 HTTP_PID=""
 cleanup() {
   [ -z "$HTTP_PID" ] || kill "$HTTP_PID" 2>/dev/null || true
   stop_hearthd
-  for c in hello-oci a b; do
-    lxc-stop -k -P "$DATA/containers" -n "$c" >/dev/null 2>&1 || true
-  done
-  # Unmount anything a failed run left below $WORK, deepest first.
-  awk -v w="$WORK" '$2 ~ "^"w {print $2}' /proc/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  stop_containers hello-oci a b
+  unmount_below "$WORK"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-fail() {
-  echo "FAIL: $*" >&2
-  [ -f "$WORK/hearthd.err" ] && { echo "--- hearthd stderr (last 20 lines)" >&2; tail -n 20 "$WORK/hearthd.err" >&2; }
-  exit 1
-}
-
 # --- the package: hello-oci with its image from a rootfs (static busybox as httpd)
-cp -r sdk/examples/hello-oci "$WORK/proj"
-mkdir -p "$WORK/proj/rootfs/bin"
-cp "$(command -v busybox)" "$WORK/proj/rootfs/bin/busybox"
-# The action (a shell script) needs sh, sed and tee.
-for applet in sh sed tee; do ln -s busybox "$WORK/proj/rootfs/bin/$applet"; done
-python3 - "$WORK/proj/hearth.toml" <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read()
-s = s.replace('oci = "image"', 'rootfs = "rootfs"')
-s = s.replace('[[service.daemons]]\nid = "httpd"\nimage = "main"\n',
-              '[[service.daemons]]\nid = "httpd"\nimage = "main"\n'
-              'command = ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/srv/www"]\n')
-s = s.replace('command = ["/usr/local/bin/hello", "sign"]\n',
-              'command = ["/bin/sh", "/usr/local/bin/hello", "sign"]\nenv = { PATH = "/bin" }\n')
-open(p, "w").write(s)
-PY
-"$BIN/hearth" key generate --out "$WORK/key.pem" >/dev/null
-"$BIN/hearth" key public "$WORK/key.pem" >"$WORK/pub.pem"
-"$BIN/hearth" s9pk pack "$WORK/proj" --key "$WORK/key.pem" -o "$WORK/hello.s9pk" 2>/dev/null \
-  || fail "hearth s9pk pack"
+gen_key
+mkpkg hello-oci "$WORK/hello.s9pk"
 
-start_hearthd() {
-  : >"$WORK/hearthd.out"
-  "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
-    >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
-  HEARTHD_PID=$!
-  URL=""
-  for _ in $(seq 1 100); do
-    URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
-    [ -n "$URL" ] && return 0
-    sleep 0.1
-  done
-  fail "hearthd did not announce its address"
-}
-
-rpc() { # METHOD PARAMS-JSON -> response JSON
-  curl -sS "$URL/rpc/v1" -H 'content-type: application/json' \
-    -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
-    -d "{\"method\":\"$1\",\"params\":$2}"
-}
-field() { # JSON-POINTER < JSON
-  python3 -c 'import json,sys
-v = json.load(sys.stdin)
-for k in sys.argv[1].strip("/").split("/"):
-    v = v.get(k) if isinstance(v, dict) else None
-print("null" if v is None else v)' "$1"
-}
-pstatus() { # ID FIELD
-  rpc db.dump "{\"pointer\":\"/packageData/$1/statusInfo\"}" | field "/result/value/$2"
-}
-status() { pstatus hello-oci "$1"; }
-wait_status() { # FIELD VALUE
-  for _ in $(seq 1 150); do
-    [ "$(status "$1")" = "$2" ] && return 0
-    sleep 0.2
-  done
-  fail "statusInfo.$1 never became $2 (now $(status "$1"); lastError: $(status lastError))"
-}
+hello_status() { status hello-oci "$1"; }
+wait_hello() { wait_status hello-oci "$1" "$2"; }
 page() { curl -s -m 3 http://10.88.0.2:8080/ || true; }
 
 start_hearthd
 rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
 
 echo "-- upload refused for an unknown signer, accepted once its key is trusted"
-upload() {
-  curl -sS -H "x-hearth-local-auth: $(cat "$DATA/run/local.cookie")" \
-    --data-binary @"$WORK/hello.s9pk" "$URL/rest/package/upload"
-}
-[ "$(upload | field /error/data/reason)" = untrustedSigner ] || fail "untrusted upload not refused"
-PEM="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
-rpc package.trust.add "{\"publicKey\":$PEM}" | grep fingerprint >/dev/null || fail "trust.add"
-[ "$(upload | field /result/signerTrusted)" = True ] || fail "trusted upload not installed"
+upload_hello() { upload "$WORK/hello.s9pk" >/dev/null; cat "$WORK/upload.json"; }
+[ "$(upload_hello | field /error/data/reason)" = untrustedSigner ] || fail "untrusted upload not refused"
+trust_key
+[ "$(upload_hello | field /result/signerTrusted)" = True ] || fail "trusted upload not installed"
 [ -z "$(ls -A "$DATA/packages/upload")" ] || fail "upload file left behind"
 
 echo "-- start: the container runs the daemon and serves its page"
 rpc package.start '{"id":"hello-oci"}' >/dev/null
-wait_status state running
+wait_hello state running
 page | grep "Hello from an OCI image" >/dev/null || fail "page not served on 10.88.0.2:8080"
-STARTED="$(status startedAt)"
+STARTED="$(hello_status startedAt)"
 
 echo "-- over service.sock: health in the state, logs, an action with checked input"
-wait_status health/http/result success
-[ "$(status daemons/httpd/state)" = running ] || fail "daemons.httpd.state is $(status daemons/httpd/state)"
-[ "$(status crashLoop)" = False ] || fail "crashLoop is $(status crashLoop)"
+wait_hello health/http/result success
+[ "$(hello_status daemons/httpd/state)" = running ] || fail "daemons.httpd.state is $(hello_status daemons/httpd/state)"
+[ "$(hello_status crashLoop)" = False ] || fail "crashLoop is $(hello_status crashLoop)"
 LOGS="$(rpc package.logs '{"id":"hello-oci","limit":50}')"
 echo "$LOGS" | python3 -c 'import json,sys
 e = json.load(sys.stdin)["result"]["entries"]
@@ -184,24 +93,24 @@ stop_hearthd
 page | grep "Hello" >/dev/null || fail "container stopped with hearthd"
 start_hearthd
 sleep 2
-[ "$(status state)" = running ] || fail "not running after hearthd restart"
-[ "$(status startedAt)" = "$STARTED" ] || fail "container was started again"
+[ "$(hello_status state)" = running ] || fail "not running after hearthd restart"
+[ "$(hello_status startedAt)" = "$STARTED" ] || fail "container was started again"
 grep -q "adopting container" "$WORK/hearthd.err" || fail "no adoption logged"
 
 echo "-- its init dies: restarted and counted"
 PID="$(lxc-info -P "$DATA/containers" -n hello-oci -pH)"
 [ -n "$PID" ] || fail "no init pid"
 kill -9 "$PID"
-wait_status restartCount 1
-wait_status state running
+wait_hello restartCount 1
+wait_hello state running
 page | grep "Hello" >/dev/null || fail "page not served after the restart"
-wait_status health/http/result success
+wait_hello health/http/result success
 
 echo "-- stop, then uninstall: nothing left"
 rpc package.stop '{"id":"hello-oci"}' >/dev/null
-wait_status state stopped
-for _ in $(seq 1 50); do [ "$(status health)" = null ] && break; sleep 0.2; done
-[ "$(status health)" = null ] || fail "health still reported after stop: $(status health)"
+wait_hello state stopped
+for _ in $(seq 1 50); do [ "$(hello_status health)" = null ] && break; sleep 0.2; done
+[ "$(hello_status health)" = null ] || fail "health still reported after stop: $(hello_status health)"
 [ -z "$(page)" ] || fail "still serving after stop"
 rpc package.uninstall '{"id":"hello-oci"}' >/dev/null
 for _ in $(seq 1 100); do
@@ -313,11 +222,11 @@ for _ in $(seq 1 150); do
   B_JSON="$(rpc db.dump '{"pointer":"/packageData/b/statusInfo"}')"
   B_RUNS=""
   lxc-info -P "$DATA/containers" -n b -sH 2>/dev/null | grep RUNNING >/dev/null && B_RUNS=1
-  A_HEALTH="$(pstatus a health/http/result)"
+  A_HEALTH="$(status a health/http/result)"
   B_STATE="$(echo "$B_JSON" | field /result/value/state)"
   if [ "$B_STATE" = waiting ]; then
     SEEN_WAITING=1
-    [ "$(echo "$B_JSON" | field /result/value/waitingFor)" = "['a']" ] \
+    [ "$(echo "$B_JSON" | field /result/value/waitingFor)" = '["a"]' ] \
       || fail "b waitingFor: $(echo "$B_JSON" | field /result/value/waitingFor)"
   fi
   [ "$A_HEALTH" = success ] && break
@@ -325,17 +234,10 @@ for _ in $(seq 1 150); do
   [ -z "$B_RUNS" ] || fail "b's container runs before a is healthy"
   sleep 0.2
 done
-[ "$A_HEALTH" = success ] || fail "a never became healthy (state $(pstatus a state))"
+[ "$A_HEALTH" = success ] || fail "a never became healthy (state $(status a state))"
 [ -n "$SEEN_WAITING" ] || fail "b was never shown waiting for a"
-wait_pstatus() { # ID FIELD VALUE
-  for _ in $(seq 1 150); do
-    [ "$(pstatus "$1" "$2")" = "$3" ] && return 0
-    sleep 0.2
-  done
-  fail "$1 statusInfo.$2 never became $3 (now $(pstatus "$1" "$2"); lastError: $(pstatus "$1" lastError))"
-}
-wait_pstatus b state running
-[ "$(pstatus b waitingFor)" = null ] || fail "waitingFor kept: $(pstatus b waitingFor)"
+wait_status b state running
+[ "$(status b waitingFor)" = null ] || fail "waitingFor kept: $(status b waitingFor)"
 BVOL="$DATA/packages/data/b/volumes/main"
 for _ in $(seq 1 50); do [ -s "$BVOL/first" ] && break; sleep 0.2; done
 grep -x "page of a" "$BVOL/first" >/dev/null || fail "b could not fetch a.hearth: $(cat "$BVOL/first" 2>&1)"
@@ -345,35 +247,35 @@ grep "a.hearth" "$DATA/packages/data/b/hosts" >/dev/null || fail "no a.hearth in
 echo "-- a cannot be uninstalled while b requires it"
 REFUSED="$(rpc package.uninstall '{"id":"a"}')"
 [ "$(echo "$REFUSED" | field /error/data/reason)" = dependents ] || fail "uninstall a: $REFUSED"
-[ "$(echo "$REFUSED" | field /error/data/dependents)" = "['b']" ] || fail "dependents: $REFUSED"
-[ "$(pstatus a state)" = running ] || fail "a disturbed by the refused uninstall"
+[ "$(echo "$REFUSED" | field /error/data/dependents)" = '["b"]' ] || fail "dependents: $REFUSED"
+[ "$(status a state)" = running ] || fail "a disturbed by the refused uninstall"
 
 b_runs() { lxc-info -P "$DATA/containers" -n b -sH 2>/dev/null | grep RUNNING >/dev/null; }
 b_waits_then_returns() { # WHY: b stops and waits for a, then starts by itself and
   # fetches a's page again (its daemon fetches once per start).
-  wait_pstatus b state waiting
-  [ "$(pstatus b waitingFor)" = "['a']" ] || fail "$1: b waitingFor $(pstatus b waitingFor)"
+  wait_status b state waiting
+  [ "$(status b waitingFor)" = '["a"]' ] || fail "$1: b waitingFor $(status b waitingFor)"
   [ "$(rpc db.dump '{"pointer":"/packageData/b/statusInfo/desired"}' | field /result/value)" = running ] \
     || fail "$1: b's desired state changed"
   ! b_runs || fail "$1: b's container still runs while it waits"
   : >"$BVOL/first"
-  wait_pstatus b state running
-  [ "$(pstatus a health/http/result)" = success ] || fail "$1: b started before a was healthy"
+  wait_status b state running
+  [ "$(status a health/http/result)" = success ] || fail "$1: b started before a was healthy"
   for _ in $(seq 1 50); do [ -s "$BVOL/first" ] && break; sleep 0.2; done
   grep -x "page of a" "$BVOL/first" >/dev/null || fail "$1: b's new run could not fetch a: $(cat "$BVOL/first")"
-  [ "$(pstatus b restartCount)" = 0 ] || fail "$1: b counted as crashed"
+  [ "$(status b restartCount)" = 0 ] || fail "$1: b counted as crashed"
 }
 echo "-- a stopped: b stops and waits for it; a started again: b comes back by itself"
 STOPPED="$(rpc package.stop '{"id":"a"}')"
-[ "$(echo "$STOPPED" | field /result/dependents)" = "['b']" ] || fail "stop a names no dependents: $STOPPED"
-wait_pstatus b state waiting
+[ "$(echo "$STOPPED" | field /result/dependents)" = '["b"]' ] || fail "stop a names no dependents: $STOPPED"
+wait_status b state waiting
 rpc package.start '{"id":"a"}' | grep '"result"' >/dev/null || fail "start a"
 b_waits_then_returns "a stopped"
 echo "-- a's init dies: b stops and waits for a's new run, then comes back"
 APID="$(lxc-info -P "$DATA/containers" -n a -pH)"
 [ -n "$APID" ] || fail "no init pid for a"
 kill -9 "$APID"
-wait_pstatus a restartCount 1
+wait_status a restartCount 1
 b_waits_then_returns "a died"
 rpc package.uninstall '{"id":"b"}' >/dev/null
 for _ in $(seq 1 100); do
@@ -416,7 +318,7 @@ s = s.replace("probe = { http = { port = 8080, path = \"/\" } }",
 assert "/missing" in s'
 install_path "$WORK/hello.s9pk" | grep '"id":"hello-oci"' >/dev/null || fail "reinstall hello-oci v1"
 rpc package.start '{"id":"hello-oci"}' >/dev/null
-wait_status health/http/result success
+wait_hello health/http/result success
 rpc package.action.run '{"id":"hello-oci","actionId":"sign","input":{"name":"Grace"}}' \
   | grep '"success":true' >/dev/null || fail "sign before the update"
 HELLO_ADDR="10.88.0.$(rpc db.dump '{"pointer":"/packageData/hello-oci/container/index"}' | field /result/value)"
@@ -437,7 +339,7 @@ echo "   phases seen:$PHASES"
 case "$PHASES" in *checking*) ;; *) fail "update phases not shown in stateInfo:$PHASES";; esac
 [ "$(rpc package.list '{}' | python3 -c 'import json,sys; print([p["version"] for p in json.load(sys.stdin)["result"] if p["id"]=="hello-oci"][0])')" = 0.2.0:0 ] \
   || fail "not at v2 after the update"
-wait_status state running
+wait_hello state running
 hpage | grep "Hello v2" >/dev/null || fail "v2 page not served: $(hpage)"
 grep Grace "$BOOK" >/dev/null || fail "volume file lost by the update"
 [ "$(cat "$DATA/packages/data/hello-oci/volumes/main/migrated" 2>&1)" = "from 0.1.0:0" ] \
@@ -464,15 +366,15 @@ assert n and n[0]["level"] == "error" and "not healthy within its grace period" 
   and "http" in n[0]["message"], n' || fail "no rollback notification: $NOTES"
 [ "$(rpc package.list '{}' | python3 -c 'import json,sys; print([p["version"] for p in json.load(sys.stdin)["result"] if p["id"]=="hello-oci"][0])')" = 0.2.0:0 ] \
   || fail "not back at v2"
-wait_status state running
-wait_status health/http/result success
+wait_hello state running
+wait_hello health/http/result success
 hpage | grep "Hello v2" >/dev/null || fail "v2 page not served after the rollback: $(hpage)"
 grep Grace "$BOOK" >/dev/null || fail "volume file lost by the rollback"
-status lastError | grep "rolled back" >/dev/null || fail "lastError: $(status lastError)"
+hello_status lastError | grep "rolled back" >/dev/null || fail "lastError: $(hello_status lastError)"
 [ ! -e "$DATA/packages/archive/hello-oci/0.3.0:0.s9pk" ] || fail "v3 archive kept"
 [ ! -e "$DATA/packages/update/hello-oci" ] || fail "update files kept"
 rpc package.stop '{"id":"hello-oci"}' >/dev/null
-wait_status state stopped
+wait_hello state stopped
 rpc package.uninstall '{"id":"hello-oci"}' >/dev/null
 for _ in $(seq 1 100); do
   [ "$(rpc package.list '{}' | field /result)" = "[]" ] && break
