@@ -33,6 +33,7 @@ use crate::log::{self, log_error, log_info, log_warn};
 use crate::modules;
 use crate::mounts::{self, Mounter, SysMounter};
 use crate::slot::{self, Scheme, SlotState};
+use crate::stop::StopPolicy;
 use crate::supervise::{self, Backoff, Ended, Shutdown};
 use crate::{cmd, devices, mbr, tryboot};
 
@@ -53,6 +54,16 @@ const SYS_CLASS_BLOCK: &str = "/sys/class/block";
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Deaths of `hearthd` before it was ever ready that give up a slot on trial.
 const MAX_DEATHS: u32 = 3;
+/// `dhcpcd` only releases its lease on `SIGTERM`; early in boot it was seen ignoring it.
+const DHCPCD_STOP: StopPolicy = StopPolicy::term(Duration::from_secs(3));
+/// `hearthd` drains its API connections (5 s grace, `ApiConfig::shutdown_grace`) and
+/// stops its services task; containers are left running for the next start to adopt.
+const HEARTHD_STOP: StopPolicy = StopPolicy::term(Duration::from_secs(15));
+/// Everything left after the services, mostly the containers (LXC monitors and
+/// `hearth-container`): `hearthd` itself gives a container 30 s to stop.
+const REST_STOP: StopPolicy = StopPolicy::term(Duration::from_secs(30));
+/// The whole stop, services and the rest; past it everything gets `SIGKILL`.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(60);
 
 /// Logs an unrecoverable boot error, waits so it can be read, and reboots.
 fn fail(msg: &str) -> ! {
@@ -175,6 +186,7 @@ pub(crate) fn run() -> ! {
         ]
         .map(Into::into)
         .to_vec(),
+        stop: HEARTHD_STOP,
     });
     let on_unhealthy = slot::on_unhealthy(own, other);
     let cfg = supervise::Config {
@@ -190,8 +202,8 @@ pub(crate) fn run() -> ! {
         }),
         services,
         backoff: Backoff::DEVICE,
-        stop_timeout: Duration::from_secs(10),
-        kill_all: true,
+        rest: Some(REST_STOP),
+        shutdown_bound: SHUTDOWN_BOUND,
     };
     let kind = match supervise::run(&cfg, &mut || on_ready(slot, own, boot_fat.as_ref())) {
         Ok(Ended::Requested(kind)) => kind,
@@ -377,6 +389,7 @@ fn network(net: &NetConfig) -> Option<supervise::Service> {
                 argv: [DHCPCD, "--nobackground", "--nodev"]
                     .map(Into::into)
                     .to_vec(),
+                stop: DHCPCD_STOP,
             });
         }
         NetConfig::Static { address, gateway } => (address, gateway),

@@ -38,6 +38,7 @@ mod mbr;
 mod modules;
 mod mounts;
 mod slot;
+mod stop;
 mod supervise;
 mod tryboot;
 
@@ -48,7 +49,7 @@ use std::time::Duration;
 use crate::log::log_error;
 
 const USAGE: &str = "usage: hearth-init (as PID 1)\n       hearth-init supervise \
-[--backoff-ms N] [--stop-timeout-ms N] [--notify-socket PATH --ready-timeout-ms N \
+[--backoff-ms N] [--stop-timeout-ms N] [--shutdown-bound-ms N] [--notify-socket PATH --ready-timeout-ms N \
 [--max-deaths N]] -- CMD [ARG…]\n       hearth-init --version\n\
 With --notify-socket, CMD gets NOTIFY_SOCKET and must send READY=1 within the timeout \
 (and die fewer than --max-deaths times, default 3); otherwise everything is stopped and \
@@ -100,6 +101,7 @@ fn number(v: Option<&OsString>, flag: &str) -> Result<u32, String> {
 fn supervise_cmd(args: &[OsString]) -> Result<supervise::Ended, String> {
     let mut backoff = supervise::Backoff::DEVICE;
     let mut stop_timeout = Duration::from_secs(10);
+    let mut shutdown_bound = Duration::from_secs(60);
     let mut notify_socket = None;
     let mut ready_timeout = None;
     let mut max_deaths = 3;
@@ -113,6 +115,9 @@ fn supervise_cmd(args: &[OsString]) -> Result<supervise::Ended, String> {
                 backoff.reset_after = backoff.max.saturating_mul(4);
             }
             Some("--stop-timeout-ms") => stop_timeout = millis(it.next(), "--stop-timeout-ms")?,
+            Some("--shutdown-bound-ms") => {
+                shutdown_bound = millis(it.next(), "--shutdown-bound-ms")?
+            }
             Some("--notify-socket") => {
                 notify_socket =
                     Some(std::path::PathBuf::from(it.next().ok_or_else(|| {
@@ -151,10 +156,11 @@ fn supervise_cmd(args: &[OsString]) -> Result<supervise::Ended, String> {
         services: vec![supervise::Service {
             name: "service".into(),
             argv,
+            stop: stop::StopPolicy::term(stop_timeout),
         }],
         backoff,
-        stop_timeout,
-        kill_all: false,
+        rest: None,
+        shutdown_bound,
         readiness,
     };
     let ended = supervise::run(&cfg, &mut || {

@@ -24,9 +24,11 @@
 //! [`Unhealthy::Log`] it says so once and goes on.
 //!
 //! Signals: `SIGTERM` and `SIGPWR` mean power off, `SIGINT` (Ctrl-Alt-Del, `hearthd`'s
-//! `server.restart`) means restart. On one, the services get `SIGTERM` in reverse start
-//! order, then `SIGKILL` after `stop_timeout`; as PID 1 (`kill_all`) every remaining process
-//! gets the same treatment.
+//! `server.restart`) means restart. On one, the services are stopped in reverse start
+//! order, each by its own [`StopPolicy`] (stop signal, timeout, `SIGKILL` to it and its
+//! process group), then, as PID 1 ([`Config::rest`]), every remaining process; the whole
+//! stop is bounded by [`Config::shutdown_bound`] (see `stop.rs`). Each service runs in its
+//! own process group (`setpgid(0, 0)` at spawn), so `SIGKILL` also takes its helpers.
 //!
 //! # Limitations
 //! Services' stdout/stderr are inherited (the console).
@@ -44,6 +46,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::log::{log_error, log_info, log_warn};
+use crate::stop::{self, Job, Procs, StopPolicy, Target};
 
 /// Exponential restart delay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub(crate) struct Service {
     /// Name in log lines.
     pub(crate) name: String,
     pub(crate) argv: Vec<OsString>,
+    /// How it is stopped at shutdown.
+    pub(crate) stop: StopPolicy,
 }
 
 /// What an unhealthy watched service leads to.
@@ -121,9 +126,10 @@ pub(crate) struct Config {
     /// Started in this order, stopped in reverse.
     pub(crate) services: Vec<Service>,
     pub(crate) backoff: Backoff,
-    pub(crate) stop_timeout: Duration,
-    /// Also signal every other process at shutdown (only as PID 1).
-    pub(crate) kill_all: bool,
+    /// After the services, stop every other process this way (only as PID 1).
+    pub(crate) rest: Option<StopPolicy>,
+    /// Bound on the whole stop (services and the rest); past it everything gets `SIGKILL`.
+    pub(crate) shutdown_bound: Duration,
     pub(crate) readiness: Option<Readiness>,
 }
 
@@ -413,6 +419,8 @@ fn start(cfg: &Config, s: &Service, notify: Option<PathBuf>, failures: &mut u32)
     };
     let mut command = crate::cmd::command(program);
     command.args(args);
+    // Its own process group: SIGKILL at shutdown reaches its helpers too.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     match notify {
         Some(path) => command.env("NOTIFY_SOCKET", path),
         None => command.env_remove("NOTIFY_SOCKET"),
@@ -477,56 +485,91 @@ fn running(slots: &[Slot]) -> Vec<Pid> {
         .collect()
 }
 
-fn wait_until_gone(pid: Option<Pid>, deadline: Instant, sfd: &SignalFd) -> bool {
-    loop {
-        reap(pid.as_slice());
-        let gone = match pid {
-            Some(p) => kill(p, None).is_err(),
-            None => matches!(
-                waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
-                Err(nix::Error::ECHILD)
-            ),
-        };
-        if gone {
-            return true;
+/// The real [`Procs`]: `kill(2)`, `waitpid(2)`, and the signalfd to sleep on.
+struct System<'a> {
+    sfd: &'a SignalFd,
+    /// The services' pids, to tell their exits from orphans' in the log.
+    services: Vec<Pid>,
+}
+
+impl Procs for System<'_> {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn send(&mut self, target: Target, signal: Signal) {
+        match target {
+            Target::Service(pid) => {
+                // The group first: once the leader is reaped its pgid may be gone.
+                if signal == Signal::SIGKILL
+                    && nix::unistd::getpgid(Some(pid)).is_ok_and(|g| g == pid)
+                {
+                    let _ = nix::sys::signal::killpg(pid, signal);
+                }
+                let _ = kill(pid, signal);
+            }
+            Target::Rest => {
+                let _ = kill(Pid::from_raw(-1), signal);
+            }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
+    }
+
+    fn gone(&mut self, target: Target) -> bool {
+        match target {
+            Target::Service(pid) => {
+                reap(&self.services);
+                kill(pid, None).is_err()
+            }
+            Target::Rest => {
+                reap(&self.services);
+                matches!(
+                    waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
+                    Err(nix::Error::ECHILD)
+                )
+            }
         }
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+    }
+
+    fn wait(&mut self, until: Instant) {
+        let left = until.saturating_duration_since(Instant::now());
+        // SIGCHLD wakes us; the cap covers exits of processes that are not our children.
         let step = left.min(Duration::from_millis(100));
+        let mut fds = [PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
         let _ = poll(
             &mut fds,
             PollTimeout::try_from(step).unwrap_or(PollTimeout::ZERO),
         );
-        while let Ok(Some(_)) = sfd.read_signal() {}
+        // SIGCHLD is handled by `gone`; another shutdown signal changes nothing now.
+        while let Ok(Some(_)) = self.sfd.read_signal() {}
     }
 }
 
-/// Stops the services in reverse order (and, as PID 1, everything else): TERM, wait, KILL.
+/// Stops the services in reverse start order, each by its policy, then (as PID 1) every
+/// other process, within `cfg.shutdown_bound`.
 fn stop(cfg: &Config, slots: &[Slot], sfd: &SignalFd) {
+    let mut jobs: Vec<Job> = Vec::new();
     for (i, slot) in slots.iter().enumerate().rev() {
-        let State::Running { pid, .. } = slot.state else {
-            continue;
-        };
-        let name = &cfg.services[i].name;
-        let _ = kill(pid, Signal::SIGTERM);
-        if !wait_until_gone(Some(pid), Instant::now() + cfg.stop_timeout, sfd) {
-            log_warn!("{name} (pid {pid}) ignored SIGTERM; sending SIGKILL");
-            let _ = kill(pid, Signal::SIGKILL);
-            wait_until_gone(Some(pid), Instant::now() + cfg.stop_timeout, sfd);
-        }
-        log_info!("{name} stopped");
-    }
-    if cfg.kill_all {
-        let all = Pid::from_raw(-1);
-        let _ = kill(all, Signal::SIGTERM);
-        if !wait_until_gone(None, Instant::now() + cfg.stop_timeout, sfd) {
-            let _ = kill(all, Signal::SIGKILL);
-            wait_until_gone(None, Instant::now() + Duration::from_secs(2), sfd);
+        if let State::Running { pid, .. } = slot.state {
+            let s = &cfg.services[i];
+            jobs.push(Job {
+                name: s.name.clone(),
+                target: Target::Service(pid),
+                policy: s.stop,
+            });
         }
     }
+    if let Some(policy) = cfg.rest {
+        jobs.push(Job {
+            name: "other processes".into(),
+            target: Target::Rest,
+            policy,
+        });
+    }
+    let mut system = System {
+        sfd,
+        services: running(slots),
+    };
+    stop::stop_all(&jobs, cfg.shutdown_bound, &mut system);
 }
 
 #[cfg(test)]

@@ -109,21 +109,42 @@ fn sigterm_stops_the_service_and_exits_cleanly_and_orphans_are_reaped() {
 }
 
 #[test]
-fn a_service_ignoring_sigterm_is_killed_after_the_timeout() {
+fn a_service_ignoring_sigterm_is_killed_after_the_timeout_with_its_process_group() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("events");
+    // A helper in the service's process group that ignores SIGTERM too and writes its pid.
     let script = format!(
-        "trap '' TERM; echo up >> {}; while :; do sleep 0.05; done",
-        log.display()
+        "trap '' TERM; sh -c 'trap \"\" TERM; echo $$ >> {log}; exec sleep 1000' & \
+         echo up >> {log}; while :; do sleep 0.05; done",
+        log = log.display()
     );
     let child = start(&script, 100);
-    wait_for_lines(&log, 1, Duration::from_secs(5));
+    wait_for_lines(&log, 2, Duration::from_secs(5));
+    let began = Instant::now();
     sigterm(&child);
     let (ok, stderr) = finish(child, Duration::from_secs(8));
+    let took = began.elapsed();
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains("ignored SIGTERM; sending SIGKILL"),
+        stderr.contains("service did not stop within 3 s after SIGTERM; SIGKILL"),
         "{stderr}"
+    );
+    assert!(stderr.contains("service gone"), "{stderr}");
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let helper: i32 = text
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .expect("helper pid");
+    // The helper (in the service's group) got SIGKILL too: gone once it is reaped.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Path::new(&format!("/proc/{helper}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let state = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z "),
+        "helper {helper} still running: {state}"
     );
 }
 
