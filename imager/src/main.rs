@@ -177,6 +177,9 @@ fn bundle_command(cmd: BundleCommand) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // The caller's umask would reach the modes of the files the build creates (ours,
+    // mmdebstrap's, the maintainer scripts'), which the image records: fix it.
+    rustix::process::umask(rustix::fs::Mode::WGRP | rustix::fs::Mode::WOTH);
     let cli = Cli::parse();
     match cli.command {
         Command::Build {

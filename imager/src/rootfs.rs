@@ -110,6 +110,19 @@ pub(crate) fn debootstrap(
         ));
     }
     tool::run("mmdebstrap", &args, r.source_date_epoch, None)?;
+    // apt gives its scratch directories to `_apt` only when that user can reach the root
+    // (mmdebstrap turns the sandbox off otherwise, e.g. for an --out below a 0700
+    // directory, and its final `apt-get clean` recreates them): their owner depended on
+    // where the image was built. Root owns them in every build.
+    for dir in [
+        "var/lib/apt/lists/partial",
+        "var/cache/apt/archives/partial",
+    ] {
+        let p = root.join(dir);
+        if p.is_dir() {
+            std::os::unix::fs::chown(&p, Some(0), Some(0)).map_err(io("chown", &p))?;
+        }
+    }
     Ok(())
 }
 
