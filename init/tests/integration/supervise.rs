@@ -149,6 +149,34 @@ fn a_service_ignoring_sigterm_is_killed_after_the_timeout_with_its_process_group
 }
 
 #[test]
+fn the_shutdown_bound_cuts_a_long_stop_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events");
+    let script = format!(
+        "trap '' TERM; echo up >> {}; while :; do sleep 0.05; done",
+        log.display()
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_hearth-init"))
+        .args(["supervise", "--stop-timeout-ms", "30000"])
+        .args(["--shutdown-bound-ms", "1000", "--", "sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(&log, 1, Duration::from_secs(5));
+    let began = Instant::now();
+    sigterm(&child);
+    let (ok, stderr) = finish(child, Duration::from_secs(10));
+    let took = began.elapsed();
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("service still running 1.")
+            && stderr.contains("after SIGTERM: shutdown bound of 1 s reached; SIGKILL"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
 fn usage_errors() {
     let out = Command::new(env!("CARGO_BIN_EXE_hearth-init"))
         .args(["supervise", "--backoff-ms", "x"])
