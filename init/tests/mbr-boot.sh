@@ -110,41 +110,18 @@ EOF
 }
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-boot_vm() { # LIMIT_SECONDS
-  : >"$log"
-  timeout "$1" qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
-    -drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE.fd \
-    -drive if=pflash,format=raw,file="$tmp/vars.fd" \
-    -drive file="$tmp/disk.img",format=raw,if=virtio \
-    -netdev user,id=n,hostfwd=tcp:127.0.0.1:"$port"-:80 -device virtio-net-pci,netdev=n \
-    -display none -serial file:"$log" &
-  qpid=$!
-}
-stop_vm() { [ -n "$qpid" ] && { kill "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true; }; qpid=""; }
-wait_for_hearthd() { # WHAT TRIES
-  local answer="" t0
-  t0=$(date +%s)
-  for _ in $(seq 1 "$2"); do
-    answer="$(curl -s -m 2 "http://127.0.0.1:$port/rpc/v1" -H 'content-type: application/json' \
-      -d '{"jsonrpc":"2.0","id":1,"method":"server.echo","params":{"message":"hello"}}' || true)"
-    case "$answer" in *'"result":"hello"'*) break ;; esac
-    kill -0 "$qpid" 2>/dev/null || fail "qemu exited"
-    sleep 1
-  done
-  case "$answer" in *'"result":"hello"'*) ;; *) fail "hearthd did not answer ($1)" ;; esac
-  echo "mbr-boot: $1: hearthd answered after $(($(date +%s) - t0)) s"
-}
+VM_NAME=mbr-boot
+. ci/qemu-x86.sh
 wait_for_line() { # PATTERN TRIES
   for _ in $(seq 1 "$2"); do grep -a "$1" "$log" >/dev/null && return 0; sleep 1; done
   fail "no console line matching: $1"
 }
 has() { grep -a "$1" "$log" >/dev/null || fail "no console line matching: $1"; }
-hearth_lines() { grep -a 'hearth-init:' "$log" | tr -d '\r' | sed 's/^/    /'; }
 
 echo "== 1. trial of slot B succeeds: B committed in autoboot.txt, data = logical partition 7"
 new_disk
 boot_vm 600
-wait_for_hearthd "slot B on trial" 400
+wait_for_hearthd "slot B on trial" "" 400
 wait_for_line 'hearth-init: slot B marked good (autoboot.txt: \[all\] boot_partition=3)' 30
 has "hearth-init: slot B: root squashfs /dev/vda6 on /dev/vda (MBR $disk_id)"
 has 'hearth-init: run: sfdisk -N 4 '
@@ -168,7 +145,7 @@ echo "mbr-boot: autoboot.txt: $(autoboot | tr '\n' ' ')"
 mren -i "$tmp/disk.img@@$((a_start << 20))" '::loader/entries/hearth-b+0-1.conf' '::loader/entries/hearth-b.conf' ||
   fail "slot B's entry was not counted down: $(esp_entries)"
 boot_vm 600
-wait_for_hearthd "slot B committed" 400
+wait_for_hearthd "slot B committed" "" 400
 wait_for_line 'hearth-init: slot B: good; other slot A:' 10
 has 'hearth-init: data partition /dev/vda7 mounted on /media/hearth/data'
 grep -a 'hearth-init: first boot' "$log" >/dev/null && fail "data partition created again"
@@ -179,7 +156,7 @@ stop_vm
 echo "== 2. trial of slot B fails: reboot, slot A (committed) boots, autoboot.txt unchanged"
 new_disk hearth.test.hearthd=/bin/false
 boot_vm 900
-wait_for_hearthd "slot A after B's failed trial" 700
+wait_for_hearthd "slot A after B's failed trial" "" 700
 has 'hearth-init: slot B failed its trial: rebooting; the firmware boots the committed slot A'
 [ "$(grep -ac 'hearth-init: TEST: hearth.test.hearthd=/bin/false' "$log")" = 1 ] ||
   fail "slot B was not tried exactly once"
