@@ -4,3 +4,4 @@ cd "$(dirname "$0")/.."
 . ci/env.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+./ci/check-deps.sh

@@ -16,6 +16,7 @@ step "ci/deps.sh" ./ci/deps.sh
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+step "dependency rules" ./ci/check-deps.sh
 step "cargo build (binaries used by system tests)" cargo build --workspace --bins
 step "cargo test" cargo test --workspace
 for t in ci/systest/*.sh; do
