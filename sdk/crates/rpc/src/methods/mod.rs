@@ -306,8 +306,10 @@ declare_methods! {
         mutates: true,
         params: package::InstallParams,
         result: package::InstallResult,
-        description: "Install an .s9pk file that is on the server (`path`) or at an \
-            http(s) `url` (downloaded to the server first, size-limited; progress in \
+        description: "Install an .s9pk file that is in the server's import directory \
+            (`path`: absolute, or relative to `<data>/import`; regular files only, no \
+            symlinks) or at an http(s) `url` (downloaded to the server first from a \
+            public address only unless hearthd allows a LAN source, size-limited; progress in \
             `/packageDownloads/<n>/progress {phase, bytesDone, bytesTotal}`). The signature, \
             every hash, the signer (must be trusted unless `allowUntrusted`), the CPU \
             architecture, the OS version, required dependencies and the service spec are \
