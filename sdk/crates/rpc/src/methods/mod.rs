@@ -54,6 +54,18 @@ macro_rules! declare_methods {
         pub(crate) fn all() -> Vec<MethodInfo> {
             vec![$(MethodInfo::of::<$ty>()),*]
         }
+
+        /// Decodes `params` into method `name`'s params type and drops it (`None`: no
+        /// such method). For the envelope fuzz target and tests.
+        pub fn decode_params(
+            name: &str,
+            params: serde_json::Value,
+        ) -> Option<Result<(), serde_json::Error>> {
+            match name {
+                $($name => Some(serde_json::from_value::<$params>(params).map(|_| ())),)*
+                _ => None,
+            }
+        }
     };
 }
 
