@@ -19,7 +19,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks"
 TARGETS="${FUZZ_TARGETS:-$(sed -n 's/^name = "\(.*\)"$/\1/p' "$CRATE/Cargo.toml" | grep -v '^hearth-')}"
-echo "== building fuzz targets ($TARGETS)"
+echo "== building fuzz targets: $(echo $TARGETS)"
 cargo build --release --locked --manifest-path "$CRATE/Cargo.toml" --target "$HOST" \
   --target-dir "$OUT" $(for t in $TARGETS; do printf -- '--bin %s ' "$t"; done)
 BIN_DIR="$OUT/$HOST/release"
