@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     if !usable {
         // An unusable schema is reported as such, never as a pass.
         let (_, message) = checked.expect_err("unusable schema accepted an input");
-        assert!(message.starts_with("the action's input schema is unusable"), "{message}");
+        assert!(
+            message.starts_with("the action's input schema is unusable"),
+            "{message}"
+        );
     }
 });
