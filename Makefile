@@ -1,5 +1,5 @@
 # Thin targets; each calls a script in ci/.
-.PHONY: run test bench lint deps vm-test image-repro
+.PHONY: run test bench lint deps vm-test image-repro fuzz
 
 run:
 	./ci/run.sh
@@ -12,6 +12,10 @@ bench:
 
 lint:
 	./ci/lint.sh
+
+# Every libFuzzer target for FUZZ_SECONDS (default 60) each; `make test` runs them 5 s each.
+fuzz:
+	./ci/fuzz.sh
 
 deps:
 	./ci/deps.sh

@@ -87,7 +87,7 @@ done
 
 # The driver: JSON-RPC over one keep-alive connection, timing in Python.
 cat >"$WORK/driver.py" <<'PY'
-import http.client, json, os, signal, socket, subprocess, sys, time, urllib.parse
+import http.client, json, os, shutil, signal, socket, subprocess, sys, time, urllib.parse
 
 url = urllib.parse.urlparse(sys.argv[1])
 data = sys.argv[2]
@@ -156,7 +156,8 @@ elif cmd == "install":
     installs, baselines = [], []
     for _ in range(runs):
         t0 = time.monotonic()
-        rpc("package.install", {"path": pkg})
+        shutil.copy(pkg, os.path.join(data, "import"))  # {path}: only <data>/import
+        rpc("package.install", {"path": os.path.basename(pkg)})
         t1 = time.monotonic()
         rpc("package.start", {"id": "big"})
         t2 = wait(lambda: status("big", "state") == "running", "big running")

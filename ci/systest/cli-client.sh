@@ -58,7 +58,7 @@ unset HEARTH_TOKEN HEARTH_URL
 
 : >"$WORK/hearthd.out"
 "$BIN/hearthd" --data-dir "$WORK/data" --listen 127.0.0.1:0 --log warn \
-  >"$WORK/hearthd.out" 2>"$WORK/hearthd.err" &
+  --allow-package-source 127.0.0.1/32 >"$WORK/hearthd.out" 2>"$WORK/hearthd.err" &
 HEARTHD_PID=$!
 URL=""
 for _ in $(seq 1 100); do
@@ -300,7 +300,11 @@ hearth_tty -- "${AS_ROOT[@]}" package install "$WORK/other.s9pk" --allow-untrust
 contains "Uploading other.s9pk:"
 contains "(100%)"
 contains "installing"
-expect_ok "${AS_ROOT[@]}" package install --path "$WORK/third.s9pk" --allow-untrusted --json
+# --path: only a file in the server's import directory.
+expect_err "${AS_ROOT[@]}" package install --path "$WORK/third.s9pk" --allow-untrusted
+contains "not a package file in the import directory"
+cp "$WORK/third.s9pk" "$WORK/data/import/"
+expect_ok "${AS_ROOT[@]}" package install --path third.s9pk --allow-untrusted --json
 contains '"id": "third"'
 contains '"signerTrusted": false'
 expect_ok "${AS_ROOT[@]}" package list --json

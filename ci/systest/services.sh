@@ -48,6 +48,8 @@ hello_status() { status hello-oci "$1"; }
 wait_hello() { wait_status hello-oci "$1" "$2"; }
 page() { curl -s -m 3 http://10.88.0.2:8080/ || true; }
 
+# The test's package server is on 127.0.0.1, refused unless allowed explicitly.
+HEARTHD_ARGS="${HEARTHD_ARGS:-} --allow-package-source 127.0.0.1/32"
 start_hearthd
 rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
 
@@ -190,7 +192,14 @@ for p in a b; do
   "$BIN/hearth" s9pk pack "$WORK/$p" --key "$WORK/key.pem" -o "$WORK/$p.s9pk" 2>"$WORK/pack.err" \
     || fail "pack $p: $(cat "$WORK/pack.err")"
 done
-install_path() { rpc package.install "{\"path\":\"$1\"}"; }
+# package.install {path} reads only below <data>/import (hearthd makes it, 0700).
+install_path() {
+  cp "$1" "$DATA/import/" || fail "copy $1 into the import directory"
+  rpc package.install "{\"path\":\"$(basename "$1")\"}"
+}
+[ "$(stat -c %a "$DATA/import")" = 700 ] || fail "import dir mode $(stat -c %a "$DATA/import")"
+[ "$(rpc package.install "{\"path\":\"$WORK/b.s9pk\"}" | field /error/data/reason)" = notImportable ] \
+  || fail "a file outside the import directory was opened"
 [ "$(install_path "$WORK/b.s9pk" | field /error/data/reason)" = dependencies ] \
   || fail "b installed without a"
 echo "-- install a from a URL (python3 -m http.server)"
@@ -205,8 +214,12 @@ done
 [ -n "$HTTP_PORT" ] || fail "http.server did not start: $(cat "$WORK/http.out")"
 MISSING="$(rpc package.install "{\"url\":\"http://127.0.0.1:$HTTP_PORT/nope.s9pk\"}")"
 [ "$(echo "$MISSING" | field /error/data/status)" = 404 ] || fail "404 download: $MISSING"
-rpc package.install "{\"url\":\"http://127.0.0.1:$HTTP_PORT/a.s9pk\"}" | grep '"id":"a"' >/dev/null \
-  || fail "install a from a URL"
+# Credentials and query in the URL: used for the fetch, never stored or logged.
+rpc package.install "{\"url\":\"http://hearth:SeCrEtPw@127.0.0.1:$HTTP_PORT/a.s9pk?token=SeCrEtTok\"}" \
+  | grep '"id":"a"' >/dev/null || fail "install a from a URL"
+! grep -q 'SeCrEt' "$WORK/hearthd.err" || fail "URL credentials in hearthd's log"
+! rpc server.logs '{"limit":1000}' | grep -q 'SeCrEt' || fail "URL credentials in server.logs"
+! rpc db.dump '{}' | grep -q 'SeCrEt' || fail "URL credentials in the state"
 kill "$HTTP_PID" 2>/dev/null || true
 wait "$HTTP_PID" 2>/dev/null || true
 [ -z "$(ls -A "$DATA/packages/upload")" ] || fail "download left behind: $(ls -A "$DATA/packages/upload")"

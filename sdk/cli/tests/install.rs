@@ -53,6 +53,8 @@ fn start_hearthd(data: &Path) -> Daemon {
     let mut child = Command::new(hearthd_binary())
         .args(["--data-dir", data.to_str().unwrap()])
         .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        // The test's package server is on loopback, refused unless allowed.
+        .args(["--allow-package-source", "127.0.0.1/32"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -301,26 +303,30 @@ fn upload_trust_and_install_with_clear_errors() {
     assert_eq!(result["version"], "1.0.0:0");
     assert_eq!(result["signerTrusted"], false);
 
-    // --path: a file already on the server (here the same machine).
+    // --path: a file already in the server's import directory (here the same
+    // machine); anywhere else is refused.
     let third = w.path("third.s9pk");
     write_package(&third, "third", &publisher, 4096);
-    let out = w.hearth(&[
-        "package",
-        "install",
-        "--path",
-        third.to_str().unwrap(),
-        "--json",
-    ]);
+    let out = w.hearth(&["package", "install", "--path", third.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not a package file in the import directory"),
+        "{err}"
+    );
+    let import = w.hearthd.data.join(hearth_layout::PACKAGE_IMPORT_DIR);
+    std::fs::copy(&third, import.join("third.s9pk")).unwrap();
+    let out = w.hearth(&["package", "install", "--path", "third.s9pk", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let result: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(result["id"], "third");
     assert_eq!(result["signerTrusted"], true);
-    // A server path that does not exist is the server's error, named.
+    // A server path that does not exist: the same refusal, named.
     let out = w.hearth(&["package", "install", "--path", "/nonexistent/x.s9pk"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("package.install") && err.contains("code 6"),
+        err.contains("package.install") && err.contains("not a package file in the import"),
         "{err}"
     );
 

@@ -23,6 +23,7 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,6 +76,17 @@ struct Args {
     /// rotated (each daemon keeps two); default: hearth-container's, 1 MiB.
     #[arg(long, value_parser = clap::value_parser!(u64).range(4096..))]
     service_log_max_bytes: Option<u64>,
+    /// Another directory `package.install {path}` may read (besides `<data>/import`).
+    #[arg(long)]
+    import_dir: Vec<PathBuf>,
+    /// Let `package.install {url}` fetch from this non-public range (CIDR, e.g. a LAN
+    /// mirror's `192.168.1.0/24`); repeatable. The service bridge stays refused.
+    #[arg(long, value_parser = check_cidr)]
+    allow_package_source: Vec<String>,
+}
+
+fn check_cidr(s: &str) -> Result<String, String> {
+    hearth_services::SourcePolicy::from_cidrs(&[s]).map(|_| s.to_owned())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +146,20 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         path: data_dir.clone(),
         source,
     })?;
+    // `package.install {path}` reads only below this (root only, 0700).
+    let import = data_dir.join(hearth_layout::PACKAGE_IMPORT_DIR);
+    std::fs::create_dir_all(&import)
+        .and_then(|()| std::fs::set_permissions(&import, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|source| DaemonError::CreateDataDir {
+            path: import.clone(),
+            source,
+        })?;
+    let _ = hearth_services::set_install_settings(hearth_services::InstallSettings {
+        extra_import_dirs: args.import_dir.clone(),
+        // Checked by clap: the empty (public-only) policy is never the fallback of a typo.
+        sources: hearth_services::SourcePolicy::from_cidrs(&args.allow_package_source)
+            .unwrap_or_default(),
+    });
     let mut config = ApiConfig::new(data_dir.clone());
     config.session_idle = Duration::from_secs(args.session_idle_secs);
     config.session_max_age = Duration::from_secs(args.session_max_age_secs);

@@ -153,6 +153,14 @@ pub enum InstallError {
         #[source]
         source: Box<hearth_s9pk::ReadError>,
     },
+    /// `package.install {path}`: not a regular file below an import directory (or not
+    /// openable there). Deliberately says no more: neither whether something exists
+    /// elsewhere nor what it holds.
+    #[error("not a package file in the import directory ({dir})")]
+    NotImportable {
+        /// The (default) import directory.
+        dir: PathBuf,
+    },
     /// `package.install {url}`: the download failed (nothing was installed).
     #[error(transparent)]
     Download(#[from] crate::download::DownloadError),

@@ -98,10 +98,64 @@ fn open_reader(path: &Path) -> Result<Reader, InstallError> {
         path: path.to_owned(),
         source,
     })?;
+    reader_of(file, path)
+}
+
+fn reader_of(file: File, path: &Path) -> Result<Reader, InstallError> {
     S9pkReader::open(BufReader::new(file), None).map_err(|source| InstallError::Verify {
         path: path.to_owned(),
         source: Box::new(source),
     })
+}
+
+/// Opens `path` for `package.install {path}`: only a regular file below one of
+/// `dirs` (the first is the default; a relative `path` is taken below it), reached
+/// without following any symlink below the directory (`openat2` with
+/// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, `O_NOFOLLOW`),
+/// opened `O_NONBLOCK` (a FIFO cannot park the thread) and checked with `fstat`
+/// after the open (no race with a swap). Every refusal is the same
+/// [`InstallError::NotImportable`]: it says nothing about what exists outside, or
+/// what a file holds.
+pub(crate) fn open_import(dirs: &[PathBuf], path: &Path) -> Result<(File, PathBuf), InstallError> {
+    use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+    let default = dirs.first().cloned().unwrap_or_default();
+    let refused = || InstallError::NotImportable {
+        dir: default.clone(),
+    };
+    let full = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        default.join(path)
+    };
+    let (dir, rest) = dirs
+        .iter()
+        .find_map(|d| Some((d, full.strip_prefix(d).ok()?)))
+        .ok_or_else(refused)?;
+    let plain = rest
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if rest.as_os_str().is_empty() || !plain {
+        return Err(refused());
+    }
+    let dir_fd = rustix::fs::open(
+        dir,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| refused())?;
+    let fd = rustix::fs::openat2(
+        &dir_fd,
+        rest,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|_| refused())?;
+    let stat = rustix::fs::fstat(&fd).map_err(|_| refused())?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Err(refused());
+    }
+    Ok((File::from(fd), full))
 }
 
 /// What an install may do beyond the default.
@@ -122,12 +176,29 @@ pub(crate) fn install(
     path: &Path,
     opts: InstallOptions,
 ) -> Result<(InstallResult, u64), InstallError> {
-    let mut reader = open_reader(path)?;
+    let file = File::open(path).map_err(|source| InstallError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    install_file(store, data_dir, host, file, path, opts)
+}
+
+/// [`install`] of an open package file (`path` names it in messages).
+pub(crate) fn install_file(
+    store: &Store,
+    data_dir: &Path,
+    host: &Host,
+    file: File,
+    path: &Path,
+    opts: InstallOptions,
+) -> Result<(InstallResult, u64), InstallError> {
+    let source_len = file.metadata().map_or(0, |m| m.len());
+    let mut reader = reader_of(file, path)?;
     let trusted = crate::trust::keys(store).map_err(|e| InstallError::Record {
         id: String::new(),
         reason: e.to_string(),
     })?;
-    let checked = check(
+    let mut checked = check(
         store,
         host,
         path,
@@ -135,6 +206,7 @@ pub(crate) fn install(
         &trusted,
         opts.allow_untrusted,
     )?;
+    checked.source_len = source_len;
     let id = checked.manifest.id.clone();
     let version = checked.manifest.version.to_string();
     let result = InstallResult {
@@ -434,7 +506,7 @@ fn check(
             key: hearth_s9pk::base64_encode(key.as_bytes()),
             trusted: is_trusted,
         },
-        source_len: std::fs::metadata(path).map_or(0, |m| m.len()),
+        source_len: 0,
         manifest,
     })
 }

@@ -63,10 +63,10 @@ mod update;
 mod usage;
 
 pub use container_client::ClientError;
-pub use download::{DEFAULT_DOWNLOAD_LIMIT, DownloadError};
+pub use download::{DEFAULT_DOWNLOAD_LIMIT, DownloadError, SourcePolicy};
 pub use error::{InstallError, PackageError, ReconcileError};
 pub use install::{Host, InstallOptions};
-pub use packages::Packages;
+pub use packages::{InstallSettings, Packages, set_install_settings};
 pub use reconcile::ContainerPlan;
 pub use service_calls::ServiceCallError;
 pub use supervisor::Supervisor;

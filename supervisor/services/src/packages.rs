@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use hearth_rpc::methods::package::{InstallResult, PackageSummary, TrustedKey};
 use hearth_store::Store;
 
 use crate::doc::{self, InstallState, PackageEntry};
+use crate::download::SourcePolicy;
 use crate::error::{InstallError, PackageError};
 use crate::install::{Host, InstallOptions};
 use crate::status::Desired;
@@ -23,17 +25,58 @@ pub struct Packages {
     data_dir: PathBuf,
     host: Host,
     download_limit: u64,
+    /// Where `package.install {path}` may read; the first is the default.
+    import_dirs: Vec<PathBuf>,
+    /// Which addresses `package.install {url}` may fetch from.
+    sources: SourcePolicy,
+}
+
+/// What the process (hearthd's flags) allows every [`Packages`] beyond the default:
+/// set once at start-up with [`set_install_settings`], before any `Packages` is made.
+#[derive(Debug, Clone, Default)]
+pub struct InstallSettings {
+    /// Directories `package.install {path}` may read besides `<data>/import`
+    /// (`hearthd --import-dir`).
+    pub extra_import_dirs: Vec<PathBuf>,
+    /// Addresses `package.install {url}` may fetch from although they are not public
+    /// (`hearthd --allow-package-source CIDR`, e.g. a LAN mirror).
+    pub sources: SourcePolicy,
+}
+
+static SETTINGS: OnceLock<InstallSettings> = OnceLock::new();
+
+/// Sets the process-wide [`InstallSettings`] (once; a second call is refused and
+/// returns the settings back).
+pub fn set_install_settings(settings: InstallSettings) -> Result<(), InstallSettings> {
+    SETTINGS.set(settings)
 }
 
 impl Packages {
     /// Packages stored in `store`, with files under `data_dir`, for `host`.
     pub fn new(store: Store, data_dir: PathBuf, host: Host) -> Packages {
+        let settings = SETTINGS.get().cloned().unwrap_or_default();
+        let mut import_dirs = vec![data_dir.join(hearth_layout::PACKAGE_IMPORT_DIR)];
+        import_dirs.extend(settings.extra_import_dirs);
         Packages {
             store,
             data_dir,
             host,
             download_limit: crate::download::DEFAULT_DOWNLOAD_LIMIT,
+            import_dirs,
+            sources: settings.sources,
         }
+    }
+
+    /// Replaces which non-public addresses `install_url` may fetch from.
+    pub fn with_sources(mut self, sources: SourcePolicy) -> Packages {
+        self.sources = sources;
+        self
+    }
+
+    /// Adds a directory `install_import` may read from.
+    pub fn with_import_dir(mut self, dir: PathBuf) -> Packages {
+        self.import_dirs.push(dir);
+        self
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -86,8 +129,13 @@ impl Packages {
         url: &str,
         opts: InstallOptions,
     ) -> Result<(InstallResult, u64), InstallError> {
-        let path =
-            crate::download::download(&self.store, &self.data_dir, url, self.download_limit)?;
+        let path = crate::download::download(
+            &self.store,
+            &self.data_dir,
+            url,
+            self.download_limit,
+            &self.sources,
+        )?;
         let result = self.install_with(&path, opts);
         if let Err(error) = std::fs::remove_file(&path) {
             tracing::warn!(path = %path.display(), %error, "cannot remove the downloaded package");
@@ -102,7 +150,23 @@ impl Packages {
         self
     }
 
-    /// [`Self::install`] with every option. A newer version of an installed package
+    /// `package.install {path}`: installs a package file below an import directory
+    /// (`<data>/import` or a `hearthd --import-dir`; a relative `path` is taken below
+    /// `<data>/import`). Opened without following links, regular files only, and every
+    /// refusal is the same generic [`InstallError::NotImportable`] (`install.rs`,
+    /// `open_import`).
+    pub fn install_import(
+        &self,
+        path: &Path,
+        opts: InstallOptions,
+    ) -> Result<(InstallResult, u64), InstallError> {
+        let (file, full) = crate::install::open_import(&self.import_dirs, path)?;
+        crate::install::install_file(&self.store, &self.data_dir, &self.host, file, &full, opts)
+    }
+
+    /// [`Self::install`] with every option (any path hearthd itself chose: uploads,
+    /// downloads, tests; the API's `{path}` goes through [`Self::install_import`]).
+    /// A newer version of an installed package
     /// starts its update (`update.rs`) and returns once the new version is staged.
     pub fn install_with(
         &self,

@@ -6,6 +6,7 @@
 mod integration {
     mod common;
     mod download;
+    mod import;
     mod install;
     mod lifecycle;
 }

@@ -205,7 +205,9 @@ fn install_command(method: &MethodInfo) -> Command {
         .about("Install a package: upload a .s9pk file, or name one on the server")
         .long_about(format!(
             "Install a package. SOURCE is a .s9pk file on this machine, streamed to \
-             hearthd{url_help}; --path names a file already on the server. The \
+             hearthd{url_help}; --path names a file already in the server's import \
+             directory (`<data>/import`, or a directory hearthd was given with \
+             --import-dir; absolute, or relative to `<data>/import`). The \
              signature and every hash are checked before anything is unpacked, and the \
              signer must be trusted (`hearth package trust add`) unless \
              --allow-untrusted is given. (Method: {}.) {}",
@@ -225,7 +227,10 @@ fn install_command(method: &MethodInfo) -> Command {
             Arg::new(PATH_ARG)
                 .long("path")
                 .value_name("SERVER_PATH")
-                .help("Absolute path of a .s9pk file on the server instead of SOURCE"),
+                .help(
+                    "A .s9pk file in the server's import directory (<data>/import) \
+                     instead of SOURCE",
+                ),
         )
         .arg(
             Arg::new(ALLOW_UNTRUSTED_ARG)

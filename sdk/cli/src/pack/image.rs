@@ -144,6 +144,8 @@ fn build_inner(
         cmd: None,
     };
     let mut env: Vec<(String, String)> = vec![("PATH".into(), DEFAULT_PATH.into())];
+    // One extraction budget for the image, across its layers.
+    let mut budget = layer::Budget::from_env();
     match &plan.source {
         SourceKind::Rootfs(dir) => fsops::copy_tree(dir, &root)?,
         SourceKind::Oci(path) => {
@@ -155,14 +157,14 @@ fn build_inner(
                     &loaded
                 }
             };
-            oci::apply(image, &root)?;
+            oci::apply(image, &root, &mut budget)?;
             if let Some(config) = &image.config {
                 apply_oci_config(config, &mut metadata, &mut env);
             }
         }
         SourceKind::Debian(src) => {
             let tarball = debian::rootfs_tarball(src, arch, ctx.epoch, ctx.cache, &scratch)?;
-            layer::apply_layer(&root, &tarball)?;
+            layer::apply_layer_within(&root, &tarball, &mut budget)?;
             debian::remove_volatile(&root)?;
         }
     }

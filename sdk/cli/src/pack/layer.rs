@@ -8,6 +8,18 @@
 //! ever hide lower layers, whatever their order inside the tar. Compression is
 //! recognised by magic bytes, not by media type (Docker labels are unreliable).
 //!
+//! # Budget and sparse files
+//! A layer is untrusted input: a few KiB of gzip can expand to terabytes. Every
+//! extraction draws on a [`Budget`] (per image, across its layers): at most
+//! [`DEFAULT_MAX_BYTES`] bytes of file contents and [`DEFAULT_MAX_ENTRIES`] entries
+//! (`HEARTH_PACK_MAX_BYTES` / `HEARTH_PACK_MAX_ENTRIES` change them); past it the
+//! layer fails with [`LayerError::Budget`], the file being written is removed, and the
+//! caller's scratch directory goes with the failed pack. The budget counts a file's
+//! full size, holes included (the squashfs build reads them). File contents are
+//! written sparse: runs of zero blocks (the holes of a GNU sparse entry, which `tar`
+//! hands over as zeros, or zeros stored in full) are skipped with a seek, so neither
+//! kind inflates on disk.
+//!
 //! # Invariants
 //! Entry paths and hard-link targets are relative and free of `..`; nothing is
 //! written through a symlink (see `fsops`). Ownership and modes come from the
@@ -15,7 +27,7 @@
 //! nodes and FIFOs are skipped with a warning (containers get `/dev` from LXC).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +39,70 @@ use super::fsops::{
 };
 
 const WHITEOUT_PREFIX: &str = ".wh.";
+/// Default most bytes of file contents extracted for one image (all layers).
+pub(crate) const DEFAULT_MAX_BYTES: u64 = 64 << 30;
+/// Default most entries extracted for one image (all layers).
+pub(crate) const DEFAULT_MAX_ENTRIES: u64 = 4_000_000;
+/// Zero blocks of this size are skipped (left as holes) rather than written.
+const HOLE_BLOCK: usize = 4096;
+
+/// What extraction may still write (see the module docs).
+#[derive(Debug, Clone)]
+pub(crate) struct Budget {
+    max_bytes: u64,
+    max_entries: u64,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget {
+    /// At most `max_bytes` of contents and `max_entries` entries.
+    pub(crate) fn new(max_bytes: u64, max_entries: u64) -> Budget {
+        Budget {
+            max_bytes,
+            max_entries,
+            bytes: 0,
+            entries: 0,
+        }
+    }
+
+    /// The defaults, or `HEARTH_PACK_MAX_BYTES` / `HEARTH_PACK_MAX_ENTRIES`.
+    pub(crate) fn from_env() -> Budget {
+        let var = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        Budget::new(
+            var("HEARTH_PACK_MAX_BYTES", DEFAULT_MAX_BYTES),
+            var("HEARTH_PACK_MAX_ENTRIES", DEFAULT_MAX_ENTRIES),
+        )
+    }
+
+    fn take_entry(&mut self) -> Result<(), Exceeded> {
+        self.entries += 1;
+        if self.entries > self.max_entries {
+            return Err(Exceeded::Entries(self.max_entries));
+        }
+        Ok(())
+    }
+
+    fn take_bytes(&mut self, n: u64) -> Result<(), Exceeded> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > self.max_bytes {
+            return Err(Exceeded::Bytes(self.max_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// Which limit of the [`Budget`] was hit.
+#[derive(Debug, Clone, Copy)]
+enum Exceeded {
+    Bytes(u64),
+    Entries(u64),
+}
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 
 /// A layer could not be applied.
@@ -49,6 +125,22 @@ pub(crate) enum LayerError {
         entry: String,
         /// What went wrong.
         source: FsError,
+    },
+    /// The image would expand past its extraction budget (a tar bomb, or an image
+    /// larger than the limits).
+    #[error(
+        "layer {layer}: extracting it would exceed the image's limit of {limit} {what} \
+         (a tar bomb? {var} raises the limit)"
+    )]
+    Budget {
+        /// The layer file.
+        layer: PathBuf,
+        /// `bytes` or `entries`.
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+        /// The environment variable that sets it.
+        var: &'static str,
     },
     /// An entry's header is unusable (e.g. a uid beyond 32 bits).
     #[error("layer {layer}, entry {entry:?}: {reason}")]
@@ -86,17 +178,44 @@ enum Whiteout {
     Opaque(PathBuf),
 }
 
-/// Applies the layer at `layer` to `root`.
+/// Applies the layer at `layer` to `root` with a budget of its own
+/// ([`Budget::from_env`]).
 pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
+    apply_layer_within(root, layer, &mut Budget::from_env())
+}
+
+/// Applies the layer at `layer` to `root`, drawing on `budget`.
+pub(crate) fn apply_layer_within(
+    root: &Path,
+    layer: &Path,
+    budget: &mut Budget,
+) -> Result<(), LayerError> {
     let read_err = |source| LayerError::Read {
         layer: layer.to_path_buf(),
         source,
     };
+    let over = |e: Exceeded| {
+        let (what, limit, var) = match e {
+            Exceeded::Bytes(l) => ("bytes", l, "HEARTH_PACK_MAX_BYTES"),
+            Exceeded::Entries(l) => ("entries", l, "HEARTH_PACK_MAX_ENTRIES"),
+        };
+        LayerError::Budget {
+            layer: layer.to_path_buf(),
+            what,
+            limit,
+            var,
+        }
+    };
+    // Pass 1 counts entries and declared sizes against what is left (without taking
+    // them): a bomb is refused before its contents are even decompressed.
+    let mut counting = budget.clone();
     // Pass 1: whiteouts.
     let mut whiteouts = Vec::new();
     let mut archive = tar::Archive::new(open_layer(layer).map_err(read_err)?);
     for entry in archive.entries().map_err(read_err)? {
         let entry = entry.map_err(read_err)?;
+        counting.take_entry().map_err(over)?;
+        counting.take_bytes(entry.size()).map_err(over)?;
         let raw = entry.path().map_err(read_err)?.into_owned();
         let entry_err = |source| LayerError::Entry {
             layer: layer.to_path_buf(),
@@ -151,7 +270,9 @@ pub(crate) fn apply_layer(root: &Path, layer: &Path) -> Result<(), LayerError> {
         if !matches!(whiteout_of(&rel), Ok(None)) || is_aufs_meta(&rel) {
             continue;
         }
-        let written = write_entry(root, &rel, &mut entry).map_err(|e| match e {
+        budget.take_entry().map_err(over)?;
+        let written = write_entry(root, &rel, &mut entry, budget).map_err(|e| match e {
+            EntryFailure::Budget(e) => over(e),
             EntryFailure::Fs(source) => LayerError::Entry {
                 layer: layer.to_path_buf(),
                 entry: raw.display().to_string(),
@@ -210,6 +331,7 @@ fn is_aufs_meta(rel: &Path) -> bool {
 enum EntryFailure {
     Fs(FsError),
     Header(String),
+    Budget(Exceeded),
 }
 
 impl From<FsError> for EntryFailure {
@@ -227,6 +349,7 @@ fn write_entry<R: Read>(
     root: &Path,
     rel: &Path,
     entry: &mut tar::Entry<'_, R>,
+    budget: &mut Budget,
 ) -> Result<bool, EntryFailure> {
     let header = entry.header();
     let kind = header.entry_type();
@@ -250,14 +373,26 @@ fn write_entry<R: Read>(
             ensure_dir(&full)?;
             set_owner_mode(&full, uid, gid, Some(mode))?;
         }
-        EntryType::Regular | EntryType::Continuous => {
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            // The declared size first: a bomb's header already says what it is.
+            let mut declared = budget.clone();
+            declared
+                .take_bytes(entry.size())
+                .map_err(EntryFailure::Budget)?;
             remove_any(&full)?;
             let mut out = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&full)
                 .map_err(fsops::io_err("creating", &full))?;
-            io::copy(entry, &mut out).map_err(fsops::io_err("writing", &full))?;
+            if let Err(e) = copy_sparse(entry, &mut out, budget) {
+                drop(out);
+                let _ = fs::remove_file(&full);
+                return Err(match e {
+                    CopyFailure::Budget(e) => EntryFailure::Budget(e),
+                    CopyFailure::Io(e) => EntryFailure::Fs(fsops::io_err("writing", &full)(e)),
+                });
+            }
             set_owner_mode(&full, uid, gid, Some(mode))?;
         }
         EntryType::Symlink => {
@@ -301,6 +436,43 @@ fn write_entry<R: Read>(
         }
     }
     Ok(true)
+}
+
+enum CopyFailure {
+    Io(io::Error),
+    Budget(Exceeded),
+}
+
+/// Copies `src` into the empty file `out`, leaving every all-zero [`HOLE_BLOCK`] as a
+/// hole (a seek instead of a write; the final length set at the end), and takes the
+/// bytes from `budget` as they come.
+fn copy_sparse(
+    src: &mut impl Read,
+    out: &mut File,
+    budget: &mut Budget,
+) -> Result<u64, CopyFailure> {
+    let mut buf = vec![0u8; 16 * HOLE_BLOCK];
+    let mut len: u64 = 0;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyFailure::Io(e)),
+        };
+        budget.take_bytes(n as u64).map_err(CopyFailure::Budget)?;
+        for block in buf[..n].chunks(HOLE_BLOCK) {
+            if block.iter().all(|b| *b == 0) {
+                out.seek(SeekFrom::Current(block.len() as i64))
+                    .map_err(CopyFailure::Io)?;
+            } else {
+                out.write_all(block).map_err(CopyFailure::Io)?;
+            }
+        }
+        len += n as u64;
+    }
+    out.set_len(len).map_err(CopyFailure::Io)?;
+    Ok(len)
 }
 
 #[cfg(test)]

@@ -337,3 +337,182 @@ fn non_directories_cannot_replace_the_root() {
     assert!(apply_layer(&root, &layer).is_err());
     assert!(root.is_dir());
 }
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    io::Write::write_all(&mut e, bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// A gzip layer (concatenated members, so it is built fast) of one file of `size`
+/// bytes: zeros, the last ones `tail`. A GiB is about a MiB compressed.
+#[allow(clippy::cast_possible_truncation)]
+fn zeros_gz(path: &Path, name: &str, size: u64, tail: &[u8]) -> PathBuf {
+    const CHUNK: u64 = 1 << 20;
+    let mut header = tar::Header::new_gnu();
+    header.set_path(name).unwrap();
+    header.set_entry_type(EntryType::Regular);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_cksum();
+    let mut out = gz(header.as_bytes());
+    let zeros = gz(&vec![0u8; CHUNK as usize]);
+    let body = size - tail.len() as u64;
+    for _ in 0..body / CHUNK {
+        out.extend_from_slice(&zeros);
+    }
+    let mut rest = vec![0u8; (body % CHUNK) as usize];
+    rest.extend_from_slice(tail);
+    let pad = (512 - size % 512) % 512;
+    rest.extend(std::iter::repeat_n(0u8, pad as usize + 1024));
+    out.extend_from_slice(&gz(&rest));
+    fs::write(path, out).unwrap();
+    path.to_path_buf()
+}
+
+/// Blocks allocated on disk, in bytes.
+fn allocated(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[test]
+fn a_tar_bomb_is_refused_with_a_clear_error_and_leaves_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    // 1 GiB of zeros: about 1 MiB of gzip.
+    let bomb = zeros_gz(&work.path().join("bomb.tar.gz"), "big", 1 << 30, b"");
+    assert!(fs::metadata(&bomb).unwrap().len() < 2 << 20);
+    let err = apply_layer_within(&root, &bomb, &mut Budget::new(64 << 20, 1000)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, LayerError::Budget { what: "bytes", .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("67108864 bytes") && msg.contains("HEARTH_PACK_MAX_BYTES"),
+        "{msg}"
+    );
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "nothing written");
+    // Too many entries, each tiny.
+    let mut many = Layer::new();
+    for i in 0..20 {
+        many.file(&format!("f{i}"), "x");
+    }
+    let many = many.write(&work.path().join("many.tar"));
+    let err = apply_layer_within(&root, &many, &mut Budget::new(1 << 20, 10)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LayerError::Budget {
+                what: "entries",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "nothing written");
+    // The budget spans layers: two layers each within it, together over.
+    let half = zeros_gz(&work.path().join("half.tar.gz"), "half", 40 << 20, b"");
+    let mut budget = Budget::new(64 << 20, 1000);
+    apply_layer_within(&root, &half, &mut budget).unwrap();
+    let again = zeros_gz(&work.path().join("again.tar.gz"), "again", 40 << 20, b"");
+    let err = apply_layer_within(&root, &again, &mut budget).unwrap_err();
+    assert!(matches!(err, LayerError::Budget { .. }), "{err}");
+    assert!(!root.join("again").exists());
+}
+
+#[test]
+fn a_lying_size_is_caught_while_copying_and_the_partial_file_removed() {
+    // Declared sizes pass the first check; the contents are counted as written.
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let layer = zeros_gz(&work.path().join("l.tar.gz"), "f", 3 << 20, b"");
+    let mut budget = Budget::new(4 << 20, 1000);
+    budget.take_bytes(2 << 20).unwrap();
+    // Pass 1 sees 3 MiB declared against 2 MiB left: refused before any write.
+    assert!(apply_layer_within(&root, &layer, &mut budget).is_err());
+    assert!(!root.join("f").exists());
+    // copy_sparse itself stops at the budget.
+    let mut out = File::create(work.path().join("out")).unwrap();
+    let mut small = Budget::new(1 << 20, 10);
+    let data = vec![1u8; 3 << 20];
+    assert!(matches!(
+        copy_sparse(&mut &data[..], &mut out, &mut small),
+        Err(CopyFailure::Budget(Exceeded::Bytes(_)))
+    ));
+}
+
+#[test]
+fn zero_runs_and_gnu_sparse_entries_stay_sparse() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir(&root).unwrap();
+    // 64 MiB of stored zeros with a marker at the end.
+    let size: u64 = 64 << 20;
+    zeros_gz(&work.path().join("z.tar.gz"), "zeros", size, b"tail");
+    apply_layer(&root, &work.path().join("z.tar.gz")).unwrap();
+    let out = root.join("zeros");
+    assert_eq!(fs::metadata(&out).unwrap().len(), size);
+    assert!(
+        allocated(&out) < 1 << 20,
+        "inflated: {} bytes",
+        allocated(&out)
+    );
+    let mut tail = [0u8; 4];
+    let mut f = File::open(&out).unwrap();
+    f.seek(SeekFrom::End(-4)).unwrap();
+    f.read_exact(&mut tail).unwrap();
+    assert_eq!(&tail, b"tail");
+
+    // A GNU sparse entry (type 'S'), as `tar --sparse` writes it: 64 MiB, data only
+    // in two 512-byte chunks at 0 and at 32 MiB. (Before this change such entries
+    // were skipped as unsupported: the file was missing from the image.)
+    let real: u64 = 64 << 20;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("sparse").unwrap();
+    header.set_entry_type(EntryType::GNUSparse);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header.set_size(1024);
+    {
+        let gnu = header.as_gnu_mut().unwrap();
+        let octal = |field: &mut [u8], v: u64| {
+            let s = format!("{v:0width$o}", width = field.len() - 1);
+            field[..s.len()].copy_from_slice(s.as_bytes());
+            field[s.len()] = 0;
+        };
+        octal(&mut gnu.realsize, real);
+        octal(&mut gnu.sparse[0].offset, 0);
+        octal(&mut gnu.sparse[0].numbytes, 512);
+        octal(&mut gnu.sparse[1].offset, 32 << 20);
+        octal(&mut gnu.sparse[1].numbytes, 512);
+        // GNU tar ends the map with an empty chunk at the real size (the final hole).
+        octal(&mut gnu.sparse[2].offset, real);
+        octal(&mut gnu.sparse[2].numbytes, 0);
+    }
+    header.set_cksum();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut data = vec![b'a'; 512];
+    data.extend(vec![b'b'; 512]);
+    tar.append(&header, &data[..]).unwrap();
+    fs::write(work.path().join("s.tar"), tar.into_inner().unwrap()).unwrap();
+    apply_layer(&root, &work.path().join("s.tar")).unwrap();
+    let out = root.join("sparse");
+    assert_eq!(fs::metadata(&out).unwrap().len(), real);
+    assert!(
+        allocated(&out) < 1 << 20,
+        "inflated: {} bytes",
+        allocated(&out)
+    );
+    let bytes = fs::read(&out).unwrap();
+    assert!(bytes[..512].iter().all(|b| *b == b'a'));
+    assert!(bytes[32 << 20..(32 << 20) + 512].iter().all(|b| *b == b'b'));
+    assert_eq!(bytes.iter().filter(|b| **b != 0).count(), 1024);
+}

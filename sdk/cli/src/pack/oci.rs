@@ -420,10 +420,15 @@ fn find(
     Ok(None)
 }
 
-/// Applies the image's layers in order to `root`.
-pub(crate) fn apply(image: &OciImage, root: &Path) -> Result<(), OciError> {
+/// Applies the image's layers in order to `root`, all drawing on one `budget`.
+pub(crate) fn apply(
+    image: &OciImage,
+    root: &Path,
+    budget: &mut layer::Budget,
+) -> Result<(), OciError> {
     for blob in &image.layers {
-        layer::apply_layer(root, blob).map_err(|source| OciError::Layer { source })?;
+        layer::apply_layer_within(root, blob, budget)
+            .map_err(|source| OciError::Layer { source })?;
     }
     Ok(())
 }

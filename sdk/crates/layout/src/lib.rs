@@ -40,6 +40,10 @@ pub const PACKAGE_IMAGE_DIR: &str = "packages/images";
 /// Per-service data (volumes, container overlay), `<id>/`, relative to the data directory.
 pub const PACKAGE_DATA_DIR: &str = "packages/data";
 
+/// Where `package.install {path}` takes packages from (hearthd creates it, mode 0700;
+/// only regular files below it are opened, never through a symlink), relative to the
+/// data directory.
+pub const PACKAGE_IMPORT_DIR: &str = "import";
 /// Uploaded packages while they are received, relative to the data directory.
 pub const PACKAGE_UPLOAD_DIR: &str = "packages/upload";
 /// Package upload (POST, raw `.s9pk` body; `?allowUntrusted=true` to accept an unknown signer).

@@ -1,4 +1,4 @@
-//! `package.*`: install from a path, trusted signers, desired run state.
+//! `package.*`: install from the import directory or a URL, trusted signers, desired run state.
 //!
 //! Handlers only call [`Packages`] (blocking, so through `spawn_blocking`); the
 //! reconcile loop in `hearth-services` does the container work. The mapping of
@@ -33,6 +33,7 @@ pub(crate) fn install_error(e: InstallError) -> RpcError {
             RpcError::new(ErrorCode::NotFound, message).with("what", "file")
         }
         InstallError::Open { .. } => refused("unreadable", message),
+        InstallError::NotImportable { .. } => refused("notImportable", message),
         InstallError::Verify { .. } => refused("verification", message),
         InstallError::UntrustedSigner { fingerprint, .. } => {
             refused("untrustedSigner", message).with("fingerprint", fingerprint)
@@ -58,6 +59,9 @@ pub(crate) fn install_error(e: InstallError) -> RpcError {
         }
         InstallError::Download(DownloadError::Status { status, .. }) => {
             refused("download", message).with("status", status)
+        }
+        InstallError::Download(DownloadError::Unreachable { .. }) => {
+            refused("unreachable", message)
         }
         InstallError::Download(_) => refused("download", message),
         ref e if crate::upload::is_no_space(e) => {
@@ -207,14 +211,9 @@ pub(crate) fn register(r: &mut Registry, packages: Packages) {
             };
             let (result, rev) = match (params.path, params.url) {
                 (Some(path), None) => {
-                    if !Path::new(&path).is_absolute() {
-                        return Err(RpcError::invalid_params(
-                            "path",
-                            "must be an absolute path on the server",
-                        ));
-                    }
+                    // Only below an import directory; see `Packages::install_import`.
                     blocking("install package", move || {
-                        p.install_with(Path::new(&path), opts)
+                        p.install_import(Path::new(&path), opts)
                             .map_err(install_error)
                     })
                     .await?

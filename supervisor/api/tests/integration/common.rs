@@ -316,12 +316,20 @@ pub fn write_package(
     path.display().to_string()
 }
 
+impl TestServer {
+    /// `<data>/import` (created): where `package.install {path}` may read.
+    pub fn import_dir(&self) -> std::path::PathBuf {
+        let dir = self.dir.path().join(hearth_layout::PACKAGE_IMPORT_DIR);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
+
 /// Installs package `id` with `spec` through `package.install` (an untrusted signer
 /// allowed).
 pub async fn install_package(s: &TestServer, id: &str, spec: &Value) {
-    let dir = tempfile::tempdir().unwrap();
     let key = hearth_s9pk::SigningKey::from_bytes(&[3u8; 32]);
-    let path = write_package(dir.path(), &key, id, spec);
+    let path = write_package(&s.import_dir(), &key, id, spec);
     let r = s
         .local_call(
             "package.install",

@@ -12,9 +12,8 @@ fn hello_spec() -> Value {
 #[tokio::test]
 async fn trust_then_install_records_the_package_and_refusals_say_why() {
     let s = TestServer::set_up().await;
-    let dir = tempfile::tempdir().unwrap();
     let key = SigningKey::from_bytes(&[9u8; 32]);
-    let path = write_package(dir.path(), &key, "hello", &hello_spec());
+    let path = write_package(&s.import_dir(), &key, "hello", &hello_spec());
 
     let r = s.local_call("package.install", json!({"path": path})).await;
     assert_eq!(error_code(&r), -32602, "{r}");
@@ -51,14 +50,37 @@ async fn trust_then_install_records_the_package_and_refusals_say_why() {
 
     let again = s.local_call("package.install", json!({"path": path})).await;
     assert_eq!(again["error"]["data"]["reason"], "alreadyInstalled");
-    let r = s
-        .local_call("package.install", json!({"path": "rel.s9pk"}))
+    // A name relative to the import directory is the same file.
+    let again = s
+        .local_call("package.install", json!({"path": "hello.s9pk"}))
         .await;
-    assert_eq!(r["error"]["data"]["path"], "path");
-    let r = s
-        .local_call("package.install", json!({"path": "/nonexistent/x.s9pk"}))
-        .await;
-    assert_eq!(error_code(&r), 6);
+    assert_eq!(
+        again["error"]["data"]["reason"], "alreadyInstalled",
+        "{again}"
+    );
+    // Outside the import directory, missing or not: one generic refusal, nothing of
+    // the file in it.
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, "top secret bytes").unwrap();
+    let link = s.import_dir().join("link.s9pk");
+    std::os::unix::fs::symlink(&secret, &link).unwrap();
+    let mut seen = Vec::new();
+    for path in [
+        secret.display().to_string(),
+        "/nonexistent/x.s9pk".to_owned(),
+        link.display().to_string(),
+        "link.s9pk".to_owned(),
+        "../db/hearth.redb".to_owned(),
+        s.import_dir().display().to_string(),
+    ] {
+        let r = s.local_call("package.install", json!({"path": path})).await;
+        assert_eq!(r["error"]["data"]["reason"], "notImportable", "{path}: {r}");
+        assert!(!r.to_string().contains("top secret"), "{r}");
+        seen.push(r["error"]["message"].clone());
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "one message for every refusal: {seen:?}");
     let r = s.local_call("package.start", json!({"id": "nope"})).await;
     assert_eq!(error_code(&r), 6);
     let r = s.local_call("package.start", json!({"id": "hello"})).await;

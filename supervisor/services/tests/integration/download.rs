@@ -1,11 +1,15 @@
 //! `Packages::install_url` against a real HTTP server on 127.0.0.1 (a small
-//! std::net server in a thread): install, size limits, server errors, bad URLs.
+//! std::net server in a thread): install, size limits, server errors, bad URLs, the
+//! address policy (loopback refused unless allowed, redirects checked per hop) and
+//! credentials kept out of the state, the errors and the log.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hearth_services::{DownloadError, InstallError, InstallOptions};
+use hearth_services::{DownloadError, InstallError, InstallOptions, Packages, SourcePolicy};
 
 use super::common::{Pkg, World, key, pem};
 
@@ -18,15 +22,32 @@ enum Answer {
     Unsized(PathBuf),
     /// This status, empty body.
     Status(u16),
+    /// 302 to this location.
+    Redirect(String),
+}
+
+/// `w`'s packages allowed to fetch from 127.0.0.1 (what these tests' servers use).
+fn loopback(w: &World) -> Packages {
+    w.packages
+        .clone()
+        .with_sources(SourcePolicy::from_cidrs(&["127.0.0.1/32"]).unwrap())
 }
 
 /// Serves `answer` to every request; returns the base URL.
 fn serve(answer: Answer) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    serve_on("127.0.0.1", answer).0
+}
+
+/// Serves `answer` on `ip`; returns the base URL and the count of connections.
+fn serve_on(ip: &str, answer: Answer) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind((ip, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
@@ -51,10 +72,14 @@ fn serve(answer: Answer) -> String {
                     conn,
                     "HTTP/1.1 {s} Nope\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 ),
+                Answer::Redirect(to) => write!(
+                    conn,
+                    "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
             };
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), hits)
 }
 
 fn uploads_empty(w: &World) -> bool {
@@ -70,8 +95,7 @@ fn install_from_a_url_downloads_verifies_installs_and_cleans_up() {
     w.packages.trust_add(&pem(&dev), None).unwrap();
     let path = Pkg::new("hello").write(&dev, w.dir.path());
     let url = serve(Answer::File(path));
-    let (res, _) = w
-        .packages
+    let (res, _) = loopback(&w)
         .install_url(&format!("{url}/hello.s9pk"), InstallOptions::default())
         .unwrap();
     assert_eq!(res.id, "hello");
@@ -95,8 +119,7 @@ fn unsized_body_is_accepted_and_an_untrusted_download_is_refused_and_removed() {
     let dev = key("dev");
     let path = Pkg::new("hello").write(&dev, w.dir.path());
     let url = serve(Answer::Unsized(path));
-    let err = w
-        .packages
+    let err = loopback(&w)
         .install_url(&format!("{url}/p.s9pk"), InstallOptions::default())
         .unwrap_err();
     assert!(matches!(err, InstallError::UntrustedSigner { .. }), "{err}");
@@ -105,7 +128,7 @@ fn unsized_body_is_accepted_and_an_untrusted_download_is_refused_and_removed() {
         allow_untrusted: true,
         ..InstallOptions::default()
     };
-    w.packages
+    loopback(&w)
         .install_url(&format!("{url}/p.s9pk"), opts)
         .unwrap();
     assert_eq!(w.entry("hello")["signer"]["trusted"], false);
@@ -123,7 +146,7 @@ fn packages_over_the_limit_are_refused_declared_or_streamed() {
         } else {
             Answer::File(path)
         });
-        let packages = w.packages.clone().with_download_limit(len - 1);
+        let packages = loopback(&w).with_download_limit(len - 1);
         let err = packages
             .install_url(&format!("{url}/p.s9pk"), InstallOptions::default())
             .unwrap_err();
@@ -140,8 +163,7 @@ fn packages_over_the_limit_are_refused_declared_or_streamed() {
 fn server_errors_and_bad_urls_are_clear_and_write_nothing() {
     let w = World::new();
     let url = serve(Answer::Status(404));
-    let err = w
-        .packages
+    let err = loopback(&w)
         .install_url(&format!("{url}/missing.s9pk"), InstallOptions::default())
         .unwrap_err();
     assert!(
@@ -167,17 +189,131 @@ fn server_errors_and_bad_urls_are_clear_and_write_nothing() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let err = w
-        .packages
+    let err = loopback(&w)
         .install_url(
             &format!("http://{closed}/p.s9pk"),
             InstallOptions::default(),
         )
         .unwrap_err();
     assert!(
-        matches!(err, InstallError::Download(DownloadError::Http { .. })),
+        matches!(
+            err,
+            InstallError::Download(DownloadError::Unreachable { .. })
+        ),
         "{err}"
     );
     assert!(uploads_empty(&w));
     assert_eq!(w.package_files(), Vec::<String>::new());
+}
+
+#[test]
+fn loopback_is_refused_by_default_before_connecting_and_allowed_by_the_setting() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    let (url, hits) = serve_on("127.0.0.1", Answer::File(path));
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut messages = Vec::new();
+    for target in [
+        format!("{url}/hello.s9pk"),
+        format!(
+            "http://localhost:{}/hello.s9pk",
+            &url[url.rfind(':').unwrap() + 1..]
+        ),
+        format!("http://{closed}/hello.s9pk"),
+    ] {
+        let err = w
+            .packages
+            .install_url(&target, InstallOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InstallError::Download(DownloadError::Unreachable { .. })
+            ),
+            "{target}: {err}"
+        );
+        messages.push(err.to_string().replace(&target, "URL"));
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "connected although refused");
+    // Refused (open port) and closed port read the same: no port-scan oracle.
+    messages.dedup();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    // A closed port with loopback allowed: the same error as a refused address.
+    let err = loopback(&w)
+        .install_url(
+            &format!("http://{closed}/p.s9pk"),
+            InstallOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string()
+            .replace(&format!("http://{closed}/p.s9pk"), "URL"),
+        messages[0]
+    );
+    assert!(uploads_empty(&w));
+    let (res, _) = loopback(&w)
+        .install_url(&format!("{url}/hello.s9pk"), InstallOptions::default())
+        .unwrap();
+    assert_eq!(res.id, "hello");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_redirect_to_a_refused_address_is_refused_and_an_allowed_one_followed() {
+    let w = World::new();
+    let dev = key("dev");
+    w.packages.trust_add(&pem(&dev), None).unwrap();
+    let path = Pkg::new("hello").write(&dev, w.dir.path());
+    let (target, target_hits) = serve_on("127.0.0.1", Answer::File(path));
+    // The first hop is on 127.0.0.2, the only address the policy allows.
+    let (first, _) = serve_on("127.0.0.2", Answer::Redirect(format!("{target}/p.s9pk")));
+    let only_first = w
+        .packages
+        .clone()
+        .with_sources(SourcePolicy::from_cidrs(&["127.0.0.2/32"]).unwrap());
+    let err = only_first
+        .install_url(&format!("{first}/p.s9pk"), InstallOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InstallError::Download(DownloadError::Unreachable { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "followed the redirect"
+    );
+    assert!(uploads_empty(&w));
+    // Both allowed: the redirect (relative too) is followed.
+    let both = w
+        .packages
+        .clone()
+        .with_sources(SourcePolicy::from_cidrs(&["127.0.0.0/8"]).unwrap());
+    let (res, _) = both
+        .install_url(&format!("{first}/p.s9pk"), InstallOptions::default())
+        .unwrap();
+    assert_eq!(res.id, "hello");
+    assert_eq!(target_hits.load(Ordering::SeqCst), 1);
+    // A redirect loop ends.
+    let (looping, hits) = serve_on("127.0.0.1", Answer::Redirect("/again".into()));
+    let err = both
+        .install_url(&format!("{looping}/p.s9pk"), InstallOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, InstallError::Download(DownloadError::Redirect { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        6,
+        "the first request and 5 redirects"
+    );
 }

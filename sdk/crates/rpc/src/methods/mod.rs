@@ -54,6 +54,18 @@ macro_rules! declare_methods {
         pub(crate) fn all() -> Vec<MethodInfo> {
             vec![$(MethodInfo::of::<$ty>()),*]
         }
+
+        /// Decodes `params` into method `name`'s params type and drops it (`None`: no
+        /// such method). For the envelope fuzz target and tests.
+        pub fn decode_params(
+            name: &str,
+            params: serde_json::Value,
+        ) -> Option<Result<(), serde_json::Error>> {
+            match name {
+                $($name => Some(serde_json::from_value::<$params>(params).map(|_| ())),)*
+                _ => None,
+            }
+        }
     };
 }
 
@@ -306,8 +318,10 @@ declare_methods! {
         mutates: true,
         params: package::InstallParams,
         result: package::InstallResult,
-        description: "Install an .s9pk file that is on the server (`path`) or at an \
-            http(s) `url` (downloaded to the server first, size-limited; progress in \
+        description: "Install an .s9pk file that is in the server's import directory \
+            (`path`: absolute, or relative to `<data>/import`; regular files only, no \
+            symlinks) or at an http(s) `url` (downloaded to the server first from a \
+            public address only unless hearthd allows a LAN source, size-limited; progress in \
             `/packageDownloads/<n>/progress {phase, bytesDone, bytesTotal}`). The signature, \
             every hash, the signer (must be trusted unless `allowUntrusted`), the CPU \
             architecture, the OS version, required dependencies and the service spec are \
