@@ -36,8 +36,12 @@
 //! LXC package, and `userns.conf` empties the device list meant for root-started
 //! containers); `lxc.cap.drop` (a deny-list keeps whatever a newer kernel adds);
 //! `lxc.no_new_privs` (it breaks set-uid programs such as `su` in service images, and the
-//! capability bounding set already caps what they can gain); AppArmor profiles (the
-//! hosts run without AppArmor; `unconfined` is explicit).
+//! capability bounding set already caps what they can gain).
+//!
+//! AppArmor: LXC's generated profile where the host enforces AppArmor and has
+//! `apparmor_parser` ([`AppArmor::detect`]), an explicit `unconfined` elsewhere (the
+//! development hosts' kernel has no AppArmor; the image's Debian kernel has it enabled but
+//! the image carries no `apparmor_parser`, so it is `unconfined` there too for now).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -88,6 +92,37 @@ pub struct RenderPaths<'a> {
     pub console_log: &'a Path,
     /// Where the runtime wrote [`SECCOMP_POLICY`].
     pub seccomp: &'a Path,
+    /// The AppArmor profile the host can enforce ([`AppArmor::detect`]).
+    pub apparmor: AppArmor,
+}
+
+/// Which AppArmor profile containers get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppArmor {
+    /// No profile: the kernel has no AppArmor (the development hosts), or the host lacks
+    /// `apparmor_parser` (the image, so far: its Debian kernel enables AppArmor, but the
+    /// parser is not installed).
+    Unconfined,
+    /// LXC's generated profile (`lxc.apparmor.profile = generated`, no nesting): denies
+    /// writes to `/proc/sys`, `/sys` and mounts beyond what LXC itself sets up.
+    Generated,
+}
+
+impl AppArmor {
+    /// [`AppArmor::Generated`] when the kernel enforces AppArmor
+    /// (`/sys/kernel/security/apparmor`) and LXC can compile its profile
+    /// (`apparmor_parser` in `/sbin` or `/usr/sbin`); [`AppArmor::Unconfined`] otherwise.
+    pub fn detect() -> Self {
+        let kernel = Path::new("/sys/kernel/security/apparmor/profiles").exists();
+        let parser = ["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"]
+            .iter()
+            .any(|p| Path::new(p).exists());
+        if kernel && parser {
+            Self::Generated
+        } else {
+            Self::Unconfined
+        }
+    }
 }
 
 /// The seccomp policy every container gets (LXC's v2 format; `[all]` applies it to the
@@ -193,7 +228,13 @@ pub fn render_config(
     let map = spec.id_map;
     line("lxc.idmap", &format!("u 0 {} {}", map.host_base, map.count));
     line("lxc.idmap", &format!("g 0 {} {}", map.host_base, map.count));
-    line("lxc.apparmor.profile", &"unconfined");
+    match paths.apparmor {
+        AppArmor::Unconfined => line("lxc.apparmor.profile", &"unconfined"),
+        AppArmor::Generated => {
+            line("lxc.apparmor.profile", &"generated");
+            line("lxc.apparmor.allow_nesting", &0);
+        }
+    }
     line("lxc.seccomp.profile", &paths.seccomp.display());
     let mut caps: Vec<&str> = BASE_CAPABILITIES.to_vec();
     caps.extend(spec.capabilities.iter().map(|c| c.lxc_name()));
@@ -354,6 +395,7 @@ mod tests {
             log_file: Path::new("/var/lib/hearth/lxc/hello-world/lxc.log"),
             console_log: Path::new("/var/lib/hearth/lxc/hello-world/console.log"),
             seccomp: Path::new("/var/lib/hearth/lxc/hello-world/seccomp"),
+            apparmor: AppArmor::Unconfined,
         }
     }
 
@@ -426,6 +468,15 @@ mod tests {
         s.capabilities = vec![crate::Capability::NetRaw, crate::Capability::IpcLock];
         s.id_map = crate::IdMap::for_index(7);
         insta::assert_snapshot!(render_config(&s, &paths(), CgroupVersion::V1));
+    }
+
+    #[test]
+    fn with_apparmor_generated() {
+        let p = RenderPaths {
+            apparmor: AppArmor::Generated,
+            ..paths()
+        };
+        insta::assert_snapshot!(render_config(&minimal_spec(), &p, CgroupVersion::V2));
     }
 
     #[test]

@@ -36,7 +36,9 @@ mod spec;
 mod stats;
 mod tool;
 
-pub use config::{BASE_CAPABILITIES, CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config};
+pub use config::{
+    AppArmor, BASE_CAPABILITIES, CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config,
+};
 pub use lxc::LxcRuntime;
 pub use mount::{MountError, mount_points};
 pub use runtime::{ContainerRuntime, ExecOutput, RuntimeError};

@@ -41,7 +41,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::bridge::ensure_bridge;
-use crate::config::{CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config};
+use crate::config::{AppArmor, CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config};
 use crate::mount::{
     IdmapUserns, MountError, idmap_userns, is_mount_point, mount_overlay, mount_squashfs_idmapped,
     shift_ids, unmount_detach,
@@ -61,6 +61,7 @@ const SPEC_FILE: &str = "hearth.json";
 pub struct LxcRuntime {
     lxc_path: PathBuf,
     cgroup: CgroupVersion,
+    apparmor: AppArmor,
     /// Containers with an operation in progress; one operation per container at a time.
     busy: Mutex<BTreeSet<ContainerId>>,
     released: Condvar,
@@ -103,10 +104,12 @@ impl LxcRuntime {
         fs::create_dir_all(&lxc_path)?;
         fs::set_permissions(&lxc_path, fs::Permissions::from_mode(0o711))?;
         let cgroup = detect_cgroup_version();
-        tracing::debug!(path = %lxc_path.display(), ?cgroup, "lxc runtime");
+        let apparmor = AppArmor::detect();
+        tracing::debug!(path = %lxc_path.display(), ?cgroup, ?apparmor, "lxc runtime");
         Ok(Self {
             lxc_path,
             cgroup,
+            apparmor,
             busy: Mutex::new(BTreeSet::new()),
             released: Condvar::new(),
             userns: Mutex::new(BTreeMap::new()),
@@ -281,6 +284,7 @@ impl LxcRuntime {
             log_file: &d.log,
             console_log: &d.console,
             seccomp: &d.seccomp,
+            apparmor: self.apparmor,
         };
         write_atomic(
             &d.config,
