@@ -59,9 +59,12 @@ if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   update-binfmts --enable qemu-aarch64
 fi
 
-# supervisor/lxc: unprivileged containers map uid/gid 0 to 100000 (65536 ids); LXC
-# checks that root may delegate that range. Idempotent: only appends a missing line.
+# supervisor/lxc: each container maps uid/gid 0 to its own 65536 ids at
+# 100000 + index * 65536 (index 0..255: 16777216 ids in all); LXC (through newuidmap)
+# checks that root may delegate that range. Idempotent: replaces the older
+# single-range line (root:100000:65536) and appends the line when missing.
 for f in /etc/subuid /etc/subgid; do
   touch "$f"
-  grep -qx 'root:100000:65536' "$f" || echo 'root:100000:65536' >>"$f"
+  sed -i '/^root:100000:65536$/d' "$f"
+  grep -qx 'root:100000:16777216' "$f" || echo 'root:100000:16777216' >>"$f"
 done

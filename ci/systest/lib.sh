@@ -18,8 +18,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 fi
 
 # NAME WHY TOOL…: refuses to run without root, a tool, or the built binaries; sets BIN,
-# WORK (a temp dir uid 100000 can traverse: the containers' root reaches rootfs and
-# volumes below it) and DATA.
+# WORK (a temp dir every container's root, whatever its id range, can traverse: it
+# reaches rootfs and volumes below it) and DATA.
 systest_setup() {
   SYSTEST="$1"
   [ "$(id -u)" = 0 ] || { echo "$SYSTEST: needs root ($2)" >&2; exit 1; }

@@ -33,6 +33,7 @@
 //! and more memory.
 
 mod action;
+mod caps;
 mod health;
 mod image;
 mod logs;
@@ -136,6 +137,8 @@ enum StartError {
     #[error(transparent)]
     Mount(#[from] mounts::MountError),
     #[error(transparent)]
+    Caps(#[from] caps::CapsError),
+    #[error(transparent)]
     Image(#[from] image::ImageError),
 }
 
@@ -185,6 +188,10 @@ fn run(args: &Args) -> Result<(), StartError> {
         &mounts::plan(&spec, &args.volumes_dir)?,
         &mut mounts::SysMounter,
     )?;
+    // The mounts were all sys_admin was kept for: no service process gets it.
+    if caps::drop_sys_admin()? {
+        tracing::debug!("dropped CAP_SYS_ADMIN");
+    }
 
     let mut images = BTreeMap::new();
     let ids = spec.daemons.iter().map(|d| &d.image);

@@ -3,7 +3,12 @@
 //! Design: the config is self-contained — it includes neither `common.conf` nor
 //! `userns.conf` from the distribution, so what a container gets is exactly what this file
 //! says, on every host. The pieces:
-//! - unprivileged: `lxc.idmap` maps uid/gid 0 to [`ID_MAP_BASE`] for [`ID_MAP_COUNT`] ids;
+//! - unprivileged: `lxc.idmap` maps uid/gid 0 to the spec's own range
+//!   ([`crate::IdMap`]: 65,536 ids at `100000 + index * 65536`, one per package);
+//! - capabilities: an allow-list (`lxc.cap.keep`, see [`BASE_CAPABILITIES`]) plus what the
+//!   spec lists ([`crate::Capability`]); everything else (`net_admin`, `net_raw`, `mknod`,
+//!   `sys_module`, `sys_boot`, `sys_time`, `sys_ptrace`, ...) is dropped from the bounding
+//!   set of every process in the container;
 //! - the rootfs is a directory prepared by the runtime (idmapped squashfs + overlay);
 //! - the init binary is bind-mounted read-only at [`CONTAINER_INIT_PATH`]; the RPC
 //!   directory and volumes are bind mounts made idmapped by LXC (`idmap=container`), so
@@ -22,13 +27,21 @@
 //! Invariants: the input spec has been validated ([`ContainerSpec::validate`]), so no
 //! value contains whitespace or a newline that could inject a config line.
 //!
-//! - seccomp: [`SECCOMP_POLICY`], a small denylist written beside the config;
+//! - seccomp: [`SECCOMP_POLICY`], a denylist of the kernel's riskiest surfaces, written
+//!   beside the config;
 //! - the console log (PID 1's stdout/stderr, for when `hearth-container` itself fails) is
 //!   capped at 1 MiB.
 //!
 //! Rejected: `lxc.include` of the distribution's `common.conf` (its content changes with the
 //! LXC package, and `userns.conf` empties the device list meant for root-started
-//! containers); AppArmor profiles (the hosts run without AppArmor; `unconfined` is explicit).
+//! containers); `lxc.cap.drop` (a deny-list keeps whatever a newer kernel adds);
+//! `lxc.no_new_privs` (it breaks set-uid programs such as `su` in service images, and the
+//! capability bounding set already caps what they can gain).
+//!
+//! AppArmor: LXC's generated profile where the host enforces AppArmor and has
+//! `apparmor_parser` ([`AppArmor::detect`]), an explicit `unconfined` elsewhere (the
+//! development hosts' kernel has no AppArmor; the image's Debian kernel has it enabled but
+//! the image carries no `apparmor_parser`, so it is `unconfined` there too for now).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -37,10 +50,27 @@ use crate::spec::{
     CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, ContainerSpec, DeviceKind,
 };
 
-/// First host uid/gid of every container's id range (container uid 0).
-pub const ID_MAP_BASE: u32 = 100_000;
-/// Number of ids mapped.
-pub const ID_MAP_COUNT: u32 = 65_536;
+/// Capabilities every container keeps (inside its user namespace): Docker's default set
+/// without `net_raw` (raw sockets: spoofing on the bridge) and `mknod` (device nodes; the
+/// devices a container gets are bind-mounted by LXC), plus `sys_admin` for PID 1 alone:
+/// `hearth-container` makes the spec's volume bind mounts with it and then drops it from
+/// its bounding set before any service process exists (see `container-runtime`).
+/// Without `sys_admin` those mounts would fail; nothing else here needs it.
+pub const BASE_CAPABILITIES: &[&str] = &[
+    "audit_write",
+    "chown",
+    "dac_override",
+    "fowner",
+    "fsetid",
+    "kill",
+    "net_bind_service",
+    "setfcap",
+    "setgid",
+    "setpcap",
+    "setuid",
+    "sys_admin",
+    "sys_chroot",
+];
 
 /// Which cgroup hierarchy the host runs; decides the limit keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,21 +92,107 @@ pub struct RenderPaths<'a> {
     pub console_log: &'a Path,
     /// Where the runtime wrote [`SECCOMP_POLICY`].
     pub seccomp: &'a Path,
+    /// The AppArmor profile the host can enforce ([`AppArmor::detect`]).
+    pub apparmor: AppArmor,
 }
 
-/// The seccomp policy every container gets (LXC's format): the calls LXC's own
-/// `common.seccomp` denies — loading kernel code, and `open_by_handle_at`, which escaped
-/// containers before — plus refusing forced unmounts.
+/// Which AppArmor profile containers get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppArmor {
+    /// No profile: the kernel has no AppArmor (the development hosts), or the host lacks
+    /// `apparmor_parser` (the image, so far: its Debian kernel enables AppArmor, but the
+    /// parser is not installed).
+    Unconfined,
+    /// LXC's generated profile (`lxc.apparmor.profile = generated`, no nesting): denies
+    /// writes to `/proc/sys`, `/sys` and mounts beyond what LXC itself sets up.
+    Generated,
+}
+
+impl AppArmor {
+    /// [`AppArmor::Generated`] when the kernel enforces AppArmor
+    /// (`/sys/kernel/security/apparmor`) and LXC can compile its profile
+    /// (`apparmor_parser` in `/sbin` or `/usr/sbin`); [`AppArmor::Unconfined`] otherwise.
+    pub fn detect() -> Self {
+        let kernel = Path::new("/sys/kernel/security/apparmor/profiles").exists();
+        let parser = ["/sbin/apparmor_parser", "/usr/sbin/apparmor_parser"]
+            .iter()
+            .any(|p| Path::new(p).exists());
+        if kernel && parser {
+            Self::Generated
+        } else {
+            Self::Unconfined
+        }
+    }
+}
+
+/// The seccomp policy every container gets (LXC's v2 format; `[all]` applies it to the
+/// native and the compat ABIs, e.g. x86_64, i386 and x32, or aarch64 and arm; a call a
+/// given ABI lacks is skipped by LXC). Two answers:
+/// - ENOSYS (38), "this kernel has no such call", for surfaces a service can live
+///   without and programs probe and fall back from: `bpf`, `userfaultfd`,
+///   `perf_event_open`, the keyring (`keyctl`, `add_key`, `request_key`: not
+///   namespaced), `io_uring_*`, file handles (`open_by_handle_at` escaped containers
+///   before, `name_to_handle_at`), the new mount API (`mount(8)` falls back to `mount(2)`,
+///   which PID 1 needs) and `clone3` (its flags are behind a pointer seccomp cannot read;
+///   libc falls back to `clone`, which is filtered). The kernel never answers ENOSYS for a
+///   call it has, so a test can tell this policy from the kernel's own checks;
+/// - EPERM (1), "not permitted", for privileged operations: loading kernel code
+///   (`kexec_*`, `*init_module`, `delete_module`), new user namespaces (`unshare` and
+///   `clone` with `CLONE_NEWUSER`, 0x10000000: inside one a process regains every
+///   capability), `pivot_root`, `swapon`/`swapoff`, `reboot`, `acct`, `lookup_dcookie`,
+///   `quotactl`, setting the clock, `syslog`, `vhangup`, x86 port I/O (`iopl`,
+///   `ioperm`); and forced unmounts (EACCES, `reject_force_umount`).
+///
+/// Kept on purpose: `ptrace` (same-uid debugging of a service's own processes; touching
+/// another process needs `sys_ptrace`, which is dropped) and `personality`.
+/// LXC loads the filter after its own setup (mounts, namespaces) and just before it
+/// executes PID 1, so the rules bind the init and every process it starts; `lxc-attach`
+/// loads it too.
 pub const SECCOMP_POLICY: &str = "2
 denylist
 reject_force_umount
 [all]
+bpf errno 38
+userfaultfd errno 38
+perf_event_open errno 38
+keyctl errno 38
+add_key errno 38
+request_key errno 38
+io_uring_setup errno 38
+io_uring_enter errno 38
+io_uring_register errno 38
+open_by_handle_at errno 38
+name_to_handle_at errno 38
+fsopen errno 38
+fsconfig errno 38
+fsmount errno 38
+fspick errno 38
+move_mount errno 38
+open_tree errno 38
+mount_setattr errno 38
+clone3 errno 38
 kexec_load errno 1
 kexec_file_load errno 1
-open_by_handle_at errno 1
 init_module errno 1
 finit_module errno 1
 delete_module errno 1
+unshare errno 1 [0,0x10000000,SCMP_CMP_MASKED_EQ,0x10000000]
+clone errno 1 [0,0x10000000,SCMP_CMP_MASKED_EQ,0x10000000]
+pivot_root errno 1
+swapon errno 1
+swapoff errno 1
+reboot errno 1
+acct errno 1
+lookup_dcookie errno 1
+quotactl errno 1
+settimeofday errno 1
+clock_settime errno 1
+clock_adjtime errno 1
+adjtimex errno 1
+syslog errno 1
+vhangup errno 1
+iopl errno 1
+ioperm errno 1
 ";
 
 /// Pseudo-devices every container gets (major, minor), as in LXC's `common.conf`.
@@ -109,14 +225,20 @@ pub fn render_config(
         "lxc.rootfs.path",
         &format!("dir:{}", paths.rootfs.display()),
     );
-    line("lxc.idmap", &format!("u 0 {ID_MAP_BASE} {ID_MAP_COUNT}"));
-    line("lxc.idmap", &format!("g 0 {ID_MAP_BASE} {ID_MAP_COUNT}"));
-    line("lxc.apparmor.profile", &"unconfined");
+    let map = spec.id_map;
+    line("lxc.idmap", &format!("u 0 {} {}", map.host_base, map.count));
+    line("lxc.idmap", &format!("g 0 {} {}", map.host_base, map.count));
+    match paths.apparmor {
+        AppArmor::Unconfined => line("lxc.apparmor.profile", &"unconfined"),
+        AppArmor::Generated => {
+            line("lxc.apparmor.profile", &"generated");
+            line("lxc.apparmor.allow_nesting", &0);
+        }
+    }
     line("lxc.seccomp.profile", &paths.seccomp.display());
-    line(
-        "lxc.cap.drop",
-        &"mac_admin mac_override sys_time sys_module sys_rawio",
-    );
+    let mut caps: Vec<&str> = BASE_CAPABILITIES.to_vec();
+    caps.extend(spec.capabilities.iter().map(|c| c.lxc_name()));
+    line("lxc.cap.keep", &caps.join(" "));
     line("lxc.mount.auto", &"proc:mixed sys:mixed cgroup:mixed");
     line("lxc.autodev", &1);
     line("lxc.pty.max", &16);
@@ -273,6 +395,7 @@ mod tests {
             log_file: Path::new("/var/lib/hearth/lxc/hello-world/lxc.log"),
             console_log: Path::new("/var/lib/hearth/lxc/hello-world/console.log"),
             seccomp: Path::new("/var/lib/hearth/lxc/hello-world/seccomp"),
+            apparmor: AppArmor::Unconfined,
         }
     }
 
@@ -337,6 +460,111 @@ mod tests {
             },
         ];
         insta::assert_snapshot!(render_config(&s, &paths(), CgroupVersion::V1));
+    }
+
+    #[test]
+    fn with_capabilities() {
+        let mut s = minimal_spec();
+        s.capabilities = vec![crate::Capability::NetRaw, crate::Capability::IpcLock];
+        s.id_map = crate::IdMap::for_index(7);
+        insta::assert_snapshot!(render_config(&s, &paths(), CgroupVersion::V1));
+    }
+
+    #[test]
+    fn with_apparmor_generated() {
+        let p = RenderPaths {
+            apparmor: AppArmor::Generated,
+            ..paths()
+        };
+        insta::assert_snapshot!(render_config(&minimal_spec(), &p, CgroupVersion::V2));
+    }
+
+    #[test]
+    fn seccomp_policy() {
+        insta::assert_snapshot!(SECCOMP_POLICY);
+    }
+
+    #[test]
+    fn capabilities_are_an_allow_list_without_the_dangerous_ones() {
+        let c = render_config(&minimal_spec(), &paths(), CgroupVersion::V1);
+        assert!(
+            !c.contains("lxc.cap.drop"),
+            "keep and drop are exclusive in LXC"
+        );
+        let keep: Vec<&str> = c
+            .lines()
+            .find_map(|l| l.strip_prefix("lxc.cap.keep = "))
+            .unwrap()
+            .split(' ')
+            .collect();
+        for bad in [
+            "net_admin",
+            "net_raw",
+            "sys_module",
+            "sys_boot",
+            "sys_time",
+            "mknod",
+            "sys_ptrace",
+            "sys_rawio",
+            "mac_admin",
+            "mac_override",
+            "sys_resource",
+            "dac_read_search",
+            "syslog",
+            "bpf",
+            "perfmon",
+            "checkpoint_restore",
+        ] {
+            assert!(!keep.contains(&bad), "{bad} kept: {keep:?}");
+        }
+        let mut s = minimal_spec();
+        s.capabilities = vec![crate::Capability::NetAdmin];
+        let c = render_config(&s, &paths(), CgroupVersion::V1);
+        assert!(c.contains(" net_admin\n"), "{c}");
+    }
+
+    #[test]
+    fn seccomp_policy_blocks_the_risky_surfaces() {
+        let lines: Vec<&str> = SECCOMP_POLICY.lines().collect();
+        assert_eq!(
+            &lines[..4],
+            ["2", "denylist", "reject_force_umount", "[all]"]
+        );
+        let rule = |name: &str| {
+            lines
+                .iter()
+                .find(|l| l.split(' ').next() == Some(name))
+                .unwrap_or_else(|| panic!("{name} not in the policy"))
+        };
+        for name in [
+            "bpf",
+            "userfaultfd",
+            "perf_event_open",
+            "keyctl",
+            "add_key",
+            "request_key",
+            "io_uring_setup",
+            "io_uring_enter",
+            "io_uring_register",
+            "clone3",
+            "open_by_handle_at",
+        ] {
+            assert_eq!(*rule(name), format!("{name} errno 38"));
+        }
+        for name in [
+            "kexec_load",
+            "init_module",
+            "finit_module",
+            "swapon",
+            "reboot",
+        ] {
+            assert_eq!(*rule(name), format!("{name} errno 1"));
+        }
+        for name in ["unshare", "clone"] {
+            assert!(rule(name).ends_with("errno 1 [0,0x10000000,SCMP_CMP_MASKED_EQ,0x10000000]"));
+        }
+        // PID 1 (hearth-container) binds volumes with mount(2).
+        assert!(!lines.iter().any(|l| l.starts_with("mount ")));
     }
 
     #[test]

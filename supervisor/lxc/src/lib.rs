@@ -1,12 +1,13 @@
 //! Hearth's container runtime: the [`ContainerRuntime`] trait the supervisor programs
 //! against, and [`LxcRuntime`], its implementation on unprivileged LXC.
 //!
-//! Design: a service container is an unprivileged LXC container (uid/gid 0 → 100000,
-//! 65,536 ids) whose root is the service image squashfs (loop, read-only, idmapped) under
+//! Design: a service container is an unprivileged LXC container (uid/gid 0 → its own
+//! 65,536 host ids, `100000 + index * 65536`, one range per package) whose root is the service image squashfs (loop, read-only, idmapped) under
 //! an overlay whose upper lives in the service's data dir; volumes and the RPC directory
 //! are idmapped bind mounts at `/media/hearth/volumes/<id>` and `/media/hearth/rpc`; PID 1
 //! is `hearth-container`, bind-mounted read-only; one veth on a Hearth bridge with a fixed
-//! address; cgroup memory/pids/CPU limits; no host device unless the spec lists it.
+//! address; cgroup memory/pids/CPU limits; no host device unless the spec lists it;
+//! an allow-list of capabilities and a seccomp denylist (see `config`).
 //! - [`spec`](ContainerSpec): desired state, validated before use;
 //! - [`render_config`]: the LXC config as a pure function (snapshot-tested);
 //! - `mount`, `bridge`, `tool`: the syscalls and the few external tools (`lxc-*`, `ip`,
@@ -23,7 +24,7 @@
 //! NAT or firewall (that belongs to `supervisor/net`).
 //!
 //! Rejected: liblxc bindings (C FFI and `unsafe` across the crate for what five `lxc-*`
-//! commands do); privileged containers; chown'ing images and volumes to 100000 (idmapped
+//! commands do); privileged containers; chown'ing images and volumes to the range (idmapped
 //! mounts leave host files owned by host root and make image mounts shareable).
 
 mod bridge;
@@ -36,15 +37,15 @@ mod stats;
 mod tool;
 
 pub use config::{
-    CgroupVersion, ID_MAP_BASE, ID_MAP_COUNT, RenderPaths, SECCOMP_POLICY, render_config,
+    AppArmor, BASE_CAPABILITIES, CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config,
 };
 pub use lxc::LxcRuntime;
 pub use mount::{MountError, mount_points};
 pub use runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 pub use spec::{
-    CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, ContainerId, ContainerSpec,
-    ContainerState, ContainerStatus, DeviceKind, DeviceSpec, InitSpec, Limits, NetworkSpec,
-    SpecError,
+    CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, Capability, ContainerId,
+    ContainerSpec, ContainerState, ContainerStatus, DeviceKind, DeviceSpec, ID_MAP_BASE,
+    ID_MAP_COUNT, ID_MAP_TOTAL, IdMap, InitSpec, Limits, NetworkSpec, SpecError,
 };
 pub use stats::{ContainerStats, StatsError};
 pub use tool::ToolError;

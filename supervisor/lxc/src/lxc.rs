@@ -5,7 +5,7 @@
 //! <lxc path>/<id>/hearth.json   the ContainerSpec (written first: the source of truth)
 //! <lxc path>/<id>/config        rendered LXC config (rewritten on create and start)
 //! <lxc path>/<id>/seccomp       the seccomp policy the config names
-//! <lxc path>/<id>/lower/        the image squashfs, read-only, idmapped 0→100000
+//! <lxc path>/<id>/lower/        the image squashfs, read-only, idmapped 0→the spec's base
 //! <lxc path>/<id>/rootfs/       overlay: lower + <data dir>/upper (+ <data dir>/work)
 //! <lxc path>/<id>/lxc.log, console.log
 //! ```
@@ -32,23 +32,24 @@
 //! the mounts are cheap to keep); `lxc-destroy` (it deletes the rootfs directory
 //! recursively, which here is a live overlay over the service's data).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::bridge::ensure_bridge;
-use crate::config::{CgroupVersion, ID_MAP_BASE, RenderPaths, SECCOMP_POLICY, render_config};
+use crate::config::{AppArmor, CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config};
 use crate::mount::{
     IdmapUserns, MountError, idmap_userns, is_mount_point, mount_overlay, mount_squashfs_idmapped,
-    unmount_detach,
+    shift_ids, unmount_detach,
 };
 use crate::runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 use crate::spec::{
-    ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, SpecError,
+    ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, ID_MAP_COUNT, IdMap,
+    SpecError,
 };
 use crate::stats::{ContainerStats, read_stats};
 use crate::tool;
@@ -60,11 +61,13 @@ const SPEC_FILE: &str = "hearth.json";
 pub struct LxcRuntime {
     lxc_path: PathBuf,
     cgroup: CgroupVersion,
+    apparmor: AppArmor,
     /// Containers with an operation in progress; one operation per container at a time.
     busy: Mutex<BTreeSet<ContainerId>>,
     released: Condvar,
-    /// The idmap user namespace, made on first use and shared by all image mounts.
-    userns: OnceLock<IdmapUserns>,
+    /// The idmap user namespaces, one per id range, made on first use and shared by all
+    /// image mounts with that range.
+    userns: Mutex<BTreeMap<IdMap, Arc<IdmapUserns>>>,
 }
 
 /// Marks a container busy until dropped.
@@ -101,13 +104,15 @@ impl LxcRuntime {
         fs::create_dir_all(&lxc_path)?;
         fs::set_permissions(&lxc_path, fs::Permissions::from_mode(0o711))?;
         let cgroup = detect_cgroup_version();
-        tracing::debug!(path = %lxc_path.display(), ?cgroup, "lxc runtime");
+        let apparmor = AppArmor::detect();
+        tracing::debug!(path = %lxc_path.display(), ?cgroup, ?apparmor, "lxc runtime");
         Ok(Self {
             lxc_path,
             cgroup,
+            apparmor,
             busy: Mutex::new(BTreeSet::new()),
             released: Condvar::new(),
-            userns: OnceLock::new(),
+            userns: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -136,13 +141,15 @@ impl LxcRuntime {
         }
     }
 
-    fn userns(&self) -> Result<&IdmapUserns, MountError> {
-        if let Some(u) = self.userns.get() {
-            return Ok(u);
+    fn userns(&self, map: IdMap) -> Result<Arc<IdmapUserns>, MountError> {
+        let lock = || self.userns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = lock().get(&map) {
+            return Ok(Arc::clone(u));
         }
-        let fresh = idmap_userns()?;
-        // A concurrent caller may have won; either namespace maps the same ids.
-        Ok(self.userns.get_or_init(|| fresh))
+        // Made without the lock held (it spawns a process); a concurrent caller may win,
+        // and either namespace maps the same ids.
+        let fresh = Arc::new(idmap_userns(map)?);
+        Ok(Arc::clone(lock().entry(map).or_insert(fresh)))
     }
 
     /// Waits until no other operation runs on `id`, then holds it until the guard drops.
@@ -220,14 +227,27 @@ impl LxcRuntime {
         for dir in [&d.lower, &d.rootfs, &upper, &work] {
             fs::create_dir_all(dir).map_err(|e| io_err("creating directory", id, dir, e))?;
         }
-        // The upper root is the container's `/`: owned by its root.
-        std::os::unix::fs::chown(&upper, Some(ID_MAP_BASE), Some(ID_MAP_BASE))
+        let base = spec.id_map.host_base;
+        // The upper root is the container's `/`, owned by its root: an owner that is
+        // another range's root means the container changed range (the shared range before
+        // ranges were per package): its files move along, the root last.
+        let owner = std::os::unix::fs::MetadataExt::uid(
+            &fs::metadata(&upper).map_err(|e| io_err("stat", id, &upper, e))?,
+        );
+        let old = IdMap {
+            host_base: owner,
+            count: ID_MAP_COUNT,
+        };
+        if owner != base && old.is_delegated() {
+            shift_ids(&upper, old, spec.id_map).map_err(mnt)?;
+        }
+        std::os::unix::fs::chown(&upper, Some(base), Some(base))
             .map_err(|e| io_err("chown", id, &upper, e))?;
         let lower_guard = if is_mount_point(&d.lower).map_err(mnt)? {
             None
         } else {
-            let userns = self.userns().map_err(mnt)?;
-            Some(mount_squashfs_idmapped(&spec.image, &d.lower, userns).map_err(mnt)?)
+            let userns = self.userns(spec.id_map).map_err(mnt)?;
+            Some(mount_squashfs_idmapped(&spec.image, &d.lower, &userns).map_err(mnt)?)
         };
         if !is_mount_point(&d.rootfs).map_err(mnt)? {
             mount_overlay(&d.lower, &upper, &work, &d.rootfs)
@@ -249,7 +269,7 @@ impl LxcRuntime {
                 fs::create_dir(&p).map_err(|e| io_err("creating directory", id, &p, e))?;
                 fs::set_permissions(&p, fs::Permissions::from_mode(mode))
                     .map_err(|e| io_err("chmod", id, &p, e))?;
-                std::os::unix::fs::chown(&p, Some(ID_MAP_BASE), Some(ID_MAP_BASE))
+                std::os::unix::fs::chown(&p, Some(base), Some(base))
                     .map_err(|e| io_err("chown", id, &p, e))?;
             }
         }
@@ -264,6 +284,7 @@ impl LxcRuntime {
             log_file: &d.log,
             console_log: &d.console,
             seccomp: &d.seccomp,
+            apparmor: self.apparmor,
         };
         write_atomic(
             &d.config,

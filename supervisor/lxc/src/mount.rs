@@ -6,15 +6,17 @@
 //!   LO_FLAGS_AUTOCLEAR`, so the loop device detaches by itself when the squashfs is
 //!   unmounted — there is no loop device to leak;
 //! - squashfs: `fsopen` + `fsconfig` + `fsmount` give a detached mount, which
-//!   `mount_setattr(MOUNT_ATTR_IDMAP)` idmaps with a user namespace mapping 0 → 100000
-//!   (image files owned by root are owned by the container's root) before `move_mount`
+//!   `mount_setattr(MOUNT_ATTR_IDMAP)` idmaps with a user namespace mapping 0 → the
+//!   container's host base id (image files owned by root are owned by the container's
+//!   root) before `move_mount`
 //!   attaches it. util-linux 2.38's `X-mount.idmap` silently does nothing, hence syscalls;
 //! - the user namespace fd comes from a short-lived `unshare --user sleep` child whose
-//!   maps we write; the fd keeps the namespace alive, and `LxcRuntime` makes one and
-//!   reuses it for every image mount;
+//!   maps we write; the fd keeps the namespace alive, and `LxcRuntime` makes one per id
+//!   range and reuses it for every image mount with that range;
 //! - overlay: `fsopen("overlay")` with `lowerdir`/`upperdir`/`workdir` set one key at a
 //!   time (no option-string escaping). Overlayfs accepts idmapped lower layers; the
-//!   overlay itself cannot be idmapped, so the upper dir is owned by 100000 on disk.
+//!   overlay itself cannot be idmapped, so the upper dir holds the container's host ids
+//!   on disk ([`shift_ids`] moves them when a container's range changes).
 //!
 //! Invariants: [`MountGuard`] unmounts (lazily, detaching) what it holds when dropped unless
 //! [`MountGuard::keep`] hands the mount over to the on-disk state.
@@ -36,7 +38,7 @@ use rustix::mount::{
     fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, unmount,
 };
 
-use crate::config::{ID_MAP_BASE, ID_MAP_COUNT};
+use crate::spec::IdMap;
 
 /// A mount step failed; each variant names the step and the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,14 @@ pub enum MountError {
         /// Why.
         source: io::Error,
     },
+    /// Moving an overlay upper's files to another id range.
+    #[error("shifting ids of {path}: {source}")]
+    ShiftIds {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// Reading `/proc/self/mountinfo`.
     #[error("reading /proc/self/mountinfo: {source}")]
     MountInfo {
@@ -128,7 +138,7 @@ impl Drop for MountGuard {
     }
 }
 
-/// Mounts `image` read-only at `target`, idmapped 0 → [`ID_MAP_BASE`].
+/// Mounts `image` read-only at `target`, idmapped by `userns` (0 → its host base id).
 pub(crate) fn mount_squashfs_idmapped(
     image: &Path,
     target: &Path,
@@ -245,13 +255,13 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A user namespace mapping uid and gid 0 → [`ID_MAP_BASE`] for [`ID_MAP_COUNT`] ids,
-/// kept alive by this fd (no process lives in it). One per runtime is enough.
+/// A user namespace mapping uid and gid 0 → an [`IdMap`]'s host base for its count,
+/// kept alive by this fd (no process lives in it). One per id range is enough.
 #[derive(Debug)]
 pub(crate) struct IdmapUserns(OwnedFd);
 
-/// Creates an [`IdmapUserns`].
-pub(crate) fn idmap_userns() -> Result<IdmapUserns, MountError> {
+/// Creates an [`IdmapUserns`] for `map`.
+pub(crate) fn idmap_userns(map: IdMap) -> Result<IdmapUserns, MountError> {
     let err = |source| MountError::UserNamespace { source };
     let args = ["--user", "--", "sleep", "30"];
     tracing::debug!(program = "unshare", ?args, "spawning idmap holder");
@@ -282,12 +292,60 @@ pub(crate) fn idmap_userns() -> Result<IdmapUserns, MountError> {
             _ => std::thread::sleep(Duration::from_millis(2)),
         }
     }
-    let map = format!("0 {ID_MAP_BASE} {ID_MAP_COUNT}\n");
+    let map = format!("0 {} {}\n", map.host_base, map.count);
     std::fs::write(proc_dir.join("uid_map"), &map).map_err(err)?;
     std::fs::write(proc_dir.join("gid_map"), &map).map_err(err)?;
     let ns = File::open(proc_dir.join("ns/user")).map_err(err)?;
     drop(holder);
     Ok(IdmapUserns(ns.into()))
+}
+
+/// Moves every file under `root` whose uid or gid lies in `from` to the same offset in
+/// `to` (uids and gids separately), for an overlay upper whose container changed id range.
+/// Links are never followed and other filesystems never entered; `root` itself is done
+/// last, so its owner says whether the shift finished (an interrupted one is redone).
+/// `chown` clears set-uid/set-gid bits; they are put back. Returns the entries changed.
+/// The container must not run (nothing else may change the tree meanwhile).
+pub(crate) fn shift_ids(root: &Path, from: IdMap, to: IdMap) -> Result<u64, MountError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
+    let err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| MountError::ShiftIds { path, source }
+    };
+    let shift = |id: u32| {
+        from.contains(id)
+            .then(|| id - from.host_base + to.host_base)
+    };
+    let root_meta = std::fs::symlink_metadata(root).map_err(err(root))?;
+    let dev = root_meta.dev();
+    let mut changed = 0u64;
+    let mut fix = |path: &Path, meta: &std::fs::Metadata| -> Result<(), MountError> {
+        let (uid, gid) = (shift(meta.uid()), shift(meta.gid()));
+        if uid.is_none() && gid.is_none() {
+            return Ok(());
+        }
+        lchown(path, uid, gid).map_err(err(path))?;
+        if meta.is_file() && meta.mode() & 0o6000 != 0 {
+            let mode = std::fs::Permissions::from_mode(meta.mode() & 0o7777);
+            std::fs::set_permissions(path, mode).map_err(err(path))?;
+        }
+        changed += 1;
+        Ok(())
+    };
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(err(&dir))? {
+            let path = entry.map_err(err(&dir))?.path();
+            let meta = std::fs::symlink_metadata(&path).map_err(err(&path))?;
+            if meta.is_dir() && meta.dev() == dev {
+                stack.push(path.clone());
+            }
+            fix(&path, &meta)?;
+        }
+    }
+    fix(root, &root_meta)?;
+    tracing::info!(root = %root.display(), from = from.host_base, to = to.host_base, changed, "shifted ids");
+    Ok(changed)
 }
 
 struct KillOnDrop(Child);
@@ -463,6 +521,55 @@ mod tests {
     fn root_is_a_mount_point() {
         assert!(is_mount_point(Path::new("/")).unwrap());
         assert!(!is_mount_point(Path::new("/definitely/not/mounted")).unwrap());
+    }
+
+    #[test]
+    fn shift_ids_moves_one_range_and_leaves_the_rest() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt, lchown};
+        // chown to other ids needs root; `make test` runs the suite as root.
+        assert!(rustix::process::geteuid().is_root(), "needs root");
+        let (from, to) = (IdMap::for_index(0), IdMap::for_index(3));
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("upper");
+        std::fs::create_dir_all(root.join("etc/deep")).unwrap();
+        std::fs::write(root.join("etc/deep/f"), "x").unwrap();
+        std::fs::write(root.join("suid"), "x").unwrap();
+        std::fs::write(root.join("host-owned"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let base = from.host_base;
+        for (p, uid, gid) in [
+            ("", base, base),
+            ("etc", base, base),
+            ("etc/deep", base + 1000, base + 1000),
+            ("etc/deep/f", base + 65_534, base + 33),
+            ("suid", base, base + 7),
+            ("link", base + 5, base + 5),
+            ("host-owned", 0, 0),
+        ] {
+            lchown(root.join(p), Some(uid), Some(gid)).unwrap();
+        }
+        std::fs::set_permissions(root.join("suid"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
+        let passwd_uid = std::fs::metadata("/etc/passwd").unwrap().uid();
+        assert_eq!(shift_ids(&root, from, to).unwrap(), 6);
+        let ids = |p: &str| {
+            let m = std::fs::symlink_metadata(root.join(p)).unwrap();
+            (m.uid(), m.gid())
+        };
+        let b = to.host_base;
+        assert_eq!(ids(""), (b, b));
+        assert_eq!(ids("etc/deep"), (b + 1000, b + 1000));
+        assert_eq!(ids("etc/deep/f"), (b + 65_534, b + 33));
+        assert_eq!(ids("link"), (b + 5, b + 5));
+        assert_eq!(ids("host-owned"), (0, 0), "ids outside the range stay");
+        let suid = std::fs::metadata(root.join("suid")).unwrap();
+        assert_eq!(suid.mode() & 0o7777, 0o4755, "set-uid bit restored");
+        assert_eq!(std::fs::metadata("/etc/passwd").unwrap().uid(), passwd_uid);
+        assert_eq!(
+            shift_ids(&root, from, to).unwrap(),
+            0,
+            "nothing left to move"
+        );
     }
 
     #[test]

@@ -101,6 +101,103 @@ pub struct ContainerSpec {
     /// (`lxc.environment`). Names `[A-Za-z_][A-Za-z0-9_]*`, values without whitespace.
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// The container's uid/gid range on the host. Specs stored before the field existed
+    /// read as [`IdMap::LEGACY`].
+    #[serde(default = "IdMap::legacy")]
+    pub id_map: IdMap,
+    /// Capabilities beyond the base set (`config::BASE_CAPABILITIES`) that the package
+    /// asked for and the user was shown; empty for almost every service.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+}
+
+/// Container uid/gid 0 is host id `host_base`, for `count` ids (the same map for uids and
+/// gids). Each package gets its own range ([`IdMap::for_index`]), so a process escaping one
+/// container owns none of another's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdMap {
+    /// Host id of the container's root.
+    pub host_base: u32,
+    /// Number of ids mapped; always [`ID_MAP_COUNT`].
+    pub count: u32,
+}
+
+/// First host id delegated to containers (`/etc/subuid`: `root:100000:16777216`).
+pub const ID_MAP_BASE: u32 = 100_000;
+/// Ids per container: a full 16-bit range, so images' `nobody` (65534) maps.
+pub const ID_MAP_COUNT: u32 = 65_536;
+/// Ids delegated in all: one range for each possible container index (0..=255).
+pub const ID_MAP_TOTAL: u32 = ID_MAP_COUNT * 256;
+
+impl IdMap {
+    /// The single range every container shared before ranges were per package.
+    pub const LEGACY: IdMap = IdMap {
+        host_base: ID_MAP_BASE,
+        count: ID_MAP_COUNT,
+    };
+
+    /// [`IdMap::LEGACY`], for serde.
+    pub fn legacy() -> Self {
+        Self::LEGACY
+    }
+
+    /// The range of the container with index `n`: host ids
+    /// `ID_MAP_BASE + n * 65536 ..` (65,536 of them), disjoint for distinct `n`.
+    pub fn for_index(n: u8) -> Self {
+        Self {
+            host_base: ID_MAP_BASE + u32::from(n) * ID_MAP_COUNT,
+            count: ID_MAP_COUNT,
+        }
+    }
+
+    /// Whether `host_id` (a host uid or gid) belongs to this range.
+    pub fn contains(&self, host_id: u32) -> bool {
+        host_id >= self.host_base && host_id - self.host_base < self.count
+    }
+
+    /// Whether this is one of the delegated per-container ranges (see [`IdMap::for_index`]).
+    pub fn is_delegated(&self) -> bool {
+        self.count == ID_MAP_COUNT
+            && self.host_base >= ID_MAP_BASE
+            && (self.host_base - ID_MAP_BASE).is_multiple_of(ID_MAP_COUNT)
+            && self.host_base - ID_MAP_BASE < ID_MAP_TOTAL
+    }
+
+    fn check(&self) -> Result<(), SpecError> {
+        if self.is_delegated() {
+            Ok(())
+        } else {
+            Err(SpecError::InvalidIdMap { id_map: *self })
+        }
+    }
+}
+
+/// A capability a package may ask for beyond the base set; a closed list, because each
+/// one widens what a compromised service can do to the host's kernel or network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Raw and packet sockets (ping without ICMP sockets, DHCP servers, packet capture).
+    NetRaw,
+    /// Interface, route and firewall changes inside the container's network namespace.
+    NetAdmin,
+    /// Raising priorities and real-time scheduling.
+    SysNice,
+    /// Locking memory beyond `RLIMIT_MEMLOCK` (databases, key stores).
+    IpcLock,
+}
+
+impl Capability {
+    /// The name LXC's `lxc.cap.keep` takes.
+    pub fn lxc_name(self) -> &'static str {
+        match self {
+            Self::NetRaw => "net_raw",
+            Self::NetAdmin => "net_admin",
+            Self::SysNice => "sys_nice",
+            Self::IpcLock => "ipc_lock",
+        }
+    }
 }
 
 /// PID 1: a host binary bind-mounted read-only at [`CONTAINER_INIT_PATH`].
@@ -254,6 +351,20 @@ pub enum SpecError {
         /// The refused name.
         name: String,
     },
+    /// An id range other than one of the delegated per-container ranges.
+    #[error(
+        "id map {id_map:?}: must be 65536 ids at 100000 + n * 65536 (n < 256), the delegated ranges"
+    )]
+    InvalidIdMap {
+        /// The refused map.
+        id_map: IdMap,
+    },
+    /// A capability listed twice.
+    #[error("capability {capability:?} listed twice")]
+    DuplicateCapability {
+        /// The repeated capability.
+        capability: Capability,
+    },
     /// A limit of zero would stop the container from running at all.
     #[error("limit {what} must be greater than zero")]
     ZeroLimit {
@@ -314,6 +425,13 @@ impl ContainerSpec {
             });
         }
         self.network.check()?;
+        self.id_map.check()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for &capability in &self.capabilities {
+            if !seen.insert(capability) {
+                return Err(SpecError::DuplicateCapability { capability });
+            }
+        }
         for (what, value) in [
             ("memory_bytes", self.limits.memory_bytes),
             ("pids", self.limits.pids),
@@ -389,7 +507,86 @@ pub(crate) mod tests {
             devices: vec![],
             hosts_file: None,
             environment: BTreeMap::new(),
+            id_map: IdMap::for_index(2),
+            capabilities: vec![],
         }
+    }
+
+    #[test]
+    fn id_maps_are_the_delegated_per_container_ranges() {
+        assert_eq!(IdMap::for_index(0), IdMap::LEGACY);
+        assert_eq!(IdMap::for_index(2).host_base, 231_072);
+        assert_eq!(IdMap::for_index(255).host_base, 100_000 + 255 * 65_536);
+        assert!(IdMap::for_index(2).contains(231_072 + 65_535));
+        assert!(!IdMap::for_index(2).contains(231_072 + 65_536));
+        assert!(!IdMap::for_index(3).contains(231_072));
+        for n in [0, 1, 2, 200, 255] {
+            let mut s = minimal_spec();
+            s.id_map = IdMap::for_index(n);
+            s.validate().unwrap();
+        }
+        for bad in [
+            IdMap {
+                host_base: 0,
+                count: ID_MAP_COUNT,
+            },
+            IdMap {
+                host_base: 99_999,
+                count: ID_MAP_COUNT,
+            },
+            IdMap {
+                host_base: 100_001,
+                count: ID_MAP_COUNT,
+            },
+            IdMap {
+                host_base: 231_072,
+                count: 1_000,
+            },
+            IdMap {
+                host_base: 231_072,
+                count: 131_072,
+            },
+            IdMap {
+                host_base: ID_MAP_BASE + ID_MAP_TOTAL,
+                count: ID_MAP_COUNT,
+            },
+            IdMap {
+                host_base: u32::MAX,
+                count: ID_MAP_COUNT,
+            },
+        ] {
+            let mut s = minimal_spec();
+            s.id_map = bad;
+            assert!(
+                matches!(s.validate(), Err(SpecError::InvalidIdMap { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stored_specs_without_the_new_fields_still_load() {
+        let mut v = serde_json::to_value(minimal_spec()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("id_map");
+        o.remove("capabilities");
+        let s: ContainerSpec = serde_json::from_value(v).unwrap();
+        assert_eq!(s.id_map, IdMap::LEGACY);
+        assert!(s.capabilities.is_empty());
+    }
+
+    #[test]
+    fn capabilities_are_a_closed_list_without_repeats() {
+        let caps: Vec<Capability> =
+            serde_json::from_str(r#"["net_raw","net_admin","sys_nice","ipc_lock"]"#).unwrap();
+        assert_eq!(caps.len(), 4);
+        assert!(serde_json::from_str::<Capability>(r#""sys_admin""#).is_err());
+        let mut s = minimal_spec();
+        s.capabilities = vec![Capability::NetRaw, Capability::NetRaw];
+        assert!(matches!(
+            s.validate(),
+            Err(SpecError::DuplicateCapability { .. })
+        ));
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub(crate) struct ContainerInfo {
     /// Ids of the spec's health checks (every daemon's): what a dependent waits for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) health_checks: Vec<String>,
+    /// Capabilities beyond the container's default set that the spec asked for: in the
+    /// public state so the user sees every privilege a package holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) capabilities: Vec<hearth_lxc::Capability>,
 }
 
 /// How a dependency is needed (`dependencies.<id>`), from the manifest and the spec.

@@ -639,6 +639,17 @@ fn doc_err(id: &str, e: impl std::fmt::Display) -> InstallError {
 }
 
 /// The entry a fresh install of `c` records (host number 0: assigned by `reserve`).
+/// The spec's capability name as the container runtime's (the same closed list).
+fn capability(c: hearth_s9pk::spec::Capability) -> hearth_lxc::Capability {
+    use hearth_s9pk::spec::Capability as S;
+    match c {
+        S::NetRaw => hearth_lxc::Capability::NetRaw,
+        S::NetAdmin => hearth_lxc::Capability::NetAdmin,
+        S::SysNice => hearth_lxc::Capability::SysNice,
+        S::IpcLock => hearth_lxc::Capability::IpcLock,
+    }
+}
+
 fn new_entry(c: &Checked) -> PackageEntry {
     let id = c.manifest.id.as_str();
     PackageEntry {
@@ -665,6 +676,7 @@ fn new_entry(c: &Checked) -> PackageEntry {
                 .iter()
                 .flat_map(|d| d.health_checks.iter().map(|h| h.id.clone()))
                 .collect(),
+            capabilities: c.spec.capabilities.iter().map(|&c| capability(c)).collect(),
         },
         dependencies: dependency_infos(&c.manifest, &c.spec),
         status_info: StatusInfo::stopped(),

@@ -94,3 +94,19 @@ fn failed_copy_leaves_no_temp_file() {
     assert!(!dest.exists());
     assert!(!dir.path().join(".out.s9pk.tmp").exists());
 }
+
+#[test]
+fn spec_capabilities_map_to_the_runtime_ones_by_name() {
+    use hearth_s9pk::spec::Capability as S;
+    for c in [S::NetRaw, S::NetAdmin, S::SysNice, S::IpcLock] {
+        let mapped = super::capability(c);
+        assert_eq!(
+            serde_json::to_value(c).unwrap(),
+            serde_json::to_value(mapped).unwrap()
+        );
+        assert_eq!(
+            serde_json::to_value(c).unwrap().as_str(),
+            Some(mapped.lxc_name())
+        );
+    }
+}

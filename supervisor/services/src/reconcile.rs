@@ -151,6 +151,8 @@ impl ContainerPlan {
             devices: Vec::new(),
             hosts_file: Some(self.hosts_path(id)),
             environment,
+            id_map: hearth_lxc::IdMap::for_index(e.container.index),
+            capabilities: e.container.capabilities.clone(),
         })
     }
 

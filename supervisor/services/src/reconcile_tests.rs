@@ -92,6 +92,9 @@ fn desired_running_creates_and_starts_with_the_package_spec() {
     assert!(spec.volumes["main"].ends_with("packages/data/hello/volumes/main"));
     assert_eq!(spec.limits.memory_bytes, Some(1 << 28));
     assert_eq!(spec.limits.cpu_shares, Some(512));
+    // Its own id range, from its index; no capability beyond the base set.
+    assert_eq!(spec.id_map, hearth_lxc::IdMap::for_index(7));
+    assert!(spec.capabilities.is_empty());
     // hearth-container reads the installed spec from the RPC dir.
     assert_eq!(
         spec.init.args,

@@ -40,6 +40,7 @@ pub(crate) fn entry(index: u8, checks: &[&str]) -> PackageEntry {
             pids: None,
             cpu_millicores: None,
             health_checks: checks.iter().map(|c| (*c).to_owned()).collect(),
+            capabilities: vec![],
         },
         dependencies: std::collections::BTreeMap::new(),
         status_info: StatusInfo::stopped(),

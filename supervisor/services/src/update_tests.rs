@@ -56,6 +56,7 @@ fn release(version: &str) -> Release {
             pids: None,
             cpu_millicores: None,
             health_checks: vec!["http".into()],
+            capabilities: vec![],
         },
         dependencies: BTreeMap::new(),
     }

@@ -312,6 +312,8 @@ mod tests {
             devices: vec![],
             hosts_file: None,
             environment: BTreeMap::new(),
+            id_map: hearth_lxc::IdMap::for_index(2),
+            capabilities: vec![],
         }
     }
 

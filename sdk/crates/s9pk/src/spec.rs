@@ -68,6 +68,28 @@ pub struct ServiceSpec {
     /// before its daemons start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationSpec>,
+    /// Kernel capabilities the container needs beyond the default set (which lacks
+    /// raw sockets and network administration, among others). Each one is shown to the
+    /// user in the package's state; almost every service needs none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<Capability>,
+}
+
+/// An extra capability a service may ask for; a closed list, because each one widens
+/// what a compromised service can do to the host's kernel or network.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    /// Raw and packet sockets (ping without ICMP sockets, DHCP, packet capture).
+    NetRaw,
+    /// Interfaces, routes and firewall rules inside the container's own network.
+    NetAdmin,
+    /// Raising process priorities and real-time scheduling.
+    SysNice,
+    /// Locking memory beyond the default limit (databases, key stores).
+    IpcLock,
 }
 
 /// The update hook: one command run in the service container (its root image, with

@@ -79,6 +79,8 @@ impl Fixture {
             devices: vec![],
             hosts_file: None,
             environment: BTreeMap::new(),
+            id_map: hearth_lxc::IdMap::for_index(2),
+            capabilities: vec![],
         };
         let runtime = LxcRuntime::new(dir.path().join("lxc")).unwrap();
         Self { dir, runtime, spec }
@@ -117,6 +119,7 @@ fn build_image(dir: &Path) -> PathBuf {
     for applet in APPLETS {
         std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
+    build_probe(&root.join("bin/probe"));
     fs::write(root.join("www/index.html"), "hello from the container\n").unwrap();
     fs::write(root.join("etc/image-file"), "from the image\n").unwrap();
     let image = dir.join("image.squashfs");
@@ -128,6 +131,28 @@ fn build_image(dir: &Path) -> PathBuf {
         .expect("needs mksquashfs (apt squashfs-tools)");
     assert!(status.success(), "mksquashfs failed");
     image
+}
+
+/// Compiles `probe.c` (the confinement checks) statically to `out`.
+pub(crate) fn build_probe(out: &Path) {
+    let src = out.with_extension("c");
+    fs::write(&src, include_str!("probe.c")).unwrap();
+    let status = Command::new("cc")
+        .args(["-static", "-O1", "-o"])
+        .arg(out)
+        .arg(&src)
+        .status()
+        .expect("needs a C compiler with a static libc (cc, libc6-dev)");
+    assert!(status.success(), "compiling probe.c failed");
+    fs::remove_file(&src).unwrap();
+}
+
+/// Parses the probe (`probe.c`) output into `check -> errno` (0: the call succeeded).
+pub(crate) fn parse_probe(out: &str) -> BTreeMap<String, i32> {
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_owned(), v.trim().parse().unwrap()))
+        .collect()
 }
 
 /// Polls `f` every 50 ms until it returns `Some` or `timeout` passes.

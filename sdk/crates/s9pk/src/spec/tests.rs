@@ -308,3 +308,38 @@ fn the_schema_describes_the_top_level_fields() {
         serde_json::Value::Bool(false)
     );
 }
+
+#[test]
+fn extra_capabilities_are_a_closed_validated_list() {
+    assert!(spec().capabilities.is_empty(), "none unless asked");
+    let with = |caps: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(SPEC).unwrap();
+        v["capabilities"] = serde_json::from_str(caps).unwrap();
+        ServiceSpec::from_json(v.to_string().as_bytes())
+    };
+    let s = with(r#"["net_raw", "ipc_lock"]"#).unwrap();
+    assert_eq!(s.capabilities, [Capability::NetRaw, Capability::IpcLock]);
+    s.validate(&manifest()).unwrap();
+    for refused in [
+        r#"["sys_admin"]"#,
+        r#"["NET_RAW"]"#,
+        r#"["mknod"]"#,
+        r#""net_raw""#,
+    ] {
+        assert!(with(refused).is_err(), "{refused}");
+    }
+    let s = with(r#"["sys_nice", "sys_nice"]"#).unwrap();
+    assert_invalid(&s, "capabilities");
+    // Round trip, and absent when empty.
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(
+        json["capabilities"],
+        serde_json::json!(["sys_nice", "sys_nice"])
+    );
+    assert!(
+        serde_json::to_value(spec())
+            .unwrap()
+            .get("capabilities")
+            .is_none()
+    );
+}

@@ -491,6 +491,12 @@ pub(super) fn validate(spec: &ServiceSpec, manifest: &Manifest) -> Result<(), Sp
         });
     }
     check_interfaces(&spec.interfaces)?;
+    let mut caps = std::collections::BTreeSet::new();
+    for cap in &spec.capabilities {
+        if !caps.insert(cap) {
+            return Err(invalid("capabilities", format!("{cap:?} is listed twice")));
+        }
+    }
     check_unique_ids("actions", spec.actions.iter().map(|a| a.id.as_str()))?;
     for (i, action) in spec.actions.iter().enumerate() {
         check_action(&format!("actions[{i}]"), action, manifest)?;
