@@ -42,9 +42,9 @@ pub use lxc::LxcRuntime;
 pub use mount::{MountError, mount_points};
 pub use runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 pub use spec::{
-    CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, ContainerId, ContainerSpec,
-    ContainerState, ContainerStatus, DeviceKind, DeviceSpec, InitSpec, Limits, NetworkSpec,
-    SpecError,
+    CONTAINER_CONFIG_DIR, CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR,
+    ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind, DeviceSpec, InitSpec,
+    Limits, NetworkSpec, SpecError,
 };
 pub use stats::{ContainerStats, StatsError};
 pub use tool::ToolError;
