@@ -8,7 +8,11 @@
 # (health check `success` in statusInfo, package.logs, the `sign` action refused with
 # bad input and run with good input, its lastResult), restarts hearthd (the container
 # must be adopted, not started again), kills the container's init (it must be
-# restarted and counted, health followed again), stops it (health cleared), and
+# restarted and counted, health followed again; before that, container root plants
+# symlinks, hard links and FIFOs in its socket dir, volume and overlay upper and swaps
+# service.sock for a link to another host socket, a FIFO and a hard link: hearthd must
+# refuse each socket at once, never write the host canary file, never reach the other
+# socket, and the config dir must be read-only inside), stops it (health cleared), and
 # uninstalls it (no file or mount left). Then dependencies: packages a and b (b
 # requires a, kind running): b's install is refused without a; starting b starts a;
 # b stays `waiting` (waitingFor a, no container) until a's health check passes; b's
@@ -155,11 +159,13 @@ echo "-- its init dies: restarted and counted"
 PID="$(lxc-info -P "$DATA/containers" -n hello-oci -pH)"
 [ -n "$PID" ] || fail "no init pid"
 kill -9 "$PID"
+for _ in $(seq 1 150); do [ "$(hello_status restartCount)" != 0 ] && break; sleep 0.2; done
+canary_intact "a start after the links were planted"
 wait_hello restartCount 1
 wait_hello state running
 page | grep "Hello" >/dev/null || fail "page not served after the restart"
 wait_hello health/http/result success
-canary_intact "restart after the links were planted"
+canary_intact "a start after the links were planted"
 [ "$(ls -A "$DATA/packages/data/hello-oci/rpc")" = service.sock ] \
   || fail "socket dir holds more than the socket after a start: $(ls -A "$DATA/packages/data/hello-oci/rpc")"
 [ ! -e "$WORK/other.hits" ] || fail "hearthd connected to another socket"

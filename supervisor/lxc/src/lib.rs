@@ -4,7 +4,9 @@
 //! Design: a service container is an unprivileged LXC container (uid/gid 0 → 100000,
 //! 65,536 ids) whose root is the service image squashfs (loop, read-only, idmapped) under
 //! an overlay whose upper lives in the service's data dir; volumes and the RPC directory
-//! are idmapped bind mounts at `/media/hearth/volumes/<id>` and `/media/hearth/rpc`; PID 1
+//! are idmapped bind mounts at `/media/hearth/volumes/<id>` and `/media/hearth/rpc`, the
+//! config dir (what the host gives the container) a read-only one at
+//! `/media/hearth/config`; PID 1
 //! is `hearth-container`, bind-mounted read-only; one veth on a Hearth bridge with a fixed
 //! address; cgroup memory/pids/CPU limits; no host device unless the spec lists it.
 //! - [`spec`](ContainerSpec): desired state, validated before use;
