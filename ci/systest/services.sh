@@ -8,7 +8,11 @@
 # (health check `success` in statusInfo, package.logs, the `sign` action refused with
 # bad input and run with good input, its lastResult), restarts hearthd (the container
 # must be adopted, not started again), kills the container's init (it must be
-# restarted and counted, health followed again), stops it (health cleared), and
+# restarted and counted, health followed again; before that, container root plants
+# symlinks, hard links and FIFOs in its socket dir, volume and overlay upper and swaps
+# service.sock for a link to another host socket, a FIFO and a hard link: hearthd must
+# refuse each socket at once, never write the host canary file, never reach the other
+# socket, and the config dir must be read-only inside), stops it (health cleared), and
 # uninstalls it (no file or mount left). Then dependencies: packages a and b (b
 # requires a, kind running): b's install is refused without a; starting b starts a;
 # b stays `waiting` (waitingFor a, no container) until a's health check passes; b's
@@ -31,8 +35,10 @@ cd "$(dirname "$0")/../.."
 systest_setup services "LXC containers" lxc-start lxc-info mksquashfs busybox curl python3
 build_init
 HTTP_PID=""
+OTHER_PID=""
 cleanup() {
   [ -z "$HTTP_PID" ] || kill "$HTTP_PID" 2>/dev/null || true
+  [ -z "$OTHER_PID" ] || kill "$OTHER_PID" 2>/dev/null || true
   stop_hearthd
   stop_containers hello-oci a b
   unmount_below "$WORK"
@@ -99,14 +105,73 @@ sleep 2
 [ "$(hello_status startedAt)" = "$STARTED" ] || fail "container was started again"
 grep -q "adopting container" "$WORK/hearthd.err" || fail "no adoption logged"
 
+echo "-- container root attacks the host through every directory it can write"
+# A host file the container must never change (root, 0600), and another socket on the
+# host that hearthd must never be tricked into connecting to.
+CANARY="$WORK/canary"
+printf 'X' >"$CANARY"
+chmod 600 "$CANARY"
+canary_intact() {
+  [ "$(cat "$CANARY")" = X ] && [ "$(stat -c %a:%u "$CANARY")" = 600:0 ] \
+    || fail "host file changed by hearthd ($1): $(stat -c %a:%u "$CANARY") $(head -c 40 "$CANARY")"
+}
+python3 - "$WORK/other.sock" "$WORK/other.hits" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8)
+while True:
+    c, _ = s.accept(); open(sys.argv[2], "a").write("hit\n"); c.close()
+PY
+OTHER_PID=$!
+for _ in $(seq 1 50); do [ -S "$WORK/other.sock" ] && break; sleep 0.1; done
+inside() { lxc-attach -P "$DATA/containers" -n hello-oci -- /bin/busybox sh -c "$1"; }
+R=/media/hearth/rpc
+logs_call() { rpc package.logs '{"id":"hello-oci","limit":1}'; }
+socket_refused() { # WHAT: package.logs fails at once with a refusal, and reaches nothing else
+  local t0 out
+  t0=$(date +%s)
+  out="$(logs_call)"
+  [ $(( $(date +%s) - t0 )) -le 3 ] || fail "package.logs hung on a $1"
+  echo "$out" | grep -q refusing || fail "no clear refusal for a $1: $out"
+}
+inside "busybox mv $R/service.sock $R/real.sock && busybox ln -s $WORK/other.sock $R/service.sock"
+socket_refused "symlink to another socket"
+inside "busybox rm $R/service.sock && busybox mkfifo $R/service.sock"
+socket_refused "FIFO"
+inside "busybox rm $R/service.sock && busybox ln $R/real.sock $R/service.sock"
+socket_refused "hard link"
+inside "busybox rm $R/service.sock && busybox ln -s /nowhere $R/service.sock"
+socket_refused "dangling symlink"
+[ ! -e "$WORK/other.hits" ] || fail "hearthd connected to another socket through the container's link"
+inside "busybox rm $R/service.sock && busybox mv $R/real.sock $R/service.sock"
+logs_call | grep -q '"entries"' || fail "package.logs does not work again once the socket is back"
+grep -q "refusing" "$WORK/hearthd.err" || fail "hearthd logged no refusal"
+# What hearthd gives the container is read-only inside.
+! inside "echo x >/media/hearth/config/spec.json" 2>/dev/null || fail "config dir writable from the container"
+! inside "busybox touch /media/hearth/config/new" 2>/dev/null || fail "config dir writable from the container"
+# Links planted for the next start: the spec and image defaults where hearthd used to
+# copy them, the socket dir, a volume, the overlay upper (the container's /).
+inside "busybox ln -sf $CANARY $R/spec.json; busybox rm -rf $R/images; busybox mkdir -p $R/images;
+  busybox ln -sf $CANARY $R/images/main.json; busybox ln -sf $CANARY $R/.spec.json.tmp;
+  busybox ln -sf $CANARY /media/hearth/volumes/main/link; busybox ln -sf $WORK /media/hearth/volumes/main/work;
+  busybox touch /media/hearth/volumes/main/f; busybox ln /media/hearth/volumes/main/f /media/hearth/volumes/main/hard;
+  busybox ln -sf $CANARY /canary; busybox ln -sf $WORK /hostwork; busybox mkfifo $R/junk.fifo"
+canary_intact "links planted"
+
 echo "-- its init dies: restarted and counted"
 PID="$(lxc-info -P "$DATA/containers" -n hello-oci -pH)"
 [ -n "$PID" ] || fail "no init pid"
 kill -9 "$PID"
+for _ in $(seq 1 150); do [ "$(hello_status restartCount)" != 0 ] && break; sleep 0.2; done
+canary_intact "a start after the links were planted"
 wait_hello restartCount 1
 wait_hello state running
 page | grep "Hello" >/dev/null || fail "page not served after the restart"
 wait_hello health/http/result success
+canary_intact "a start after the links were planted"
+[ "$(ls -A "$DATA/packages/data/hello-oci/rpc")" = service.sock ] \
+  || fail "socket dir holds more than the socket after a start: $(ls -A "$DATA/packages/data/hello-oci/rpc")"
+[ ! -e "$WORK/other.hits" ] || fail "hearthd connected to another socket"
+kill "$OTHER_PID" 2>/dev/null || true
 
 echo "-- stop, then uninstall: nothing left"
 rpc package.stop '{"id":"hello-oci"}' >/dev/null

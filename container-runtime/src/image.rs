@@ -17,9 +17,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-/// Default directory holding `<image>.json` and `<image>.env` inside the container.
-pub(crate) const DEFAULT_IMAGES_DIR: &str = "/media/hearth/images";
-
 /// `<image>.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -58,10 +58,11 @@ use crate::runtime::{Event, RealProcesses};
 use crate::supervisor::Supervisor;
 use crate::supervisor::policy::RestartPolicy;
 
-/// Default spec path inside the container.
-const DEFAULT_SPEC: &str = "/media/hearth/spec.json";
-/// Default RPC directory inside the container (bind-mounted by hearthd).
-const DEFAULT_RPC_DIR: &str = "/media/hearth/rpc";
+/// Default spec path inside the container (in the read-only config dir hearthd mounts).
+const DEFAULT_SPEC: &str = hearth_layout::CONTAINER_SPEC_FILE;
+/// Default RPC directory inside the container (bind-mounted writable by hearthd; it
+/// holds only `service.sock`).
+const DEFAULT_RPC_DIR: &str = hearth_layout::CONTAINER_RPC_DIR;
 /// Default log directory inside the container.
 const DEFAULT_LOG_DIR: &str = "/media/hearth/logs";
 
@@ -84,7 +85,7 @@ struct Args {
     volumes_dir: PathBuf,
     /// Where the host put each image's `<id>.json` (entrypoint, cmd, user, workdir) and
     /// `<id>.env`; daemons and actions default to them.
-    #[arg(long, default_value = image::DEFAULT_IMAGES_DIR)]
+    #[arg(long, default_value = hearth_layout::CONTAINER_IMAGES_DIR)]
     images_dir: PathBuf,
     /// Largest size of one log file before it is rotated, in bytes.
     #[arg(long, default_value_t = 1024 * 1024)]

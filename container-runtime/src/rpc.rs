@@ -42,7 +42,7 @@ use crate::process::Reaper;
 use crate::runtime::Event;
 
 /// Socket file name inside the RPC directory.
-pub(crate) const SOCKET_NAME: &str = "service.sock";
+pub(crate) const SOCKET_NAME: &str = hearth_layout::SERVICE_SOCKET;
 /// Longest request line accepted.
 pub(crate) const MAX_REQUEST: usize = 1024 * 1024;
 /// Most actions running at once.

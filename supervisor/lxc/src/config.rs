@@ -11,9 +11,12 @@
 //!   set of every process in the container;
 //! - the rootfs is a directory prepared by the runtime (idmapped squashfs + overlay);
 //! - the init binary is bind-mounted read-only at [`CONTAINER_INIT_PATH`]; the RPC
-//!   directory and volumes are bind mounts made idmapped by LXC (`idmap=container`), so
-//!   host files owned by uid 0 are owned by root inside and nothing is chown'd. These mounts
-//!   exist only in the container's mount namespace and vanish with it;
+//!   directory (the control socket only) and volumes are bind mounts made idmapped by LXC
+//!   (`idmap=container`), so host files owned by uid 0 are owned by root inside and
+//!   nothing is chown'd; the config directory (spec, image defaults: what the host gives
+//!   the container) is bind-mounted read-only, `nosuid,nodev,noexec`, at
+//!   [`CONTAINER_CONFIG_DIR`]. These mounts exist only in the container's mount
+//!   namespace and vanish with it;
 //! - an optional hosts file is bind-mounted read-only at `/etc/hosts` (the supervisor
 //!   writes the names of the service and its dependencies there) and
 //!   `lxc.environment` lines give init, and so every process, the spec's environment;
@@ -47,7 +50,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::spec::{
-    CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, ContainerSpec, DeviceKind,
+    CONTAINER_CONFIG_DIR, CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR,
+    ContainerSpec, DeviceKind,
 };
 
 /// Capabilities every container keeps (inside its user namespace): Docker's default set
@@ -291,6 +295,18 @@ pub fn render_config(
             "bind,create=dir,idmap=container",
         ),
     );
+    // What hearthd gives the container: read-only, not idmapped (the host's root-owned
+    // files are read as "other"); the rpc dir above is the only writable share.
+    if let Some(config) = &spec.config_dir {
+        line(
+            "lxc.mount.entry",
+            &mount(
+                config,
+                CONTAINER_CONFIG_DIR,
+                "bind,ro,nosuid,nodev,noexec,create=dir",
+            ),
+        );
+    }
     if let Some(hosts) = &spec.hosts_file {
         line(
             "lxc.mount.entry",
@@ -411,7 +427,8 @@ mod tests {
             .insert("main".into(), "/var/lib/hearth/volumes/hello/main".into());
         s.volumes
             .insert("cache".into(), "/var/lib/hearth/volumes/hello/cache".into());
-        s.init.args = vec!["--spec".into(), "/media/hearth/rpc/spec.json".into()];
+        s.init.args = vec!["--spec".into(), "/media/hearth/config/spec.json".into()];
+        s.config_dir = Some("/var/lib/hearth/data/hello/config".into());
         s.hosts_file = Some("/var/lib/hearth/data/hello/hosts".into());
         s.environment
             .insert("HEARTH_DB_HOST".into(), "10.87.0.3".into());

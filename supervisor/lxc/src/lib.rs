@@ -4,7 +4,9 @@
 //! Design: a service container is an unprivileged LXC container (uid/gid 0 → its own
 //! 65,536 host ids, `100000 + index * 65536`, one range per package) whose root is the service image squashfs (loop, read-only, idmapped) under
 //! an overlay whose upper lives in the service's data dir; volumes and the RPC directory
-//! are idmapped bind mounts at `/media/hearth/volumes/<id>` and `/media/hearth/rpc`; PID 1
+//! are idmapped bind mounts at `/media/hearth/volumes/<id>` and `/media/hearth/rpc`, the
+//! config dir (what the host gives the container) a read-only one at
+//! `/media/hearth/config`; PID 1
 //! is `hearth-container`, bind-mounted read-only; one veth on a Hearth bridge with a fixed
 //! address; cgroup memory/pids/CPU limits; no host device unless the spec lists it;
 //! an allow-list of capabilities and a seccomp denylist (see `config`).
@@ -43,9 +45,10 @@ pub use lxc::LxcRuntime;
 pub use mount::{MountError, mount_points};
 pub use runtime::{ContainerRuntime, ExecOutput, RuntimeError};
 pub use spec::{
-    CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR, Capability, ContainerId,
-    ContainerSpec, ContainerState, ContainerStatus, DeviceKind, DeviceSpec, ID_MAP_BASE,
-    ID_MAP_COUNT, ID_MAP_TOTAL, IdMap, InitSpec, Limits, NetworkSpec, SpecError,
+    CONTAINER_CONFIG_DIR, CONTAINER_INIT_PATH, CONTAINER_RPC_DIR, CONTAINER_VOLUMES_DIR,
+    Capability, ContainerId, ContainerSpec, ContainerState, ContainerStatus, DeviceKind,
+    DeviceSpec, ID_MAP_BASE, ID_MAP_COUNT, ID_MAP_TOTAL, IdMap, InitSpec, Limits, NetworkSpec,
+    SpecError,
 };
 pub use stats::{ContainerStats, StatsError};
 pub use tool::ToolError;

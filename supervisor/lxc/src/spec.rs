@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 
 /// Where volumes appear inside the container: `<VOLUMES_DIR>/<volume id>`.
 pub const CONTAINER_VOLUMES_DIR: &str = "/media/hearth/volumes";
-/// Where the host↔container RPC directory appears inside the container.
-pub const CONTAINER_RPC_DIR: &str = "/media/hearth/rpc";
+/// Where the host↔container RPC directory appears inside the container (writable; it
+/// holds only the control socket).
+pub const CONTAINER_RPC_DIR: &str = hearth_layout::CONTAINER_RPC_DIR;
+/// Where the config directory appears inside the container (read-only).
+pub const CONTAINER_CONFIG_DIR: &str = hearth_layout::CONTAINER_CONFIG_DIR;
 /// Where the init binary (`hearth-container`) appears inside the container (read-only).
 pub const CONTAINER_INIT_PATH: &str = "/usr/lib/hearth/hearth-container";
 
@@ -83,8 +86,13 @@ pub struct ContainerSpec {
     pub data_dir: PathBuf,
     /// Volume id → host directory, bind-mounted at `/media/hearth/volumes/<id>`.
     pub volumes: BTreeMap<String, PathBuf>,
-    /// Host directory bind-mounted at `/media/hearth/rpc` (the RPC sockets).
+    /// Host directory bind-mounted writable at `/media/hearth/rpc` (the control socket;
+    /// the host must treat everything in it as the container's).
     pub rpc_dir: PathBuf,
+    /// Host directory only the host writes, bind-mounted read-only at
+    /// `/media/hearth/config` (the service spec, image defaults); none when absent.
+    #[serde(default)]
+    pub config_dir: Option<PathBuf>,
     /// The container's PID 1.
     pub init: InitSpec,
     /// The container's one network interface.
@@ -379,6 +387,9 @@ impl ContainerSpec {
         check_path("image", &self.image)?;
         check_path("data_dir", &self.data_dir)?;
         check_path("rpc_dir", &self.rpc_dir)?;
+        if let Some(dir) = &self.config_dir {
+            check_path("config_dir", dir)?;
+        }
         check_path("init binary", &self.init.binary)?;
         for (id, path) in &self.volumes {
             let ok = !id.is_empty()
@@ -493,6 +504,7 @@ pub(crate) mod tests {
             data_dir: "/var/lib/hearth/data/hello-world".into(),
             volumes: BTreeMap::new(),
             rpc_dir: "/run/hearth/rpc/hello-world".into(),
+            config_dir: None,
             init: InitSpec {
                 binary: "/usr/lib/hearth/hearth-container".into(),
                 args: vec![],

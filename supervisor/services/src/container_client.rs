@@ -12,8 +12,17 @@
 //! again until a deadline.
 //!
 //! # Invariants
-//! A line longer than [`MAX_LINE`] ends the connection with an error; nothing the
+//! A line longer than [`MAX_LINE`] (or the connection's own smaller limit,
+//! [`ServiceConn::limit_line`]) ends the connection with an error; nothing the
 //! container sends can make hearthd buffer without bound.
+//!
+//! The socket dir is the container's (its root writes it): [`connect_retry`] never
+//! connects by path. It opens the socket with `hearth_safefs` (`O_PATH | O_NOFOLLOW`
+//! below the socket dir, no symlink in any component), checks that it is a socket with
+//! one link, and connects through the checked descriptor (`/proc/self/fd/<n>`). A
+//! symlink (to another package's socket, to a host socket), a FIFO, a regular file or a
+//! hard link there is refused at once with [`ClientError::Refused`], never followed and
+//! never waited on.
 //!
 //! # Rejected alternatives
 //! A blocking `std` client on `spawn_blocking`: the status monitor holds a connection
@@ -51,6 +60,15 @@ pub enum ClientError {
         /// The last failure.
         #[source]
         source: io::Error,
+    },
+    /// The socket's path is not a socket hearthd may connect to (a link, a FIFO, …).
+    #[error("refusing to connect to {path}: {source}")]
+    Refused {
+        /// The socket.
+        path: PathBuf,
+        /// What was found there.
+        #[source]
+        source: hearth_safefs::SafeFsError,
     },
     /// Reading or writing failed.
     #[error("{op} on {path}: {source}")]
@@ -123,14 +141,20 @@ pub(crate) struct ServiceConn {
     next_id: u64,
     /// Notifications read while waiting for a response in [`ServiceConn::call`].
     pending: VecDeque<Value>,
+    /// Longest line accepted on this connection.
+    max_line: u64,
+    /// The part of a line read before a read was cancelled.
+    partial: Vec<u8>,
 }
 
-/// Connects to `path`, trying again every 200 ms while the socket is missing or
-/// refuses (the container is still starting), for at most `wait`.
+/// Connects to the socket at `path` (`<socket dir>/service.sock`), trying again every
+/// 200 ms while it is missing or refuses (the container is still starting), for at
+/// most `wait`. What is at `path` is checked first without following links (see the
+/// module docs); anything but a socket is refused at once.
 pub(crate) async fn connect_retry(path: &Path, wait: Duration) -> Result<ServiceConn, ClientError> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        match UnixStream::connect(path).await {
+        let source = match connect_checked(path).await {
             Ok(stream) => {
                 let (r, w) = stream.into_split();
                 return Ok(ServiceConn {
@@ -139,27 +163,76 @@ pub(crate) async fn connect_retry(path: &Path, wait: Duration) -> Result<Service
                     writer: w,
                     next_id: 1,
                     pending: VecDeque::new(),
+                    max_line: MAX_LINE,
+                    partial: Vec::new(),
                 });
             }
-            Err(source) => {
-                let transient = matches!(
-                    source.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-                );
-                if !transient || tokio::time::Instant::now() + RETRY_EVERY > deadline {
-                    return Err(ClientError::Connect {
-                        path: path.to_owned(),
-                        waited: wait,
-                        source,
-                    });
-                }
-                tokio::time::sleep(RETRY_EVERY).await;
+            Err(Checked::Refused(source)) => {
+                tracing::warn!(path = %path.display(), error = %source, "refusing the container's socket");
+                return Err(ClientError::Refused {
+                    path: path.to_owned(),
+                    source,
+                });
             }
+            Err(Checked::Io(source)) => source,
+        };
+        let transient = matches!(
+            source.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+        );
+        if !transient || tokio::time::Instant::now() + RETRY_EVERY > deadline {
+            return Err(ClientError::Connect {
+                path: path.to_owned(),
+                waited: wait,
+                source,
+            });
         }
+        tokio::time::sleep(RETRY_EVERY).await;
     }
 }
 
+/// Why [`connect_checked`] did not connect.
+enum Checked {
+    /// What is there must not be connected to.
+    Refused(hearth_safefs::SafeFsError),
+    /// Missing, refused, or another failure (maybe transient).
+    Io(io::Error),
+}
+
+/// Opens the socket dir (the parent of `path`, hearthd's own path), checks the socket in
+/// it without following links, and connects through the checked descriptor.
+async fn connect_checked(path: &Path) -> Result<UnixStream, Checked> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(Checked::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a socket path",
+        )));
+    };
+    let not_found = |e: hearth_safefs::SafeFsError| {
+        if e.is_not_found() {
+            Checked::Io(io::Error::new(io::ErrorKind::NotFound, e))
+        } else {
+            Checked::Refused(e)
+        }
+    };
+    let socket = hearth_safefs::Dir::open_trusted(dir)
+        .and_then(|d| d.open_socket(name))
+        .map_err(not_found)?;
+    // `socket` (the O_PATH descriptor) stays open until the connection is made.
+    let stream = UnixStream::connect(socket.connect_path())
+        .await
+        .map_err(Checked::Io)?;
+    drop(socket);
+    Ok(stream)
+}
+
 impl ServiceConn {
+    /// Lowers the longest line accepted on this connection to `max` bytes (the status
+    /// feed takes far smaller messages than `logs`).
+    pub(crate) fn limit_line(&mut self, max: u64) {
+        self.max_line = max.min(MAX_LINE);
+    }
+
     /// Sends a request and returns its id (the answer comes through
     /// [`ServiceConn::next_message`]).
     pub(crate) async fn send(&mut self, method: &str, params: Value) -> Result<u64, ClientError> {
@@ -189,25 +262,28 @@ impl ServiceConn {
         self.read_one().await
     }
 
-    /// Reads the next message from the socket.
+    /// Reads the next message from the socket. Cancel-safe: a line read in part when
+    /// the future is dropped stays in `partial` and the next call goes on with it.
     async fn read_one(&mut self) -> Result<Option<Incoming>, ClientError> {
         loop {
-            let mut line = Vec::new();
+            let max = self.max_line;
+            let room = (max + 1).saturating_sub(self.partial.len() as u64);
             let n = (&mut self.reader)
-                .take(MAX_LINE + 1)
-                .read_until(b'\n', &mut line)
+                .take(room)
+                .read_until(b'\n', &mut self.partial)
                 .await
                 .map_err(|source| ClientError::Io {
                     op: "read reply",
                     path: self.path.clone(),
                     source,
                 })?;
-            if n == 0 {
+            let line = std::mem::take(&mut self.partial);
+            if n == 0 && line.is_empty() {
                 return Ok(None);
             }
             if line.last() != Some(&b'\n') {
-                return Err(self.protocol(if n as u64 > MAX_LINE {
-                    format!("line longer than {MAX_LINE} bytes")
+                return Err(self.protocol(if line.len() as u64 > max {
+                    format!("line longer than {max} bytes")
                 } else {
                     "connection closed inside a line".to_owned()
                 }));
@@ -339,6 +415,41 @@ mod tests {
         );
         server.await.unwrap();
         assert_eq!(conn.next_message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_link_or_fifo_at_the_socket_path_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("other.sock");
+        let listener = UnixListener::bind(&other).unwrap();
+        let rpc = dir.path().join("rpc");
+        std::fs::create_dir(&rpc).unwrap();
+        let path = socket_path(&rpc);
+        std::os::unix::fs::symlink(&other, &path).unwrap();
+        let start = std::time::Instant::now();
+        let err = connect_retry(&path, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Refused { .. }), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(1), "waited on a link");
+        // Nothing connected to the other socket.
+        let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+        assert!(accepted.is_err(), "connected through the link");
+        std::fs::remove_file(&path).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let err = connect_retry(&path, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("FIFO"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(1), "waited on a FIFO");
     }
 
     #[tokio::test]

@@ -26,6 +26,17 @@
 //! whenever it records a state other than `running` (`status::forget_reports`).
 //! Stored reports therefore always belong to the current run of the container.
 //!
+//! # Bounds
+//! The container is not trusted to be brief or slow. A report line longer than
+//! [`MAX_REPORT_BYTES`] ends the connection; a report is refused whole with more than
+//! [`MAX_DAEMONS`] daemons, [`MAX_CHECKS`] checks per daemon or an id longer than
+//! [`MAX_ID`], and its free texts (state, name, messages) are cut to [`MAX_TEXT`]
+//! characters. Reports are written to the store at most once per [`WRITE_EVERY`] per
+//! package: one arriving sooner is held, replaced by any newer one, and written when
+//! the interval has passed (or the connection ends), so the stored state is always the
+//! latest report, at most [`WRITE_EVERY`] late (a crash-looping package once wrote
+//! ~560 revisions in 30 s).
+//!
 //! # Rejected alternatives
 //! Polling `status` on the reconcile tick: health changes would show up to 5 s late
 //! and every tick would cost a connection per package.
@@ -53,12 +64,26 @@ pub(crate) const REPORTED_KEYS: [&str; 6] = [
     "reportedAt",
     crate::usage::KEY,
 ];
+/// Longest status line accepted from a container (a report of [`MAX_DAEMONS`] daemons
+/// with short texts is a few KiB).
+pub(crate) const MAX_REPORT_BYTES: u64 = 64 * 1024;
+/// Most daemons one report may list.
+pub(crate) const MAX_DAEMONS: usize = 64;
+/// Most health checks one daemon may list.
+pub(crate) const MAX_CHECKS: usize = 32;
+/// Longest daemon or check id (characters).
+pub(crate) const MAX_ID: usize = 128;
+/// Longest free text kept (state, check name, exit and error messages; characters).
+pub(crate) const MAX_TEXT: usize = 1024;
+/// Least time between two store writes of one package's reports.
+pub(crate) const WRITE_EVERY: Duration = Duration::from_millis(500);
 /// How long a (re)connection waits for the container's socket.
 pub(crate) const CONNECT_WAIT: Duration = Duration::from_secs(30);
 
 /// A source of status reports from one container.
 pub(crate) trait StatusFeed: Send {
-    /// The next report; `Ok(None)` when the container closed the connection.
+    /// The next report; `Ok(None)` when the container closed the connection. Must be
+    /// cancel-safe (the monitor races it against its write timer).
     fn next_status(&mut self) -> impl Future<Output = Result<Option<Value>, ClientError>> + Send;
 }
 
@@ -91,6 +116,7 @@ impl Connector for SocketConnector {
     async fn connect(&self, rpc_dir: &Path) -> Result<SocketFeed, ClientError> {
         let path = container_client::socket_path(rpc_dir);
         let mut conn = container_client::connect_retry(&path, self.wait).await?;
+        conn.limit_line(MAX_REPORT_BYTES);
         // The container pushes the current status on connect; ask anyway, so a report
         // arrives even from an init that would not.
         conn.send("status", json!({})).await?;
@@ -193,10 +219,33 @@ struct WireHealth {
 pub(crate) fn report(status: &Value, now_ms: u64) -> Result<Map<String, Value>, String> {
     let wire: WireStatus =
         serde_json::from_value(status.clone()).map_err(|e| format!("bad status report: {e}"))?;
+    if wire.daemons.len() > MAX_DAEMONS {
+        return Err(format!(
+            "bad status report: {} daemons (at most {MAX_DAEMONS})",
+            wire.daemons.len()
+        ));
+    }
+    for d in &wire.daemons {
+        if d.health.len() > MAX_CHECKS {
+            return Err(format!(
+                "bad status report: {} health checks for one daemon (at most {MAX_CHECKS})",
+                d.health.len()
+            ));
+        }
+        let long = std::iter::once(&d.id)
+            .chain(d.health.iter().map(|h| &h.id))
+            .find(|id| id.chars().count() > MAX_ID);
+        if let Some(id) = long {
+            return Err(format!(
+                "bad status report: an id of {} characters (at most {MAX_ID})",
+                id.chars().count()
+            ));
+        }
+    }
     let mut daemons = Map::new();
     let mut health = Map::new();
     let mut crash_loop = false;
-    for d in wire.daemons {
+    for mut d in wire.daemons {
         let mut checks = Map::new();
         for h in d.health {
             let mut info = h.info;
@@ -204,12 +253,21 @@ pub(crate) fn report(status: &Value, now_ms: u64) -> Result<Map<String, Value>, 
             if info.result != "failure" {
                 info.message = None;
             }
+            clip(&mut info.name);
+            clip(&mut info.result);
+            if let Some(m) = &mut info.message {
+                clip(m);
+            }
             let value = serde_json::to_value(&info).map_err(|e| e.to_string())?;
             checks.insert(h.id.clone(), value.clone());
             health.insert(h.id, value);
         }
         let looping = d.state == "crashLoop";
         crash_loop |= looping;
+        clip(&mut d.state);
+        for text in [&mut d.last_exit, &mut d.last_error].into_iter().flatten() {
+            clip(text);
+        }
         let info = DaemonInfo {
             state: d.state,
             ready: d.ready,
@@ -231,6 +289,14 @@ pub(crate) fn report(status: &Value, now_ms: u64) -> Result<Map<String, Value>, 
     out.insert("allReady".into(), Value::Bool(wire.all_ready));
     out.insert("reportedAt".into(), Value::from(now_ms));
     Ok(out)
+}
+
+/// Cuts `text` to [`MAX_TEXT`] characters (marking the cut with `…`).
+fn clip(text: &mut String) {
+    if let Some((at, _)) = text.char_indices().nth(MAX_TEXT) {
+        text.truncate(at);
+        text.push('…');
+    }
 }
 
 fn status_pointer(id: &str) -> String {
@@ -316,6 +382,19 @@ pub(crate) fn clear_all(store: &Store) -> Result<(), PackageError> {
         .map_err(|e| doc::mutate_error("clear stale container status", e))
 }
 
+/// Maps one report and writes it; a failure is logged, not fatal.
+fn record(store: &Store, id: &str, status: &Value) {
+    let written = report(status, doc::now_ms())
+        .map_err(|reason| PackageError::Document {
+            pointer: "service.sock status".into(),
+            reason,
+        })
+        .and_then(|keys| write(store, id, keys));
+    if let Err(error) = written {
+        tracing::warn!(package = %id, %error, "cannot record the container's status");
+    }
+}
+
 /// Follows the container of `id` (RPC dir `rpc_dir`) until `cancel` or until a
 /// connection cannot be made; see the module docs.
 pub(crate) async fn monitor<C: Connector>(
@@ -325,6 +404,8 @@ pub(crate) async fn monitor<C: Connector>(
     rpc_dir: PathBuf,
     cancel: &CancellationToken,
 ) {
+    // Across reconnections too: a crash-looping container reconnects often.
+    let mut next_write = tokio::time::Instant::now();
     loop {
         let connected = tokio::select! {
             () = cancel.cancelled() => return,
@@ -338,21 +419,35 @@ pub(crate) async fn monitor<C: Connector>(
             }
         };
         tracing::debug!(package = %id, "following the container's status");
+        // A report that came within WRITE_EVERY of the last write waits here (only
+        // the latest is kept) until `next_write`.
+        let mut held: Option<Value> = None;
         loop {
+            let flush = async {
+                if held.is_some() {
+                    tokio::time::sleep_until(next_write).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             let next = tokio::select! {
                 () = cancel.cancelled() => return,
+                () = flush => {
+                    if let Some(status) = held.take() {
+                        record(store, id, &status);
+                        next_write = tokio::time::Instant::now() + WRITE_EVERY;
+                    }
+                    continue;
+                }
                 n = feed.next_status() => n,
             };
             match next {
                 Ok(Some(status)) => {
-                    let written = report(&status, doc::now_ms())
-                        .map_err(|reason| PackageError::Document {
-                            pointer: "service.sock status".into(),
-                            reason,
-                        })
-                        .and_then(|keys| write(store, id, keys));
-                    if let Err(error) = written {
-                        tracing::warn!(package = %id, %error, "cannot record the container's status");
+                    if held.is_none() && tokio::time::Instant::now() >= next_write {
+                        record(store, id, &status);
+                        next_write = tokio::time::Instant::now() + WRITE_EVERY;
+                    } else {
+                        held = Some(status);
                     }
                 }
                 Ok(None) => break,
@@ -361,6 +456,15 @@ pub(crate) async fn monitor<C: Connector>(
                     break;
                 }
             }
+        }
+        // The connection ended: what it last said is still the latest report.
+        if let Some(status) = held.take() {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep_until(next_write) => {}
+            }
+            record(store, id, &status);
+            next_write = tokio::time::Instant::now() + WRITE_EVERY;
         }
         tracing::debug!(package = %id, "container closed its socket; reconnecting");
         tokio::select! {

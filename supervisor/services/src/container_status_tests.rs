@@ -186,3 +186,161 @@ async fn reports_for_a_removed_package_are_dropped_and_cancel_ends_the_monitor()
         .unwrap()
         .unwrap();
 }
+
+/// `n` reports, one every `every`, then the connection closes.
+struct Paced {
+    reports: VecDeque<Value>,
+    every: Duration,
+}
+
+impl StatusFeed for Paced {
+    async fn next_status(&mut self) -> Result<Option<Value>, ClientError> {
+        if self.reports.is_empty() {
+            return Ok(None);
+        }
+        tokio::time::sleep(self.every).await;
+        Ok(self.reports.pop_front())
+    }
+}
+
+struct PacedOnce(Mutex<Option<Paced>>);
+
+impl Connector for PacedOnce {
+    type Feed = Paced;
+    async fn connect(&self, rpc_dir: &Path) -> Result<Paced, ClientError> {
+        self.0.lock().unwrap().take().ok_or(ClientError::Closed {
+            path: rpc_dir.to_owned(),
+        })
+    }
+}
+
+fn restarts(n: u64) -> Value {
+    let mut w = wire("crashLoop", json!([]));
+    w["daemons"][0]["restarts"] = json!(n);
+    w
+}
+
+#[tokio::test]
+async fn rapid_reports_are_coalesced_and_the_last_one_is_stored() {
+    let (_dir, store) = store_with_package();
+    let n = 120;
+    let connector = PacedOnce(Mutex::new(Some(Paced {
+        reports: (1..=n).map(restarts).collect(),
+        every: Duration::from_millis(5),
+    })));
+    let before = store.revision();
+    let start = std::time::Instant::now();
+    monitor(
+        &connector,
+        &store,
+        "hello",
+        PathBuf::from("/rpc"),
+        &CancellationToken::new(),
+    )
+    .await;
+    let elapsed = start.elapsed();
+    let writes = store.revision() - before;
+    // At most one write per WRITE_EVERY, plus the first and the final flush.
+    let bound = u64::try_from(elapsed.as_millis() / WRITE_EVERY.as_millis()).unwrap() + 2;
+    assert!(
+        writes <= bound,
+        "{writes} writes for {n} reports in {elapsed:?} (bound {bound})"
+    );
+    assert!(writes >= 2, "the first and the last report are written");
+    assert_eq!(status_info(&store)["daemons"]["httpd"]["restarts"], n);
+}
+
+#[tokio::test]
+async fn a_held_report_is_written_when_the_container_goes_quiet() {
+    let (_dir, store) = store_with_package();
+    /// Three reports at once, then silence (the connection stays open).
+    struct Burst(VecDeque<Value>);
+    impl StatusFeed for Burst {
+        async fn next_status(&mut self) -> Result<Option<Value>, ClientError> {
+            match self.0.pop_front() {
+                Some(v) => Ok(Some(v)),
+                None => std::future::pending().await,
+            }
+        }
+    }
+    struct Once(Mutex<Option<Burst>>);
+    impl Connector for Once {
+        type Feed = Burst;
+        async fn connect(&self, _: &Path) -> Result<Burst, ClientError> {
+            Ok(self.0.lock().unwrap().take().unwrap())
+        }
+    }
+    let connector = Once(Mutex::new(Some(Burst((1..=3).map(restarts).collect()))));
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    let store2 = store.clone();
+    let task = tokio::spawn(async move {
+        monitor(&connector, &store2, "hello", PathBuf::from("/rpc"), &c2).await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while status_info(&store)["daemons"]["httpd"]["restarts"] != 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "latest report never written"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+#[test]
+fn oversized_reports_are_refused_and_long_texts_cut() {
+    let many: Vec<Value> = (0..=MAX_DAEMONS)
+        .map(|i| json!({"id": format!("d{i}"), "state": "running"}))
+        .collect();
+    let err = report(&json!({"daemons": many}), 1).unwrap_err();
+    assert!(err.contains("daemons"), "{err}");
+    let checks: Vec<Value> = (0..=MAX_CHECKS)
+        .map(|i| json!({"id": format!("c{i}"), "result": "success"}))
+        .collect();
+    let err = report(&wire("running", json!(checks)), 1).unwrap_err();
+    assert!(err.contains("health checks"), "{err}");
+    let long_id = "x".repeat(MAX_ID + 1);
+    let err = report(
+        &json!({"daemons": [{"id": long_id, "state": "running"}]}),
+        1,
+    )
+    .unwrap_err();
+    assert!(err.contains("id"), "{err}");
+    let long = "é".repeat(MAX_TEXT * 3);
+    let mut w = wire(
+        "running",
+        json!([{"id": "db", "name": long, "result": "failure", "message": long}]),
+    );
+    w["daemons"][0]["lastError"] = json!(long);
+    let keys = report(&w, 1).unwrap();
+    let cut = |v: &Value| v.as_str().unwrap().chars().count();
+    assert_eq!(cut(&keys["health"]["db"]["message"]), MAX_TEXT + 1);
+    assert_eq!(cut(&keys["health"]["db"]["name"]), MAX_TEXT + 1);
+    assert_eq!(cut(&keys["daemons"]["httpd"]["lastError"]), MAX_TEXT + 1);
+}
+
+#[tokio::test]
+async fn a_status_line_over_the_cap_ends_the_connection() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let listener =
+        tokio::net::UnixListener::bind(container_client::socket_path(dir.path())).unwrap();
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let big = "x".repeat(usize::try_from(MAX_REPORT_BYTES).unwrap());
+        let line = format!(
+            "{{\"jsonrpc\":\"2.0\",\"method\":\"status.changed\",\"params\":{{\"pad\":\"{big}\"}}}}\n"
+        );
+        let _ = stream.write_all(line.as_bytes()).await;
+        stream
+    });
+    let connector = SocketConnector {
+        wait: Duration::from_secs(5),
+    };
+    let mut feed = connector.connect(dir.path()).await.unwrap();
+    let err = feed.next_status().await.unwrap_err();
+    assert!(err.to_string().contains("line longer than 65536"), "{err}");
+    drop(server.await.unwrap());
+}

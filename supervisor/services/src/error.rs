@@ -259,6 +259,16 @@ pub enum ReconcileError {
         #[source]
         source: std::io::Error,
     },
+    /// A file operation in a package's directory (below trees the container writes)
+    /// was refused or failed (`hearth-safefs`).
+    #[error("{op}: {source}")]
+    Files {
+        /// What was being done.
+        op: &'static str,
+        /// Why (names the path).
+        #[source]
+        source: hearth_safefs::SafeFsError,
+    },
     /// The container spec could not be built.
     #[error("container spec for {id}: {reason}")]
     Spec {

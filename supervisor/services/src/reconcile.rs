@@ -7,22 +7,32 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hearth_layout::{PACKAGE_ARCHIVE_DIR, PACKAGE_DATA_DIR, PACKAGE_IMAGE_DIR};
-use hearth_lxc::{
-    CONTAINER_RPC_DIR, ContainerId, ContainerRuntime, ContainerSpec, ContainerState, InitSpec,
-    Limits, NetworkSpec, RuntimeError,
+use hearth_layout::{
+    CONTAINER_IMAGES_DIR, CONTAINER_SPEC_FILE, PACKAGE_ARCHIVE_DIR, PACKAGE_DATA_DIR,
+    PACKAGE_IMAGE_DIR,
 };
+use hearth_lxc::{
+    ContainerId, ContainerRuntime, ContainerSpec, ContainerState, InitSpec, Limits, NetworkSpec,
+    RuntimeError,
+};
+use hearth_safefs::{Dir, SafeFsError};
 use hearth_store::Store;
 
 use crate::doc::{self, InstallState, PACKAGE_DATA, PackageEntry};
 use crate::error::ReconcileError;
 use crate::status::{self, Action, Desired, Observed, Seen};
 
-/// The service spec's name in the RPC dir, where `hearth-container` reads it.
+/// The service spec's name in the config dir, where `hearth-container` reads it.
 const SPEC_FILE: &str = "spec.json";
+/// The package's config dir (host side of `/media/hearth/config`, mounted read-only):
+/// what hearthd gives the container. Only hearthd writes it.
+pub(crate) const CONFIG_DIR: &str = "config";
+/// The package's socket dir (host side of `/media/hearth/rpc`, container-writable):
+/// only `service.sock`; hearthd never follows anything in it (`hearth-safefs`).
+pub(crate) const RPC_DIR: &str = "rpc";
 /// The hosts file's name in the package's data dir (mounted at `/etc/hosts`).
 const HOSTS_FILE: &str = "hosts";
-/// The directory in the RPC dir holding each image's `<image>.json` / `.env`, where
+/// The directory in the config dir holding each image's `<image>.json` / `.env`, where
 /// `hearth-container --images-dir` reads the image defaults (env, user, workdir,
 /// entrypoint + cmd).
 const IMAGES_DIR: &str = "images";
@@ -115,7 +125,8 @@ impl ContainerPlan {
                 .iter()
                 .map(|v| (v.clone(), dir.join("volumes").join(v)))
                 .collect(),
-            rpc_dir: dir.join("rpc"),
+            rpc_dir: dir.join(RPC_DIR),
+            config_dir: Some(dir.join(CONFIG_DIR)),
             init: InitSpec {
                 binary: self.init_binary.clone(),
                 // Daemons start with the container until hearthd drives `start`/`stop`
@@ -123,10 +134,10 @@ impl ContainerPlan {
                 args: {
                     let mut args = vec![
                         "--spec".into(),
-                        format!("{CONTAINER_RPC_DIR}/{SPEC_FILE}"),
+                        CONTAINER_SPEC_FILE.into(),
                         "--autostart".into(),
                         "--images-dir".into(),
-                        format!("{CONTAINER_RPC_DIR}/{IMAGES_DIR}"),
+                        CONTAINER_IMAGES_DIR.into(),
                     ];
                     if let Some(n) = self.log_max_bytes {
                         args.extend(["--log-max-bytes".into(), n.to_string()]);
@@ -321,36 +332,64 @@ pub(crate) fn start_container(
     runtime.start(&spec.id).map_err(runtime_err("start", id))
 }
 
-/// The host side of a start: directories, the spec and the image defaults in the RPC
-/// dir, the hosts file.
+/// The host side of a start: directories, the spec and the image defaults in the
+/// config dir, the socket dir emptied, the hosts file.
+///
+/// The package dir is hearthd's; below it, the socket dir, the volumes and the
+/// overlay upper are the container's (its root writes them, also while this runs), so
+/// every operation there goes through `hearth-safefs`: nothing is followed, nothing
+/// is written into them. What the container gets is written to the config dir, which
+/// it sees read-only, with a temp file and a rename.
 pub(crate) fn prepare(
     plan: &ContainerPlan,
     id: &str,
     spec: &ContainerSpec,
     names: &[(String, u8)],
 ) -> Result<(), ReconcileError> {
-    prepare_dirs(spec)?;
-    copy_spec(&plan.data_dir, id, &spec.rpc_dir)?;
-    copy_image_configs(&plan.data_dir, id, &spec.rpc_dir)?;
+    let pkg_path = plan.package_dir(id);
+    std::fs::create_dir_all(&pkg_path).map_err(|source| ReconcileError::Io {
+        op: "create directory",
+        path: pkg_path.clone(),
+        source,
+    })?;
+    let pkg = Dir::open_trusted(&pkg_path).map_err(files("open package directory"))?;
+    prepare_dirs(&pkg, spec)?;
+    write_config(&plan.data_dir, id, &pkg)?;
     write_hosts(plan, id, names)
 }
 
-fn prepare_dirs(spec: &ContainerSpec) -> Result<(), ReconcileError> {
-    for dir in std::iter::once(&spec.data_dir)
-        .chain(std::iter::once(&spec.rpc_dir))
-        .chain(spec.volumes.values())
-    {
-        std::fs::create_dir_all(dir).map_err(|source| ReconcileError::Io {
-            op: "create directory",
-            path: dir.clone(),
-            source,
-        })?;
+fn files(op: &'static str) -> impl FnOnce(SafeFsError) -> ReconcileError {
+    move |source| ReconcileError::Files { op, source }
+}
+
+/// Creates the overlay dir, the socket dir (emptied: a socket, link or FIFO left by
+/// the last run must not be what hearthd finds) and the volumes, below `pkg`.
+fn prepare_dirs(pkg: &Dir, spec: &ContainerSpec) -> Result<(), ReconcileError> {
+    let below = |dir: &Path| {
+        dir.strip_prefix(pkg.path())
+            .map(Path::to_owned)
+            .map_err(|_| ReconcileError::Io {
+                op: "create directory",
+                path: dir.to_owned(),
+                source: std::io::Error::other("not in the package directory"),
+            })
+    };
+    pkg.create_dir_all(&below(&spec.data_dir)?, 0o755)
+        .map_err(files("create the container directory"))?;
+    pkg.create_dir_all(&below(&spec.rpc_dir)?, 0o755)
+        .map_err(files("create the socket directory"))?
+        .clear()
+        .map_err(files("empty the socket directory"))?;
+    for dir in spec.volumes.values() {
+        pkg.create_dir_all(&below(dir)?, 0o755)
+            .map_err(files("create a volume"))?;
     }
     Ok(())
 }
 
 /// Writes the hosts file in place (it is bind-mounted: a rename would leave a running
-/// container with the old inode; it is only written before a start).
+/// container with the old inode; it is only written before a start). The package dir
+/// is hearthd's and the file is mounted read-only, so the path is not the container's.
 fn write_hosts(
     plan: &ContainerPlan,
     id: &str,
@@ -368,55 +407,63 @@ fn write_hosts(
     })
 }
 
-/// Puts the installed service spec where the container's init reads it.
-fn copy_spec(data_dir: &Path, id: &str, rpc_dir: &Path) -> Result<(), ReconcileError> {
-    let from = crate::install::spec_path(data_dir, id);
-    std::fs::copy(&from, rpc_dir.join(SPEC_FILE))
-        .map(|_| ())
-        .map_err(|source| ReconcileError::Io {
-            op: "copy service spec",
-            path: from,
-            source,
-        })
-}
-
-/// Replaces `<rpc dir>/images` with the installed image defaults
-/// (`packages/images/<id>/config`; none for a package installed before they were
+/// Puts the installed service spec and image defaults where the container's init
+/// reads them: `<pkg>/config/spec.json` and `<pkg>/config/images/` (replaced whole:
+/// built as `.images.tmp`, renamed). The image defaults are
+/// `packages/images/<id>/config` (none for a package installed before they were
 /// kept: then the spec alone decides, as before).
-fn copy_image_configs(data_dir: &Path, id: &str, rpc_dir: &Path) -> Result<(), ReconcileError> {
+fn write_config(data_dir: &Path, id: &str, pkg: &Dir) -> Result<(), ReconcileError> {
     let io = |op: &'static str, path: &Path| {
         let path = path.to_owned();
         move |source| ReconcileError::Io { op, path, source }
     };
-    let to = rpc_dir.join(IMAGES_DIR);
-    remove_dir(&to)?;
-    std::fs::create_dir_all(&to).map_err(io("create directory", &to))?;
+    let config = pkg
+        .create_dir_all(Path::new(CONFIG_DIR), 0o755)
+        .map_err(files("create the config directory"))?;
+    let from = crate::install::spec_path(data_dir, id);
+    let bytes = std::fs::read(&from).map_err(io("read service spec", &from))?;
+    config
+        .write_file_atomic(SPEC_FILE, &bytes, 0o644)
+        .map_err(files("write service spec"))?;
+    let tmp = ".images.tmp";
+    config
+        .remove_entry(tmp)
+        .map_err(files("remove old image defaults"))?;
+    let staged = config
+        .create_dir_all(Path::new(tmp), 0o755)
+        .map_err(files("create image defaults"))?;
     let from = crate::install::image_config_dir(data_dir, id);
-    let entries = match std::fs::read_dir(&from) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io("read image defaults", &from)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io("read image defaults", &from))?;
-        if entry.file_type().is_ok_and(|t| t.is_file()) {
-            let path = entry.path();
-            std::fs::copy(&path, to.join(entry.file_name()))
-                .map_err(io("copy image defaults", &path))?;
+    match std::fs::read_dir(&from) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(io("read image defaults", &from))?;
+                let path = entry.path();
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if entry.file_type().is_ok_and(|t| t.is_file()) {
+                    let bytes = std::fs::read(&path).map_err(io("read image defaults", &path))?;
+                    staged
+                        .write_file_atomic(&name, &bytes, 0o644)
+                        .map_err(files("write image defaults"))?;
+                }
+            }
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("read image defaults", &from)(e)),
     }
-    Ok(())
+    config
+        .remove_entry(IMAGES_DIR)
+        .map_err(files("remove old image defaults"))?;
+    config
+        .rename(tmp, IMAGES_DIR)
+        .map_err(files("put image defaults in place"))
 }
 
+/// Removes a package tree (its volumes and overlay upper are the container's):
+/// `hearth_safefs::remove_dir_all`, which never follows a link inside the tree.
 fn remove_dir(path: &Path) -> Result<(), ReconcileError> {
-    match std::fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(ReconcileError::Io {
-            op: "remove",
-            path: path.to_owned(),
-            source: e,
-        }),
-        _ => Ok(()),
-    }
+    hearth_safefs::remove_dir_all(path).map_err(files("remove"))
 }
 
 /// Destroys the container, removes archive and image (and data unless `keep_data`),

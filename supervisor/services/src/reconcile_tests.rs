@@ -95,21 +95,25 @@ fn desired_running_creates_and_starts_with_the_package_spec() {
     // Its own id range, from its index; no capability beyond the base set.
     assert_eq!(spec.id_map, hearth_lxc::IdMap::for_index(7));
     assert!(spec.capabilities.is_empty());
-    // hearth-container reads the installed spec from the RPC dir.
+    // hearth-container reads the installed spec from the read-only config dir.
     assert_eq!(
         spec.init.args,
         [
             "--spec",
-            "/media/hearth/rpc/spec.json",
+            "/media/hearth/config/spec.json",
             "--autostart",
             "--images-dir",
-            "/media/hearth/rpc/images"
+            "/media/hearth/config/images"
         ]
     );
+    let config = spec.config_dir.clone().unwrap();
+    assert!(config.ends_with("packages/data/hello/config"));
+    assert!(spec.rpc_dir.ends_with("packages/data/hello/rpc"));
     assert_eq!(
-        std::fs::read(spec.rpc_dir.join("spec.json")).unwrap(),
+        std::fs::read(config.join("spec.json")).unwrap(),
         b"{\"daemons\": []}"
     );
+    assert_eq!(std::fs::read_dir(&spec.rpc_dir).unwrap().count(), 0);
     // Steady state: nothing more happens.
     assert_eq!(t.step(2_000), Outcome::Idle);
     assert_eq!(t.starts(), 1);
@@ -563,12 +567,12 @@ fn image_defaults_are_given_to_the_container_and_replaced_at_each_start() {
     std::fs::write(config.join("main.json"), r#"{"workdir":"/srv"}"#).unwrap();
     t.step(1);
     let spec = t.rt.spec(&cid()).unwrap();
-    let images = spec.rpc_dir.join("images");
+    let images = spec.config_dir.clone().unwrap().join("images");
     assert!(
         spec.init
             .args
             .windows(2)
-            .any(|w| w == ["--images-dir", "/media/hearth/rpc/images"])
+            .any(|w| w == ["--images-dir", "/media/hearth/config/images"])
     );
     assert_eq!(
         std::fs::read_to_string(images.join("main.env")).unwrap(),
@@ -803,4 +807,57 @@ async fn supervisor_wakes_a_running_dependent_when_its_dependency_stops_and_retu
     })
     .await;
     supervisor.shutdown().await;
+}
+
+/// Container root plants links where hearthd used to write (the socket dir) and in its
+/// volume and overlay upper, then the container is started again: no host file
+/// changes, the socket dir is emptied, the config dir is written afresh.
+#[test]
+fn links_planted_by_the_container_are_never_followed_at_a_start() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let t = T::new(Desired::Running);
+    t.step(1);
+    let spec = t.rt.spec(&cid()).unwrap();
+    let canary = t.plan.data_dir.join("canary");
+    std::fs::write(&canary, "X").unwrap();
+    std::fs::set_permissions(&canary, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let outside = t.plan.data_dir.join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let rpc = &spec.rpc_dir;
+    symlink(&canary, rpc.join("spec.json")).unwrap();
+    symlink(&canary, rpc.join(".spec.json.tmp")).unwrap();
+    symlink(&outside, rpc.join("images")).unwrap();
+    symlink(&canary, rpc.join("service.sock")).unwrap();
+    std::fs::hard_link(&canary, rpc.join("hard")).unwrap();
+    let volume = &spec.volumes["main"];
+    symlink(&canary, volume.join("link")).unwrap();
+    let upper = spec.data_dir.join("upper");
+    std::fs::create_dir_all(&upper).unwrap();
+    symlink(&outside, upper.join("tmp")).unwrap();
+
+    t.set_desired(Desired::Restarting);
+    for now in 2..6 {
+        t.step(now);
+    }
+    assert_eq!(t.starts(), 2);
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "X");
+    let mode = std::fs::metadata(&canary).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o600);
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(rpc).unwrap().count(),
+        0,
+        "socket dir not emptied"
+    );
+    let config = spec.config_dir.unwrap();
+    assert_eq!(
+        std::fs::read(config.join("spec.json")).unwrap(),
+        b"{\"daemons\": []}"
+    );
+    // The container's own files stay as it left them.
+    assert!(
+        std::fs::symlink_metadata(volume.join("link"))
+            .unwrap()
+            .is_symlink()
+    );
 }

@@ -298,6 +298,7 @@ mod tests {
             data_dir: "/data".into(),
             volumes: BTreeMap::new(),
             rpc_dir: "/rpc".into(),
+            config_dir: None,
             init: InitSpec {
                 binary: "/init".into(),
                 args: vec![],

@@ -66,3 +66,20 @@ pub const LOCAL_AUTH_HEADER: &str = "x-hearth-local-auth";
 pub const PATCH_SEQUENCE_HEADER: &str = "x-patch-sequence";
 /// Prefix of API tokens (`Authorization: Bearer hth_…`), so leaked tokens are greppable.
 pub const API_TOKEN_PREFIX: &str = "hth_";
+
+/// Inside a service container: where `hearthd` mounts, read-only, what it gives the
+/// container (the service spec and the image defaults). Its host side (`<package
+/// data>/config/`) only `hearthd` writes.
+pub const CONTAINER_CONFIG_DIR: &str = "/media/hearth/config";
+/// Inside a service container: the service spec `hearth-container` runs, in
+/// [`CONTAINER_CONFIG_DIR`].
+pub const CONTAINER_SPEC_FILE: &str = "/media/hearth/config/spec.json";
+/// Inside a service container: each image's `<image>.json` / `.env` defaults, in
+/// [`CONTAINER_CONFIG_DIR`].
+pub const CONTAINER_IMAGES_DIR: &str = "/media/hearth/config/images";
+/// Inside a service container: the one directory it shares writably with `hearthd`,
+/// holding only [`SERVICE_SOCKET`] (`hearthd` checks the socket without following
+/// links before connecting, and clears the directory before each start).
+pub const CONTAINER_RPC_DIR: &str = "/media/hearth/rpc";
+/// The control socket's file name in [`CONTAINER_RPC_DIR`].
+pub const SERVICE_SOCKET: &str = "service.sock";

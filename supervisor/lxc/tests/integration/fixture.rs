@@ -65,6 +65,7 @@ impl Fixture {
             data_dir: dir.path().join("data"),
             volumes: BTreeMap::from([("main".to_owned(), volume)]),
             rpc_dir: rpc,
+            config_dir: None,
             init: InitSpec {
                 binary: init,
                 args: vec![],
