@@ -138,7 +138,7 @@ expect_err rpc no.such.method
 contains "code -32601"
 
 echo "== API token: create, list as a table, use"
-expect_ok auth token create --name ci-script --json
+expect_ok auth token create --name ci-script --scope admin --json
 TOKEN="$(printf '%s\n' "$OUT" | sed -n 's/^ *"token": "\(.*\)".*/\1/p')"
 [ -n "$TOKEN" ] || fail "no token in: $OUT"
 expect_ok auth token list
