@@ -216,6 +216,27 @@ mod tests {
     }
 
     #[test]
+    fn token_scope_is_a_required_string_enum() {
+        let m = method_info("auth.token.create").unwrap();
+        let schema = &m.params_schema;
+        let required = schema["required"].as_array().unwrap();
+        assert!(required.contains(&Value::from("scope")), "{schema}");
+        let scope = &schema["properties"]["scope"];
+        let resolved = match scope.get("$ref").and_then(Value::as_str) {
+            Some(r) => schema
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or(&Value::Null),
+            None => scope,
+        };
+        assert_eq!(resolved["type"], "string", "{schema}");
+        assert_eq!(
+            resolved["enum"],
+            serde_json::json!(["read", "admin"]),
+            "{schema}"
+        );
+    }
+
+    #[test]
     fn method_info_finds_by_name() {
         let m = method_info("db.put.ui").expect("db.put.ui is declared");
         assert!(m.mutates);

@@ -89,14 +89,15 @@ pub struct TokenCreateParams {
     pub scope: TokenScope,
 }
 
-/// The privilege of an API token.
+/// What an API token may do: `read` = only methods that change nothing and reveal no
+/// secrets (no logs; see `MethodInfo::read_scope`), `admin` = every method.
+// No doc comments on the variants: the schema stays a plain string `enum`, which the
+// CLI turns into `--scope read|admin`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
 pub enum TokenScope {
-    /// Only methods that change no state and reveal no secrets
-    /// ([`crate::MethodInfo::read_scope`]).
     Read,
-    /// Every method.
     Admin,
 }
 
