@@ -14,6 +14,11 @@
 //! 4. The `session` cookie — a browser session; unknown or expired sessions make the
 //!    caller anonymous (so `auth.login` still works) and authenticated methods then say
 //!    "expired".
+//!
+//! API tokens carry a scope (`read` or `admin`, [`Principal::may_call`]). Logins are
+//! rate limited before any hashing (`ratelimit.rs`); a successful login also sets a
+//! `device` cookie (`device.rs`) that later logins from that browser present to be
+//! limited per device rather than per address or by the global budget.
 
 pub(crate) mod device;
 mod logthrottle;
