@@ -142,7 +142,7 @@ expect_ok auth token create --name ci-script --scope admin --json
 TOKEN="$(printf '%s\n' "$OUT" | sed -n 's/^ *"token": "\(.*\)".*/\1/p')"
 [ -n "$TOKEN" ] || fail "no token in: $OUT"
 expect_ok auth token list
-printf '%s\n' "$OUT" | head -n 1 | grep -Eq '^createdMs +id +lastUsedMs +name$' \
+printf '%s\n' "$OUT" | head -n 1 | grep -Eq '^createdMs +id +lastUsedMs +name +scope$' \
   || fail "token list has no table header: $OUT"
 contains "ci-script"
 # A wrong token is refused even though a valid session is saved: the token is exclusive.
