@@ -138,11 +138,11 @@ expect_err rpc no.such.method
 contains "code -32601"
 
 echo "== API token: create, list as a table, use"
-expect_ok auth token create --name ci-script --json
+expect_ok auth token create --name ci-script --scope admin --json
 TOKEN="$(printf '%s\n' "$OUT" | sed -n 's/^ *"token": "\(.*\)".*/\1/p')"
 [ -n "$TOKEN" ] || fail "no token in: $OUT"
 expect_ok auth token list
-printf '%s\n' "$OUT" | head -n 1 | grep -Eq '^createdMs +id +lastUsedMs +name$' \
+printf '%s\n' "$OUT" | head -n 1 | grep -Eq '^createdMs +id +lastUsedMs +name +scope$' \
   || fail "token list has no table header: $OUT"
 contains "ci-script"
 # A wrong token is refused even though a valid session is saved: the token is exclusive.
@@ -224,6 +224,15 @@ expect_ok auth session list --json
 [ "$(printf '%s\n' "$OUT" | grep -c '"loggedInMs"')" -eq 1 ] \
   || fail "the replaced session is still live: $OUT"
 PASSWORD="$NEW_PASSWORD"
+# The password change revoked every API token: the old one is refused, a new one
+# (read-only this time) is made.
+HEARTH_TOKEN="$TOKEN" expect_err server info
+contains "unknown or revoked"
+expect_ok auth token create --name ci-reader --scope read --json
+TOKEN="$(printf '%s\n' "$OUT" | sed -n 's/^ *"token": "\(.*\)".*/\1/p')"
+[ -n "$TOKEN" ] || fail "no token in: $OUT"
+HEARTH_TOKEN="$TOKEN" expect_err db put ui --pointer /x --value 1
+contains "scope"
 
 echo "== logout"
 expect_ok auth logout

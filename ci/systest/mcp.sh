@@ -2,8 +2,9 @@
 # System test: hearthd's MCP server at /mcp, driven by the official MCP Python SDK
 # (`mcp` from PyPI) as a real client. Starts hearthd on a free loopback port with a
 # temporary data dir, completes setup, gets an API token over JSON-RPC, checks that /mcp
-# refuses anonymous requests and accepts the session cookie, then runs
-# ci/systest/mcp_client.py (tools, server.info, subscribe, update notification).
+# refuses anonymous requests, accepts the session cookie and binds the session to it,
+# then runs ci/systest/mcp_client.py (tools and their hints, server.info, subscribe,
+# update notification, a read-scoped token).
 # Needs PyPI the first time (the venv is kept under $CARGO_TARGET_DIR/py-mcp).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -67,8 +68,10 @@ curl -sS -D "$work/login.headers" -o /dev/null "$base/rpc/v1" -H 'content-type: 
   -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"auth.login\",\"params\":{\"password\":\"$password\"}}"
 cookie="$(sed -n 's/^[Ss]et-[Cc]ookie: \(session=[^;]*\).*/\1/p' "$work/login.headers" | head -n 1)"
 [ -n "$cookie" ] || fail "auth.login set no session cookie"
-token="$(rpc auth.token.create '{"name":"mcp-systest"}' -H "Cookie: $cookie" | jq -r '.token')"
+token="$(rpc auth.token.create '{"name":"mcp-systest","scope":"admin"}' -H "Cookie: $cookie" | jq -r '.token')"
 [ -n "$token" ] && [ "$token" != null ] || fail "auth.token.create returned no token"
+read_token="$(rpc auth.token.create '{"name":"mcp-reader","scope":"read"}' -H "Cookie: $cookie" | jq -r '.token')"
+[ -n "$read_token" ] && [ "$read_token" != null ] || fail "auth.token.create (read) returned no token"
 
 init='{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}'
 mcp_post() {
@@ -84,9 +87,17 @@ status="$(mcp_post -H "Cookie: $cookie")"
 [ "$status" = 200 ] || fail "MCP initialize with the session cookie gave HTTP $status"
 grep -qi '^mcp-session-id: ' "$work/mcp.headers" || fail "initialize returned no Mcp-Session-Id"
 grep -q '"protocolVersion":"2025-03-26"' "$work/mcp.body" || fail "2025-03-26 not negotiated: $(cat "$work/mcp.body")"
-echo "auth: anonymous and bad token refused, session cookie accepted"
+session_id="$(sed -n 's/^[Mm]cp-[Ss]ession-[Ii]d: *\([^[:space:]]*\).*/\1/p' "$work/mcp.headers" | head -n 1)"
+# The session is bound to the cookie's principal: the API token may not use it.
+status="$(curl -sS -o "$work/mcp.body" -w '%{http_code}' "$base/mcp" \
+  -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+  -H "Authorization: Bearer $token" -H "Mcp-Session-Id: $session_id" \
+  -d '{"jsonrpc":"2.0","id":1,"method":"tools/list"}')"
+[ "$status" = 403 ] || fail "another principal on the session gave HTTP $status, want 403"
+grep -q sessionOwner "$work/mcp.body" || fail "no sessionOwner reason: $(cat "$work/mcp.body")"
+echo "auth: anonymous and bad token refused, session cookie accepted, session bound to it"
 
-"$venv/bin/python" ci/systest/mcp_client.py "$base" "$token" || fail "MCP Python client failed"
+"$venv/bin/python" ci/systest/mcp_client.py "$base" "$token" "$read_token" || fail "MCP Python client failed"
 
 kill "$pid"
 wait "$pid" || fail "hearthd did not exit cleanly on SIGTERM"

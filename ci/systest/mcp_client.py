@@ -1,11 +1,13 @@
 """MCP system test client: drives hearthd's /mcp with the official MCP Python SDK.
 
-Usage: mcp_client.py BASE_URL BEARER_TOKEN
+Usage: mcp_client.py BASE_URL BEARER_TOKEN READ_TOKEN
 
-Connects over Streamable HTTP (initialize handshake), lists tools, calls server.info,
-reads and subscribes to hearth:///public, changes the state through JSON-RPC
-(db.put.ui) and waits for notifications/resources/updated. Exits non-zero on any
-failure, printing what went wrong.
+Connects over Streamable HTTP (initialize handshake), lists tools (checking the
+readOnlyHint/destructiveHint annotations), calls server.info, reads and subscribes to
+hearth:///public, changes the state through JSON-RPC (db.put.ui) and waits for
+notifications/resources/updated. Then connects with a read-scoped token: it sees only
+read-only tools and a mutating call is refused. Exits non-zero on any failure, printing
+what went wrong.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def rpc(base: str, token: str, method: str, params: dict) -> dict:
     return reply
 
 
-async def main(base: str, token: str) -> None:
+async def main(base: str, token: str, read_token: str) -> None:
     updated: list[str] = []
     got_update = anyio.Event()
 
@@ -77,7 +79,15 @@ async def main(base: str, token: str) -> None:
             check(not any(n.startswith("setup.") for n in names), "setup.* must not be tools")
             info_tool = next(t for t in tools.tools if t.name == "server.info")
             check(info_tool.input_schema.get("type") == "object", "server.info has no object schema")
-            print(f"{len(names)} tools")
+            by_name = {t.name: t for t in tools.tools}
+            for name in ("package.uninstall", "package.stop", "server.shutdown", "auth.token.revoke"):
+                a = by_name[name].annotations
+                check(a is not None and a.destructive_hint is True, f"{name} not marked destructive: {a}")
+                check(a.read_only_hint is False, f"{name} marked read-only")
+            a = info_tool.annotations
+            check(a is not None and a.read_only_hint is True, f"server.info not read-only: {a}")
+            check(a.destructive_hint is False, "server.info marked destructive")
+            print(f"{len(names)} tools, annotated")
 
             result = await client.call_tool("server.info", {})
             check(not result.is_error, f"server.info failed: {result.content}")
@@ -107,14 +117,40 @@ async def main(base: str, token: str) -> None:
             read = await client.read_resource("hearth:///public/ui/mcpSystest")
             check(json.loads(read.contents[0].text) == marker, "the update is not readable")  # type: ignore[union-attr]
             print(f"notified: {updated}")
+    await read_only(base, read_token, len(names))
     print("MCP client test passed")
 
 
+async def read_only(base: str, read_token: str, all_tools: int) -> None:
+    """A read-scoped token sees only read-only tools and cannot call the others."""
+    http = httpx2.AsyncClient(
+        headers={"Authorization": f"Bearer {read_token}"},
+        timeout=httpx2.Timeout(30, read=300),
+    )
+    async with http:
+        transport = streamable_http_client(f"{base}/mcp", http_client=http)
+        async with Client(transport, mode="legacy") as client:
+            tools = await client.list_tools()
+            names = {t.name for t in tools.tools}
+            check("server.info" in names, f"read token cannot see server.info: {sorted(names)}")
+            check(len(names) < all_tools, "read token sees every tool")
+            for t in tools.tools:
+                a = t.annotations
+                check(a is not None and a.read_only_hint is True, f"read token sees {t.name}")
+            result = await client.call_tool("db.put.ui", {"pointer": "/x", "value": 1})
+            check(bool(result.is_error), "a read token's mutating call must fail")
+            text = " ".join(getattr(c, "text", "") for c in result.content)
+            check("scope" in text, f"refusal does not say why: {text}")
+            result = await client.call_tool("server.info", {})
+            check(not result.is_error, f"read token server.info failed: {result.content}")
+            print(f"read token: {len(names)} read-only tools, mutation refused")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
     try:
-        anyio.run(main, sys.argv[1].rstrip("/"), sys.argv[2])
+        anyio.run(main, sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3])
     except Exception as e:  # noqa: BLE001 - report any failure as the test result
         print(f"MCP client test FAILED: {e!r}", file=sys.stderr)
         sys.exit(1)

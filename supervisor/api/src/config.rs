@@ -26,6 +26,16 @@ pub struct ApiConfig {
     pub shutdown_grace: Duration,
     /// Maximum number of requests in one JSON-RPC batch.
     pub max_batch: usize,
+    /// Failed logins from unknown devices allowed per minute, all client addresses
+    /// together; beyond it such logins are refused with "retry after" (known devices,
+    /// which logged in before, are exempt).
+    pub login_failure_budget: u32,
+    /// Largest total response body of one JSON-RPC batch, in bytes; the requests after
+    /// it is reached are answered with an error instead of being run.
+    pub max_batch_response: usize,
+    /// Unauthenticated requests handled at once (without a known-device cookie);
+    /// further ones get 503 at once, so an anonymous flood cannot starve the owner.
+    pub max_anonymous: usize,
     /// Maximum JSON nesting depth of a request body.
     pub max_depth: usize,
     /// Maximum number of simultaneous connections (further ones are closed at once).
@@ -51,6 +61,9 @@ impl ApiConfig {
             tls: false,
             shutdown_grace: Duration::from_secs(5),
             max_batch: 100,
+            max_batch_response: 4 << 20,
+            login_failure_budget: 20,
+            max_anonymous: 32,
             max_depth: 64,
             max_connections: 8192,
             upload_limit: 8 << 30,

@@ -21,6 +21,9 @@ pub struct Caller {
     pub peer: Option<IpAddr>,
     /// `User-Agent`, recorded with new sessions.
     pub user_agent: Option<String>,
+    /// The `device` cookie as sent (a known-device proof for `auth.login`, verified
+    /// there); `None` for transports without cookies.
+    pub device: Option<String>,
 }
 
 impl Caller {
@@ -30,6 +33,7 @@ impl Caller {
             principal,
             peer: None,
             user_agent: None,
+            device: None,
         }
     }
 }
@@ -37,12 +41,15 @@ impl Caller {
 /// What a transport must do with the session cookie after a call.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SessionCookie {
-    /// Set `session=<token>` for `max_age`.
+    /// Set `session=<token>` for `max_age` (and `device=<device>`, a known-device
+    /// proof, for a year).
     Set {
         /// The secret session token.
         token: String,
         /// Cookie lifetime.
         max_age: Duration,
+        /// A new known-device cookie value, if any.
+        device: Option<String>,
     },
     /// Clear the cookie.
     Clear,
@@ -55,6 +62,7 @@ impl std::fmt::Debug for SessionCookie {
                 .debug_struct("Set")
                 .field("token", &"<redacted>")
                 .field("max_age", max_age)
+                .field("device", &"<redacted>")
                 .finish(),
             SessionCookie::Clear => f.write_str("Clear"),
         }
@@ -103,6 +111,8 @@ type Erased = dyn Fn(Caller, Value) -> BoxFuture<Result<CallOutput, RpcError>> +
 
 struct Entry {
     auth: Auth,
+    /// Open to `read`-scoped API tokens.
+    read_scope: bool,
     handler: Box<Erased>,
 }
 
@@ -140,6 +150,7 @@ impl Registry {
         };
         let entry = Entry {
             auth: M::AUTH,
+            read_scope: hearth_rpc::read_scope(M::MUTATES, M::READS_SECRETS),
             handler: Box::new(erased),
         };
         if self.entries.insert(M::NAME, entry).is_some() {
@@ -202,6 +213,15 @@ impl std::fmt::Debug for Dispatcher {
 impl Dispatcher {
     /// A dispatcher over `registry`; fails unless every catalogue method has exactly one
     /// handler.
+    /// Whether `method` exists and `principal` may call it (authentication and
+    /// scope), without calling it. MCP lists only the tools a caller may use.
+    pub fn allows(&self, principal: &Principal, method: &str) -> bool {
+        self.entries.get(method).is_some_and(|e| {
+            (e.auth == Auth::Public || principal.is_authenticated())
+                && principal.may_call(e.read_scope)
+        })
+    }
+
     pub(crate) fn new(registry: Registry) -> Result<Dispatcher, crate::ApiError> {
         let (missing, unknown, dup) = registry.coverage();
         if !missing.is_empty() || !unknown.is_empty() || !dup.is_empty() {
@@ -216,8 +236,10 @@ impl Dispatcher {
 
     /// Calls `method` with `params` (a JSON object, or `null` for none) as `caller`.
     ///
-    /// Unknown methods give `-32601`, anonymous callers of non-public methods `34`, and
-    /// params that do not match the schema `-32602` naming the field.
+    /// Unknown methods give `-32601`, anonymous callers of non-public methods `34`
+    /// (`data.reason` `missing`/`expired`), `read`-scoped tokens calling a method that
+    /// mutates or reveals secrets `34` (`scope`), and params that do not match the
+    /// schema `-32602` naming the field.
     pub async fn call(
         &self,
         caller: &Caller,
@@ -233,6 +255,9 @@ impl Dispatcher {
         };
         if entry.auth == Auth::Authenticated && !caller.principal.is_authenticated() {
             return Err(caller.principal.refusal());
+        }
+        if !caller.principal.may_call(entry.read_scope) {
+            return Err(Principal::scope_refusal(method));
         }
         (entry.handler)(caller.clone(), params).await
     }

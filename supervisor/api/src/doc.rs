@@ -11,7 +11,8 @@
 //!   "private": {                        // never leaves the server
 //!     "passwordHash": null | "$argon2id$…",
 //!     "sessions": { "<sha256(token) hex>": Session },
-//!     "apiTokens": { "<id>": ApiToken },
+//!     "apiTokens": { "<id>": ApiToken },  // ApiToken has `scope`: read | admin
+//!     "deviceKey": "<base64 HMAC key of known-device cookies>",
 //!     "nextNotificationId": 1
 //!   }
 //! }
@@ -24,6 +25,8 @@ use hearth_rpc::RpcError;
 pub(crate) const PASSWORD_HASH: &str = "/private/passwordHash";
 pub(crate) const SESSIONS: &str = "/private/sessions";
 pub(crate) const API_TOKENS: &str = "/private/apiTokens";
+/// Key of the known-device cookies' HMAC (base64), created on first start.
+pub(crate) const DEVICE_KEY: &str = "/private/deviceKey";
 pub(crate) const SERVER_INFO: &str = "/public/serverInfo";
 pub(crate) const NOTIFICATIONS: &str = hearth_rpc::methods::notification::NOTIFICATIONS_POINTER;
 pub(crate) const UI: &str = "/public/ui";

@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
+use crate::auth::{DEVICE_COOKIE, Principal};
 use crate::dispatch::{Caller, SessionCookie};
 use crate::server::Shared;
 
@@ -136,6 +136,28 @@ async fn rpc(
             return rpc_error(auth_status(&e), e);
         }
     };
+    let device = crate::auth::cookie(req.headers(), DEVICE_COOKIE).map(str::to_owned);
+    // Unauthenticated requests share a bounded number of places; a known device (the
+    // owner's browser logging in again) does not wait for one.
+    let _anonymous =
+        if principal.is_authenticated() || shared.auth.known_device(device.as_deref()).is_some() {
+            None
+        } else {
+            match Arc::clone(&shared.anonymous).try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let e = RpcError::new(
+                        ErrorCode::RateLimited,
+                        "too many unauthenticated requests at once; retry after 1 s",
+                    )
+                    .with("retryAfter", 1);
+                    let mut r = rpc_error(StatusCode::SERVICE_UNAVAILABLE, e);
+                    r.headers_mut()
+                        .insert(http::header::RETRY_AFTER, HeaderValue::from(1));
+                    return r;
+                }
+            }
+        };
     let caller = Caller {
         principal,
         peer: Some(ctx.peer.ip()),
@@ -144,6 +166,7 @@ async fn rpc(
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        device,
     };
     let limit = shared.config.body_limit;
     let too_large = || {
@@ -190,23 +213,40 @@ async fn rpc(
         headers.insert(PATCH_SEQUENCE_HEADER, HeaderValue::from(rev));
     }
     for c in cookies {
-        if let Ok(v) = HeaderValue::try_from(cookie_header(&c, ctx.tls)) {
-            headers.append(SET_COOKIE, v);
+        for text in cookie_headers(&c, ctx.tls) {
+            if let Ok(v) = HeaderValue::try_from(text) {
+                headers.append(SET_COOKIE, v);
+            }
         }
     }
     response
 }
 
-fn cookie_header(c: &SessionCookie, tls: bool) -> String {
+/// `Set-Cookie` values for a cookie instruction. The device cookie is only sent to
+/// `/rpc/v1` (where `auth.login` is) and outlives sessions (one year).
+fn cookie_headers(c: &SessionCookie, tls: bool) -> Vec<String> {
     let secure = if tls { "; Secure" } else { "" };
     match c {
-        SessionCookie::Set { token, max_age } => format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            max_age.as_secs()
-        ),
-        SessionCookie::Clear => {
-            format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+        SessionCookie::Set {
+            token,
+            max_age,
+            device,
+        } => {
+            let mut out = vec![format!(
+                "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+                max_age.as_secs()
+            )];
+            if let Some(d) = device {
+                out.push(format!(
+                    "{DEVICE_COOKIE}={d}; Path={RPC_PATH}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+                    crate::auth::device::DEVICE_MAX_AGE_MS / 1000
+                ));
+            }
+            out
         }
+        SessionCookie::Clear => vec![format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+        )],
     }
 }
 
@@ -292,14 +332,45 @@ async fn process(
                     ),
                 ));
             }
-            let mut responses = Vec::with_capacity(items.len());
-            for item in items {
-                let (r, c) = one(shared, caller, item).await;
+            let limit = shared.config.max_batch_response;
+            let mut out = Vec::with_capacity(2 + 64 * items.len());
+            out.push(b'[');
+            let mut discovered = false;
+            for (i, item) in items.into_iter().enumerate() {
+                let is_discover = item.get("method").and_then(Value::as_str)
+                    == Some(<hearth_rpc::methods::RpcDiscover as hearth_rpc::Method>::NAME);
+                let (r, c) = if out.len() > limit {
+                    // Not run: the response is already as large as allowed.
+                    let e = RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!(
+                            "the batch's responses exceed {limit} bytes; send the rest \
+                             in another request"
+                        ),
+                    )
+                    .with("limit", limit);
+                    (Response::error(batch_id(&item), e), None)
+                } else if is_discover && discovered {
+                    let e = RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        "a batch may contain rpc.discover only once",
+                    );
+                    (Response::error(batch_id(&item), e), None)
+                } else {
+                    discovered |= is_discover;
+                    one(shared, caller, item).await
+                };
                 revision = revision.max(r.revision);
                 cookies.extend(c);
-                responses.push(r);
+                if i > 0 {
+                    out.push(b',');
+                }
+                if serde_json::to_writer(&mut out, &r).is_err() {
+                    return single_error(RpcError::internal());
+                }
             }
-            serde_json::to_vec(&responses)
+            out.push(b']');
+            Ok(out)
         }
         item => {
             let (r, c) = one(shared, caller, item).await;
@@ -309,6 +380,11 @@ async fn process(
         }
     };
     (out.unwrap_or_default(), revision, cookies)
+}
+
+/// The id to answer a batch item with without running it.
+fn batch_id(item: &Value) -> Value {
+    valid_id(item.get("id")).unwrap_or(Value::Null)
 }
 
 /// The response id for a request id: strings, numbers and null (or absent) are valid.
@@ -397,18 +473,22 @@ mod tests {
 
     #[test]
     fn session_cookie_attributes() {
-        let set = cookie_header(
+        let set = cookie_headers(
             &SessionCookie::Set {
                 token: "t".into(),
                 max_age: std::time::Duration::from_secs(60),
+                device: Some("d".into()),
             },
             false,
         );
         assert_eq!(
             set,
-            "session=t; Path=/; HttpOnly; SameSite=Strict; Max-Age=60"
+            [
+                "session=t; Path=/; HttpOnly; SameSite=Strict; Max-Age=60",
+                "device=d; Path=/rpc/v1; HttpOnly; SameSite=Strict; Max-Age=31536000"
+            ]
         );
-        let clear = cookie_header(&SessionCookie::Clear, true);
-        assert!(clear.contains("Max-Age=0") && clear.ends_with("; Secure"));
+        let clear = cookie_headers(&SessionCookie::Clear, true);
+        assert!(clear[0].contains("Max-Age=0") && clear[0].ends_with("; Secure"));
     }
 }

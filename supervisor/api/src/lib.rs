@@ -26,6 +26,17 @@
 //!
 //! # Invariants
 //! * A method not marked `Auth::Public` never runs for an anonymous caller.
+//! * A `read`-scoped API token runs only methods with `MUTATES = false` and
+//!   `READS_SECRETS = false` (checked in [`Dispatcher::call`]); it cannot upload
+//!   packages or open a service's log stream. A password change revokes every token.
+//! * A password is hashed only after a login attempt was reserved with the rate
+//!   limiter (per address, IPv6 by /64, plus a global budget; known devices — a signed
+//!   `device` cookie from an earlier login — per device instead), and only while a slot
+//!   of the bounded hashing queue is free (else code 37 "busy, retry after").
+//! * Unauthenticated requests without a known-device cookie take one of
+//!   [`ApiConfig::max_anonymous`] places (else 503); a batch holds at most one
+//!   `rpc.discover` and its responses stop at [`ApiConfig::max_batch_response`] bytes.
+//! * The local secret is accepted only as the `x-hearth-local-auth` header.
 //! * Secrets (session tokens, API tokens, the local cookie) are stored only as SHA-256
 //!   hashes; passwords only as argon2id PHC strings.
 //! * A request carrying cookies with a foreign `Origin` is refused before dispatch.

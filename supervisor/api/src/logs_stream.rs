@@ -128,6 +128,13 @@ pub(crate) async fn upgrade(
         Ok(p) => p,
         Err(r) => return r,
     };
+    // Service logs can contain secrets: `package.logs` rules apply.
+    if !principal.is_admin() {
+        return rpc_error(
+            StatusCode::FORBIDDEN,
+            Principal::scope_refusal("a service's log stream"),
+        );
+    }
     let id = req
         .uri()
         .path()

@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     pub(crate) tracker: TaskTracker,
     /// Serialized patch frames shared by all `/ws/db` streams.
     pub(crate) frames: Arc<crate::ws::FrameCache>,
+    /// Places for unauthenticated requests ([`ApiConfig::max_anonymous`]).
+    pub(crate) anonymous: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API application: dispatcher, authenticator and routes.
@@ -94,9 +96,11 @@ impl App {
             &config.data_dir.join(LOCAL_COOKIE_FILE),
             config.session_idle,
             config.session_max_age,
+            config.login_failure_budget,
         )?;
         let registry = crate::handlers::registry(&store, &auth, &logs, &config, Instant::now());
         let dispatcher = Dispatcher::new(registry)?;
+        let anonymous = Arc::new(tokio::sync::Semaphore::new(config.max_anonymous.max(1)));
         Ok(App {
             shared: Shared {
                 dispatcher,
@@ -106,6 +110,7 @@ impl App {
                 mcp: None,
                 tracker: TaskTracker::new(),
                 frames: Arc::default(),
+                anonymous,
             },
         })
     }

@@ -139,6 +139,10 @@ pub(crate) async fn upload(
     if let Err(e) = require_auth(&principal) {
         return linger(body, rpc_error(auth_status(&e), e));
     }
+    if !principal.is_admin() {
+        let e = crate::auth::Principal::scope_refusal("a package upload");
+        return linger(body, rpc_error(StatusCode::FORBIDDEN, e));
+    }
     let allow_untrusted = head
         .uri
         .query()

@@ -24,7 +24,7 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -140,9 +140,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// Creates the data dir and its private parts: the data dir `0711` (others may
+/// traverse it, as containers' unprivileged root must to reach `containers/`, but not
+/// list it), `db/` and `run/` `0700`, and (for installs made before) the store file
+/// `0600`. Called with the umask at 077.
+fn private_dirs(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(data_dir)?;
+    let mode = std::fs::metadata(data_dir)?.permissions().mode() & 0o7777;
+    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode & !0o066))?;
+    for dir in ["db", "run"] {
+        let dir = data_dir.join(dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let store = data_dir.join(STORE_FILE);
+    if store.exists() {
+        std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
 fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     let data_dir = args.data_dir.clone();
-    std::fs::create_dir_all(data_dir.join("db")).map_err(|source| DaemonError::CreateDataDir {
+    // The store (password hash, session and token hashes, the device-cookie key) and
+    // the local secret are created under umask 077. The umask is restored afterwards:
+    // files given to containers (overlay upper dirs, volumes) keep their usual modes,
+    // or a service running as a non-root user could not read its own root directory.
+    // Still one thread here, so the process-wide umask affects nothing else.
+    let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    private_dirs(&data_dir).map_err(|source| DaemonError::CreateDataDir {
         path: data_dir.clone(),
         source,
     })?;
@@ -178,6 +211,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         logs,
         config,
     })?;
+    rustix::process::umask(umask);
     services::recover(&data_dir, &store);
     let services_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);

@@ -52,6 +52,14 @@ impl McpBackend for Backend {
             .map(|out| out.value)
     }
 
+    fn same_principal(&self, a: &Caller, b: &Caller) -> bool {
+        a.principal == b.principal
+    }
+
+    fn may_call(&self, caller: &Caller, method: &str) -> bool {
+        self.dispatcher.allows(&caller.principal, method)
+    }
+
     async fn still_valid(&self, caller: &Caller) -> bool {
         self.auth.still_valid(&caller.principal).await
     }

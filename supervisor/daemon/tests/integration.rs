@@ -164,6 +164,52 @@ fn starts_fast_in_setup_mode_and_stops_cleanly_on_signals() {
     assert!(wait_exit(&mut d.child, Duration::from_secs(5)).success());
 }
 
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn secrets_on_disk_are_private_even_for_an_old_world_readable_install() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("data");
+    // A fresh data dir.
+    let mut d = start(&data);
+    let r = call(
+        d.addr,
+        &d.local,
+        "setup.complete",
+        json!({"password": "password123", "hostname": "box"}),
+    )
+    .unwrap();
+    assert!(r.get("error").is_none(), "{r}");
+    let check = |data: &Path| {
+        assert_eq!(
+            mode(data) & 0o066,
+            0,
+            "data dir is listable: {:o}",
+            mode(data)
+        );
+        assert_eq!(mode(&data.join("db")), 0o700);
+        assert_eq!(mode(&data.join(hearth_layout::STORE_FILE)), 0o600);
+        assert_eq!(mode(&data.join("run")), 0o700);
+        assert_eq!(mode(&data.join(hearth_layout::LOCAL_COOKIE_FILE)), 0o600);
+    };
+    check(&data);
+    signal(&d.child, "-TERM");
+    wait_exit(&mut d.child, Duration::from_secs(5));
+    // An install from before: everything world-readable. The next start fixes it.
+    let open = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    open(&data, 0o755).unwrap();
+    open(&data.join("db"), 0o755).unwrap();
+    open(&data.join(hearth_layout::STORE_FILE), 0o644).unwrap();
+    let mut d = start(&data);
+    check(&data);
+    signal(&d.child, "-TERM");
+    assert!(wait_exit(&mut d.child, Duration::from_secs(5)).success());
+}
+
 #[test]
 fn refuses_a_second_instance_on_the_same_data_dir() {
     let dir = tempfile::tempdir().unwrap();

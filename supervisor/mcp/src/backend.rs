@@ -25,6 +25,8 @@ use serde_json::Value;
 ///     async fn call(&self, c: &Caller, method: &str, params: Value) -> Result<Value, RpcError> {
 ///         self.dispatcher.call(c, method, params).await.map(|out| out.value)
 ///     }
+///     fn same_principal(&self, a: &Caller, b: &Caller) -> bool { a.principal == b.principal }
+///     fn may_call(&self, c: &Caller, method: &str) -> bool { self.dispatcher.allows(&c.principal, method) }
 ///     async fn still_valid(&self, c: &Caller) -> bool { self.auth.still_valid(&c.principal).await }
 /// }
 /// struct McpEndpoint(hearth_mcp::McpService<McpGlue>);
@@ -61,6 +63,16 @@ pub trait McpBackend: Send + Sync + 'static {
         method: &str,
         params: Value,
     ) -> impl Future<Output = Result<Value, RpcError>> + Send;
+
+    /// Whether `a` and `b` are the same principal. An MCP session belongs to the
+    /// principal that opened it (`initialize`); a request on it with another one's
+    /// credentials is refused.
+    fn same_principal(&self, a: &Self::Principal, b: &Self::Principal) -> bool;
+
+    /// Whether `principal` may call `method` (e.g. a read-only API token may not call
+    /// methods that change state). `tools/list` shows only such tools; the call itself
+    /// is still checked by [`McpBackend::call`].
+    fn may_call(&self, principal: &Self::Principal, method: &str) -> bool;
 
     /// Whether `principal` is still valid (a session can be logged out, a token revoked).
     /// Checked periodically while a session has subscriptions; when it turns false the

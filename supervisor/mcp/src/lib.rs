@@ -11,7 +11,9 @@
 //!   transport (sessions with `Mcp-Session-Id`, SSE, DELETE, body limit, protocol
 //!   version negotiation); this crate implements `ServerHandler` per session.
 //! - Tools are generated from [`hearth_rpc::catalogue`] (name, description, params JSON
-//!   Schema, read-only hint from `mutates`), minus `setup.*` and `auth.login`. A
+//!   Schema, `readOnlyHint` from `mutates`, `destructiveHint` from `destructive`),
+//!   minus `setup.*` and `auth.login`. `tools/list` shows a caller only the tools
+//!   [`McpBackend::may_call`] allows it (a read-scoped token: read-only tools). A
 //!   call goes through [`McpBackend::call`], i.e. the JSON-RPC dispatcher, so
 //!   validation and handlers are shared; failures are `isError` results carrying the
 //!   RPC error.
@@ -30,11 +32,13 @@
 //! - No request reaches a handler without a principal from [`McpBackend::authenticate`].
 //! - A session's watcher ends with the session (DELETE, idle timeout) or at
 //!   [`McpService::shutdown`].
+//! - A session belongs to the principal that initialized it: every request is
+//!   authenticated on its own, and one with another principal's credentials on an
+//!   existing `Mcp-Session-Id` is refused with 403 (`data.reason` `sessionOwner`).
 //!
 //! # Limitations
-//! - Sessions are not bound to the principal that created them: each request is
-//!   authenticated on its own, which is sound while Hearth has one user. An open SSE
-//!   stream is not closed when its session cookie is logged out.
+//! - An open SSE stream of a session without subscriptions is not closed when its
+//!   session cookie is logged out (sessions with subscriptions are revalidated).
 //! - Sessions live in memory; after a restart clients get 404 and initialize again.
 //!
 //! # Rejected alternatives

@@ -96,6 +96,7 @@ impl<B: McpBackend> McpService<B> {
             debounce: config.debounce,
             revalidate_every: config.revalidate_every,
             sessions: Arc::clone(&sessions),
+            owners: std::sync::Mutex::default(),
             shutdown: shutdown.clone(),
         });
         let mut http_config = StreamableHttpServerConfig::default()
@@ -125,17 +126,54 @@ impl<B: McpBackend> McpService<B> {
         Body::Error: Display,
     {
         let (mut parts, body) = request.into_parts();
-        match self.shared.backend.authenticate(&parts).await {
-            Ok(principal) => {
-                parts.extensions.insert(Caller(principal));
-            }
+        let principal = match self.shared.backend.authenticate(&parts).await {
+            Ok(principal) => principal,
             Err(error) => {
                 tracing::debug!(method = %parts.method, error = %error, "MCP request refused");
                 return unauthorized(&error);
             }
+        };
+        let session = parts
+            .headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(id) = &session {
+            let owner = self.owner_of(id);
+            if let Some(owner) = owner
+                && !self.shared.backend.same_principal(&owner, &principal)
+            {
+                tracing::warn!(method = %parts.method, "MCP request on a session opened by another principal; refused");
+                return refused(&RpcError::unauthorized(
+                    "sessionOwner",
+                    "this MCP session was opened with other credentials; initialize a \
+                     session of your own",
+                ));
+            }
         }
+        parts.extensions.insert(Caller(principal.clone()));
         let is_delete = parts.method == http::Method::DELETE;
         let mut response = self.http.handle(Request::from_parts(parts, body)).await;
+        if session.is_none()
+            && let Some(new_id) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+        {
+            // A session was just created (initialize): it belongs to this principal.
+            // Forget the owners of sessions that ended.
+            let live: Vec<String> = {
+                let sessions = self.shared.sessions.sessions.read().await;
+                sessions.keys().map(|k| k.to_string()).collect()
+            };
+            let mut owners = self
+                .shared
+                .owners
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            owners.retain(|k, _| live.iter().any(|l| l == k));
+            owners.insert(new_id.to_owned(), principal);
+        }
         // rmcp answers a successful DELETE with 202; clients (the Python SDK) expect
         // 200 or 204 for "session ended", and nothing is pending, so say 204.
         if is_delete && response.status() == StatusCode::ACCEPTED {
@@ -144,10 +182,29 @@ impl<B: McpBackend> McpService<B> {
         response
     }
 
+    fn owner_of(&self, session: &str) -> Option<B::Principal> {
+        self.shared
+            .owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(session)
+            .cloned()
+    }
+
     /// Ends every session and its subscriptions (graceful shutdown of `hearthd`).
     pub fn shutdown(&self) {
         self.shared.shutdown.cancel();
     }
+}
+
+/// The header naming the MCP session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// 403 with the RPC error as JSON body.
+fn refused(error: &RpcError) -> Response<McpBody> {
+    let mut response = unauthorized(error);
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
 }
 
 /// 401, or 403 for a request from a foreign `Origin` (as `/rpc/v1` answers).

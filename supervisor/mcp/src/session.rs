@@ -2,6 +2,7 @@
 //! resources, subscriptions; the subscription task itself is in `watch`).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ pub(crate) struct Shared<B: McpBackend> {
     pub(crate) revalidate_every: Duration,
     /// The transport's sessions, so a watcher can close its session.
     pub(crate) sessions: Arc<LocalSessionManager>,
+    /// Who opened each session (by `Mcp-Session-Id`); requests by anyone else on it
+    /// are refused.
+    pub(crate) owners: Mutex<HashMap<String, B::Principal>>,
     /// Cancelled when the service shuts down; parent of every session's watcher.
     pub(crate) shutdown: CancellationToken,
 }
@@ -147,9 +151,18 @@ impl<B: McpBackend> ServerHandler for Session<B> {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(self.shared.tools.tools()))
+        // Only the tools this caller may use (a read-only token sees read-only tools).
+        let caller = Self::caller(&context)?;
+        let tools = self
+            .shared
+            .tools
+            .tools()
+            .into_iter()
+            .filter(|t| self.shared.backend.may_call(&caller, &t.name))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -165,6 +178,15 @@ impl<B: McpBackend> ServerHandler for Session<B> {
             ));
         }
         let caller = Self::caller(&context)?;
+        if !self.shared.backend.may_call(&caller, name) {
+            let e = RpcError::unauthorized(
+                "scope",
+                format!(
+                    "these credentials may not call {name:?} (it changes state or reveals secrets)"
+                ),
+            );
+            return Ok(tools::failure(&e).into());
+        }
         let params = Value::Object(request.arguments.clone().unwrap_or_default());
         let result: Result<Value, RpcError> = self.shared.backend.call(&caller, name, params).await;
         tracing::debug!(tool = name, ok = result.is_ok(), "MCP tool call");

@@ -34,8 +34,11 @@ impl ToolTable {
                 );
                 continue;
             };
+            // Hints from the method table: read-only = changes nothing; destructive =
+            // may end or delete something (uninstall, stop, shutdown, token revoke …).
             let annotations = ToolAnnotations::new()
                 .read_only(!m.mutates)
+                .destructive(m.destructive)
                 .open_world(false);
             let tool = Tool::new(m.name, m.description, Arc::new(schema.clone()))
                 .with_annotations(annotations);
@@ -93,8 +96,26 @@ mod tests {
                 assert_eq!(Value::Object((*tool.input_schema).clone()), m.params_schema);
                 let ro = tool.annotations.as_ref().and_then(|a| a.read_only_hint);
                 assert_eq!(ro, Some(!m.mutates), "{}", m.name);
+                let d = tool.annotations.as_ref().and_then(|a| a.destructive_hint);
+                assert_eq!(d, Some(m.destructive), "{}", m.name);
             }
         }
+        let hint = |name: &str| {
+            let tool = &table.tools[table.by_name[name]];
+            let a = tool.annotations.as_ref().unwrap();
+            (a.read_only_hint, a.destructive_hint)
+        };
+        for name in [
+            "package.uninstall",
+            "package.stop",
+            "server.shutdown",
+            "server.restart",
+            "auth.token.revoke",
+        ] {
+            assert_eq!(hint(name), (Some(false), Some(true)), "{name}");
+        }
+        assert_eq!(hint("server.info"), (Some(true), Some(false)));
+        assert_eq!(hint("package.start").1, Some(false));
         assert!(table.contains("server.info"));
         assert!(!table.contains("auth.login"));
         assert!(!table.contains("setup.complete"));

@@ -35,6 +35,13 @@ pub trait Method {
     const AUTH: Auth;
     /// Whether a successful call changes durable state (and so yields a revision).
     const MUTATES: bool;
+    /// Whether a call may destroy or end something the user cannot get back by
+    /// calling another method (data, a service's uptime, a session, a token, the
+    /// machine's uptime). MCP marks such tools `destructiveHint: true`.
+    const DESTRUCTIVE: bool = false;
+    /// Whether the result may reveal secrets (log lines of services and of hearthd
+    /// can contain passwords or credentials), so a `read`-scoped API token may not call it.
+    const READS_SECRETS: bool = false;
     /// Parameters (a JSON object on the wire).
     type Params: DeserializeOwned + Serialize + JsonSchema + Send + 'static;
     /// Result.
@@ -53,6 +60,10 @@ pub struct MethodInfo {
     pub auth: Auth,
     /// Whether it changes durable state.
     pub mutates: bool,
+    /// Whether it may destroy or end something ([`Method::DESTRUCTIVE`]).
+    pub destructive: bool,
+    /// Whether its result may reveal secrets ([`Method::READS_SECRETS`]).
+    pub reads_secrets: bool,
     /// JSON Schema of the params object.
     pub params_schema: Value,
     /// JSON Schema of the result.
@@ -67,10 +78,25 @@ impl MethodInfo {
             description: M::DESCRIPTION,
             auth: M::AUTH,
             mutates: M::MUTATES,
+            destructive: M::DESTRUCTIVE,
+            reads_secrets: M::READS_SECRETS,
             params_schema: schemars::schema_for!(M::Params).to_value(),
             result_schema: schemars::schema_for!(M::Result).to_value(),
         }
     }
+}
+
+impl MethodInfo {
+    /// Whether a `read`-scoped API token may call it: it changes nothing and reveals
+    /// no secrets.
+    pub fn read_scope(&self) -> bool {
+        read_scope(self.mutates, self.reads_secrets)
+    }
+}
+
+/// Whether a method with these properties is open to `read`-scoped API tokens.
+pub const fn read_scope(mutates: bool, reads_secrets: bool) -> bool {
+    !mutates && !reads_secrets
 }
 
 /// Every method, in declaration order (grouped by noun).
@@ -143,6 +169,71 @@ mod tests {
         .into_iter()
         .collect();
         assert_eq!(public, expected);
+    }
+
+    #[test]
+    fn destructive_methods_mutate_and_read_scope_is_what_it_says() {
+        let cat = catalogue();
+        for m in &cat {
+            assert!(
+                !m.destructive || m.mutates,
+                "{} destroys without mutating",
+                m.name
+            );
+        }
+        let destructive: BTreeSet<&str> = cat
+            .iter()
+            .filter(|m| m.destructive)
+            .map(|m| m.name)
+            .collect();
+        for name in [
+            "server.shutdown",
+            "server.restart",
+            "package.uninstall",
+            "package.stop",
+            "auth.token.revoke",
+            "auth.password.change",
+        ] {
+            assert!(destructive.contains(name), "{name} must be destructive");
+        }
+        let read: BTreeSet<&str> = cat
+            .iter()
+            .filter(|m| m.read_scope())
+            .map(|m| m.name)
+            .collect();
+        assert!(read.contains("server.info") && read.contains("package.list"));
+        for name in [
+            "server.logs",
+            "package.logs",
+            "auth.token.create",
+            "db.put.ui",
+        ] {
+            assert!(
+                !read.contains(name),
+                "{name} must not be open to read tokens"
+            );
+        }
+    }
+
+    #[test]
+    fn token_scope_is_a_required_string_enum() {
+        let m = method_info("auth.token.create").unwrap();
+        let schema = &m.params_schema;
+        let required = schema["required"].as_array().unwrap();
+        assert!(required.contains(&Value::from("scope")), "{schema}");
+        let scope = &schema["properties"]["scope"];
+        let resolved = match scope.get("$ref").and_then(Value::as_str) {
+            Some(r) => schema
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or(&Value::Null),
+            None => scope,
+        };
+        assert_eq!(resolved["type"], "string", "{schema}");
+        assert_eq!(
+            resolved["enum"],
+            serde_json::json!(["read", "admin"]),
+            "{schema}"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub mod methods;
 mod openrpc;
 mod wire;
 
-pub use catalogue::{Auth, Method, MethodInfo, catalogue, method_info};
+pub use catalogue::{Auth, Method, MethodInfo, catalogue, method_info, read_scope};
 pub use error::{ErrorCode, RpcError};
 pub use openrpc::openrpc_document;
 pub use wire::{Id, Request, Response, ResponsePayload};

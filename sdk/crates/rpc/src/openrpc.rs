@@ -2,7 +2,7 @@
 //!
 //! Params use OpenRPC's `by-name` structure: each property of a method's params schema
 //! becomes one content descriptor. Hearth-specific metadata travels in extension fields
-//! (`x-hearth-auth`, `x-hearth-mutates`) and the error codes in `x-hearth-errors`.
+//! (`x-hearth-auth`, `x-hearth-mutates`, `x-hearth-destructive`, `x-hearth-read-scope`) and the error codes in `x-hearth-errors`.
 
 use serde_json::{Map, Value, json};
 
@@ -67,6 +67,8 @@ fn method_object(m: &MethodInfo) -> Value {
     );
     obj.insert("x-hearth-auth".into(), Value::from(m.auth.as_str()));
     obj.insert("x-hearth-mutates".into(), Value::from(m.mutates));
+    obj.insert("x-hearth-destructive".into(), Value::from(m.destructive));
+    obj.insert("x-hearth-read-scope".into(), Value::from(m.read_scope()));
     Value::Object(obj)
 }
 

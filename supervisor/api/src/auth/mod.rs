@@ -6,12 +6,21 @@
 //! 2. A foreign `Origin` (its host differs from `Host`) refuses the request: browsers
 //!    attach cookies to cross-site requests, and no Hearth client needs cross-origin
 //!    calls.
-//! 3. The local secret (header `x-hearth-local-auth` or cookie `local`) — the CLI on the
-//!    same machine, which can read `DATA/run/local.cookie` (mode 0600).
+//! 3. The local secret (header `x-hearth-local-auth` only) — the CLI on the same
+//!    machine, which can read `DATA/run/local.cookie` (mode 0600). A `local` *cookie* is
+//!    ignored: a cookie can be planted in a browser by another site or a compromised
+//!    service on a sibling name, and judging it before the session cookie let a planted
+//!    one lock browser users out.
 //! 4. The `session` cookie — a browser session; unknown or expired sessions make the
 //!    caller anonymous (so `auth.login` still works) and authenticated methods then say
 //!    "expired".
+//!
+//! API tokens carry a scope (`read` or `admin`, [`Principal::may_call`]). Logins are
+//! rate limited before any hashing (`ratelimit.rs`); a successful login also sets a
+//! `device` cookie (`device.rs`) that later logins from that browser present to be
+//! limited per device rather than per address or by the global budget.
 
+pub(crate) mod device;
 mod logthrottle;
 mod ratelimit;
 pub(crate) mod secret;
@@ -19,18 +28,31 @@ pub(crate) mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use hearth_layout::{LOCAL_AUTH_HEADER, LOCAL_COOKIE, SESSION_COOKIE};
+use hearth_layout::{LOCAL_AUTH_HEADER, SESSION_COOKIE};
 use hearth_rpc::RpcError;
+use hearth_rpc::methods::auth::TokenScope;
 use hearth_store::Store;
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use tokio::sync::Semaphore;
 
-use crate::ApiError;
+use crate::{ApiError, doc};
+use device::DeviceKey;
 use logthrottle::LogThrottle;
-pub(crate) use ratelimit::LoginLimiter;
+pub(crate) use ratelimit::{Client, LoginLimiter};
+
+/// Name of the known-device cookie (see `device.rs`).
+pub(crate) const DEVICE_COOKIE: &str = "device";
+/// argon2 computations at once for unknown devices (each needs 64 MiB and a core for
+/// ~0.3 s); known devices have a slot of their own, so on a two-core box the owner's
+/// login always finds a core.
+const HASH_SLOTS: usize = 1;
+/// Password checks from unknown devices that may wait for a slot; more are refused
+/// at once with "busy, retry after".
+const HASH_QUEUE: usize = 4;
 
 /// Who is making a call.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +72,8 @@ pub enum Principal {
     Token {
         /// Token id.
         id: String,
+        /// What it may do.
+        scope: TokenScope,
     },
     /// The CLI on the same machine (local cookie file).
     Local,
@@ -66,9 +90,42 @@ impl Principal {
         match self {
             Principal::Anonymous { .. } => "anonymous".into(),
             Principal::Session { id } => format!("session:{}", id.get(..8).unwrap_or(id)),
-            Principal::Token { id } => format!("token:{id}"),
+            Principal::Token { id, .. } => format!("token:{id}"),
             Principal::Local => "local".into(),
         }
+    }
+
+    /// Whether the caller holds every privilege (all but `read`-scoped API tokens).
+    pub fn is_admin(&self) -> bool {
+        match self {
+            Principal::Anonymous { .. } => false,
+            Principal::Token { scope, .. } => *scope == TokenScope::Admin,
+            Principal::Session { .. } | Principal::Local => true,
+        }
+    }
+
+    /// Whether the caller may call a method open (`read_scope`) or not open to
+    /// `read`-scoped tokens. Authentication itself is checked separately.
+    pub fn may_call(&self, read_scope: bool) -> bool {
+        read_scope
+            || !matches!(
+                self,
+                Principal::Token {
+                    scope: TokenScope::Read,
+                    ..
+                }
+            )
+    }
+
+    /// The error for a `read`-scoped token calling `what`.
+    pub(crate) fn scope_refusal(what: &str) -> RpcError {
+        RpcError::unauthorized(
+            "scope",
+            format!(
+                "this API token has scope `read`: {what} changes state or reveals secrets; \
+                 use an `admin` token (auth.token.create with scope admin)"
+            ),
+        )
     }
 
     /// The error for an anonymous caller of an authenticated method.
@@ -98,31 +155,62 @@ pub struct Authenticator {
     pub(crate) limiter: LoginLimiter,
     /// Failed logins are client-triggered: their warnings are rate limited.
     failure_log: LogThrottle,
-    /// At most two argon2 computations at once (each needs ~19 MiB).
-    hashing: Semaphore,
+    /// Signs known-device cookies.
+    device_key: DeviceKey,
+    /// Admission to the hashing queue (slots + queue) for unknown devices.
+    admission: Arc<Semaphore>,
+    /// At most [`HASH_SLOTS`] argon2 computations at once.
+    hashing: Arc<Semaphore>,
+    /// A slot of its own for known devices: the owner does not queue behind strangers.
+    device_hashing: Arc<Semaphore>,
+    /// Password hash verifications started (a metric; tests count guesses with it).
+    password_checks: Arc<AtomicU64>,
 }
 
 impl Authenticator {
     /// An authenticator over `store`; writes a fresh local secret to `local_cookie_path`
-    /// (mode 0600, parent created with mode 0700).
+    /// (mode 0600, parent created with mode 0700). `login_budget`: failed logins from
+    /// unknown devices allowed per minute, all addresses together.
     pub fn new(
         store: Store,
         local_cookie_path: &Path,
         session_idle: Duration,
         session_max_age: Duration,
+        login_budget: u32,
     ) -> Result<Arc<Authenticator>, ApiError> {
         let secret = secret::random_token()?;
         write_private_file(local_cookie_path, secret.as_bytes())?;
+        let device_key = load_device_key(&store)?;
         Ok(Arc::new(Authenticator {
             store,
             local_secret_hash: secret::sha256_hex(&secret),
             local_cookie_path: local_cookie_path.to_path_buf(),
             session_idle,
             session_max_age,
-            limiter: LoginLimiter::default(),
+            limiter: LoginLimiter::new(login_budget),
             failure_log: LogThrottle::new(10, Duration::from_secs(10)),
-            hashing: Semaphore::new(2),
+            device_key,
+            admission: Arc::new(Semaphore::new(HASH_SLOTS + HASH_QUEUE)),
+            hashing: Arc::new(Semaphore::new(HASH_SLOTS)),
+            device_hashing: Arc::new(Semaphore::new(1)),
+            password_checks: Arc::default(),
         }))
+    }
+
+    /// How many password hash verifications have started since the server started.
+    pub fn password_checks(&self) -> u64 {
+        self.password_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The id of the known device behind a `device` cookie value, if it is genuine.
+    pub(crate) fn known_device(&self, cookie: Option<&str>) -> Option<String> {
+        self.device_key.verify(cookie?, doc::now_ms())
+    }
+
+    /// A new known-device cookie value.
+    pub(crate) fn issue_device(&self) -> Result<String, RpcError> {
+        self.device_key.issue(doc::now_ms()).map_err(|e| e.to_rpc())
     }
 
     /// Where the local secret was written.
@@ -135,7 +223,7 @@ impl Authenticator {
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, RpcError> {
         if let Some(token) = bearer(headers) {
             return match self.verify_api_token(token).await? {
-                Some(id) => Ok(Principal::Token { id }),
+                Some((id, scope)) => Ok(Principal::Token { id, scope }),
                 None => Err(RpcError::unauthorized(
                     "invalidToken",
                     "the API token is unknown or revoked",
@@ -148,16 +236,14 @@ impl Authenticator {
                 "requests from a foreign Origin are refused (Origin must match Host)",
             ));
         }
-        let local =
-            header_str(headers, LOCAL_AUTH_HEADER).or_else(|| cookie(headers, LOCAL_COOKIE));
-        if let Some(local) = local {
+        if let Some(local) = header_str(headers, LOCAL_AUTH_HEADER) {
             let hash = secret::sha256_hex(local);
             if secret::constant_time_eq(hash.as_bytes(), self.local_secret_hash.as_bytes()) {
                 return Ok(Principal::Local);
             }
             return Err(RpcError::unauthorized(
                 "invalidToken",
-                "the local auth cookie is stale; hearthd writes a new one at every start",
+                "the local auth secret is stale; hearthd writes a new one at every start",
             ));
         }
         if let Some(token) = cookie(headers, SESSION_COOKIE) {
@@ -178,7 +264,7 @@ impl Authenticator {
             Principal::Anonymous { .. } => false,
             Principal::Local => true,
             Principal::Session { id } => self.check_session(id).await.unwrap_or(false),
-            Principal::Token { id } => self.token_exists(id),
+            Principal::Token { id, .. } => self.token_exists(id),
         }
     }
 
@@ -190,12 +276,63 @@ impl Authenticator {
         )
     }
 
-    async fn hash_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, RpcError> {
-        self.hashing
-            .acquire()
+    /// A hashing slot: for a known device its own, otherwise a place in the bounded
+    /// queue (`Err(busy)` at once when it is full) and then one of the shared slots.
+    /// The permits travel into the blocking task, so an abandoned request still holds
+    /// its slot until its hash is done.
+    async fn hash_slot(&self, known_device: bool) -> Result<HashSlot, RpcError> {
+        let closed = |_| RpcError::internal();
+        if known_device {
+            let p = Arc::clone(&self.device_hashing)
+                .acquire_owned()
+                .await
+                .map_err(closed)?;
+            return Ok(HashSlot(vec![p]));
+        }
+        let queued = Arc::clone(&self.admission)
+            .try_acquire_owned()
+            .map_err(|_| busy())?;
+        let running = Arc::clone(&self.hashing)
+            .acquire_owned()
             .await
-            .map_err(|_| RpcError::internal())
+            .map_err(closed)?;
+        Ok(HashSlot(vec![queued, running]))
     }
+}
+
+/// Permits held while one password is hashed.
+pub(crate) struct HashSlot(#[allow(dead_code)] Vec<tokio::sync::OwnedSemaphorePermit>);
+
+/// The error when the hashing queue is full.
+pub(crate) fn busy() -> RpcError {
+    RpcError::new(
+        hearth_rpc::ErrorCode::RateLimited,
+        "the server is busy checking other passwords; retry after 1 s",
+    )
+    .with("retryAfter", 1)
+}
+
+/// The device-cookie key from the private state, created on first start.
+fn load_device_key(store: &Store) -> Result<DeviceKey, ApiError> {
+    if let Ok(serde_json::Value::String(text)) = store.get(doc::DEVICE_KEY)
+        && let Some(key) = DeviceKey::from_stored(&text)
+    {
+        return Ok(key);
+    }
+    let (key, text) = DeviceKey::generate()?;
+    store
+        .mutate(|d| doc::set(d, doc::DEVICE_KEY, serde_json::Value::String(text)))
+        .map_err(|e| match e {
+            hearth_store::MutateError::Store(source) => ApiError::Store {
+                op: "store device key",
+                source,
+            },
+            hearth_store::MutateError::Rejected(e) => ApiError::Document {
+                pointer: doc::DEVICE_KEY.into(),
+                reason: e.message,
+            },
+        })?;
+    Ok(key)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

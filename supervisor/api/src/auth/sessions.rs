@@ -5,17 +5,16 @@
 //! [`touch_interval`] so that ordinary requests do not each cost a durable write.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use hearth_layout::API_TOKEN_PREFIX;
-use hearth_rpc::methods::auth::{LoginResult, SessionInfo, TokenCreated, TokenInfo};
+use hearth_rpc::methods::auth::{LoginResult, SessionInfo, TokenCreated, TokenInfo, TokenScope};
 use hearth_rpc::{ErrorCode, RpcError};
 use hearth_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Authenticator, Principal, secret};
+use super::{Authenticator, Client, Principal, secret};
 use crate::ApiError;
 use crate::doc::{self, API_TOKENS, PASSWORD_HASH, SESSIONS, now_ms};
 use crate::error::{blocking, mutate_error};
@@ -36,8 +35,15 @@ struct StoredSession {
 struct StoredToken {
     name: String,
     hash: String,
+    /// Tokens created before scopes existed were full admin, and stay so.
+    #[serde(default = "admin")]
+    scope: TokenScope,
     created_ms: u64,
     last_used_ms: Option<u64>,
+}
+
+fn admin() -> TokenScope {
+    TokenScope::Admin
 }
 
 fn ms(d: Duration) -> u64 {
@@ -90,33 +96,46 @@ impl Authenticator {
         Ok(true)
     }
 
-    /// Verifies the master password, with rate limiting per client address.
+    /// Verifies the master password for `client`, rate limited (see `ratelimit.rs`):
+    /// the attempt is reserved before hashing, and the hashing queue is bounded.
     pub(crate) async fn verify_password(
         &self,
         password: String,
-        peer: Option<IpAddr>,
+        client: Client,
     ) -> Result<(), RpcError> {
-        if let Err(wait) = self.limiter.check(peer, Instant::now()) {
-            return Err(rate_limited(wait));
-        }
+        let known_device = matches!(client, Client::Device(_));
+        let attempt = self
+            .limiter
+            .reserve(client.clone(), Instant::now())
+            .map_err(rate_limited)?;
         let Some(Value::String(hash)) = self.read(PASSWORD_HASH, "read password hash")? else {
+            attempt.cancel();
             return Err(RpcError::new(
                 ErrorCode::SetupRequired,
                 "no password is set yet; finish setup with setup.complete",
             ));
         };
-        let _slot = self.hash_slot().await?;
+        let slot = match self.hash_slot(known_device).await {
+            Ok(slot) => slot,
+            Err(e) => {
+                attempt.cancel();
+                return Err(e);
+            }
+        };
+        let checks = std::sync::Arc::clone(&self.password_checks);
         let ok = blocking("verify password", move || {
+            let _slot = slot;
+            checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             secret::verify_password(&password, &hash).map_err(RpcError::from)
         })
         .await?;
         if ok {
-            self.limiter.succeeded(peer);
+            attempt.succeeded();
             return Ok(());
         }
-        let backoff = self.limiter.failed(peer, Instant::now());
+        let backoff = attempt.failed();
         if let Some(suppressed) = self.failure_log.allow(Instant::now()) {
-            tracing::warn!(peer = ?peer, suppressed, "wrong password");
+            tracing::warn!(client = ?client, suppressed, "wrong password");
         }
         let err = RpcError::new(ErrorCode::IncorrectPassword, "incorrect password");
         Err(match backoff {
@@ -125,10 +144,11 @@ impl Authenticator {
         })
     }
 
-    /// argon2id hash of a new password (limited concurrency, off the async threads).
+    /// argon2id hash of a new password (bounded queue, off the async threads).
     pub(crate) async fn hash_password(&self, password: String) -> Result<String, RpcError> {
-        let _slot = self.hash_slot().await?;
+        let slot = self.hash_slot(false).await?;
         blocking("hash password", move || {
+            let _slot = slot;
             secret::hash_password(&password).map_err(RpcError::from)
         })
         .await
@@ -139,10 +159,10 @@ impl Authenticator {
     pub(crate) async fn login(
         &self,
         password: String,
-        peer: Option<IpAddr>,
+        client: Client,
         user_agent: Option<String>,
     ) -> Result<(String, LoginResult, u64), RpcError> {
-        self.verify_password(password, peer).await?;
+        self.verify_password(password, client).await?;
         let token = secret::random_token().map_err(RpcError::from)?;
         let id = secret::sha256_hex(&token);
         let now = now_ms();
@@ -234,7 +254,8 @@ impl Authenticator {
     }
 
     /// Sets a new password hash if the stored one is still `expected` (compare-and-set
-    /// against a concurrent change); keeps only the caller's session.
+    /// against a concurrent change); keeps only the caller's session and revokes every
+    /// API token (whoever knew the old password may have made some).
     pub(crate) async fn replace_password(
         &self,
         expected: Option<String>,
@@ -259,6 +280,7 @@ impl Authenticator {
                     doc::set(d, PASSWORD_HASH, Value::String(new_hash))?;
                     doc::object_mut(d, SESSIONS)?
                         .retain(|id, _| keep.as_deref() == Some(id.as_str()));
+                    doc::object_mut(d, API_TOKENS)?.clear();
                     Ok(())
                 })
                 .map(|m| m.revision)
@@ -275,7 +297,11 @@ impl Authenticator {
     }
 
     /// Creates an API token; the secret is returned once and only its hash stored.
-    pub(crate) async fn create_token(&self, name: String) -> Result<(TokenCreated, u64), RpcError> {
+    pub(crate) async fn create_token(
+        &self,
+        name: String,
+        scope: TokenScope,
+    ) -> Result<(TokenCreated, u64), RpcError> {
         let token = format!(
             "{API_TOKEN_PREFIX}{}",
             secret::random_token().map_err(RpcError::from)?
@@ -285,6 +311,7 @@ impl Authenticator {
         let stored = StoredToken {
             name: name.clone(),
             hash,
+            scope,
             created_ms: now_ms(),
             last_used_ms: None,
         };
@@ -301,7 +328,15 @@ impl Authenticator {
                 .map_err(mutate_error("create API token"))
         })
         .await?;
-        Ok((TokenCreated { id, name, token }, rev))
+        Ok((
+            TokenCreated {
+                id,
+                name,
+                scope,
+                token,
+            },
+            rev,
+        ))
     }
 
     /// All API tokens (without secrets), oldest first.
@@ -317,6 +352,7 @@ impl Authenticator {
                     Some(TokenInfo {
                         id,
                         name: t.name,
+                        scope: t.scope,
                         created_ms: t.created_ms,
                         last_used_ms: t.last_used_ms,
                     })
@@ -355,8 +391,11 @@ impl Authenticator {
         )
     }
 
-    /// The id of the token, if valid; refreshes its last-use time when stale.
-    pub(crate) async fn verify_api_token(&self, token: &str) -> Result<Option<String>, RpcError> {
+    /// The id and scope of the token, if valid; refreshes its last-use time when stale.
+    pub(crate) async fn verify_api_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<(String, TokenScope)>, RpcError> {
         if !token.starts_with(API_TOKEN_PREFIX) {
             return Ok(None);
         }
@@ -388,7 +427,7 @@ impl Authenticator {
             })
             .await?;
         }
-        Ok(Some(id))
+        Ok(Some((id, t.scope)))
     }
 }
 

@@ -11,7 +11,7 @@ use hearth_rpc::methods::{
     AuthTokenList, AuthTokenRevoke,
 };
 
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{Authenticator, Client, Principal};
 use crate::dispatch::{Registry, Reply, SessionCookie};
 
 pub(crate) fn register(r: &mut Registry, auth: Arc<Authenticator>, max_age: Duration) {
@@ -19,12 +19,20 @@ pub(crate) fn register(r: &mut Registry, auth: Arc<Authenticator>, max_age: Dura
     r.register::<AuthLogin, _, _>(move |caller, p| {
         let a = Arc::clone(&a);
         async move {
-            let (token, result, rev) = a.login(p.password, caller.peer, caller.user_agent).await?;
-            tracing::info!(peer = ?caller.peer, rev, "login");
+            let known = a.known_device(caller.device.as_deref());
+            let client = Client::new(caller.peer, known.clone());
+            let (token, result, rev) = a.login(p.password, client, caller.user_agent).await?;
+            // A new device cookie at every login (a known device's is renewed).
+            let device = Some(a.issue_device()?);
+            tracing::info!(peer = ?caller.peer, known_device = ?known, rev, "login");
             Ok(Reply {
                 value: result,
                 revision: Some(rev),
-                session: Some(SessionCookie::Set { token, max_age }),
+                session: Some(SessionCookie::Set {
+                    token,
+                    max_age,
+                    device,
+                }),
             })
         }
     });
@@ -73,12 +81,13 @@ pub(crate) fn register(r: &mut Registry, auth: Arc<Authenticator>, max_age: Dura
             check_password(&p.new_password)
                 .map_err(|e| RpcError::invalid_params("newPassword", e))?;
             let expected = a.password_hash()?;
-            a.verify_password(p.old_password, caller.peer).await?;
+            let client = Client::new(caller.peer, a.known_device(caller.device.as_deref()));
+            a.verify_password(p.old_password, client).await?;
             let hash = a.hash_password(p.new_password).await?;
             let rev = a
                 .replace_password(expected, hash, &caller.principal)
                 .await?;
-            tracing::info!(by = %caller.principal.label(), rev, "password changed");
+            tracing::info!(by = %caller.principal.label(), rev, "password changed; other sessions ended, API tokens revoked");
             Ok(Reply::at((), rev))
         }
     });
@@ -94,8 +103,8 @@ pub(crate) fn register(r: &mut Registry, auth: Arc<Authenticator>, max_age: Dura
                     "name must be 1-64 printable characters",
                 ));
             }
-            let (created, rev) = a.create_token(p.name).await?;
-            tracing::info!(by = %caller.principal.label(), token = %created.id, "API token created");
+            let (created, rev) = a.create_token(p.name, p.scope).await?;
+            tracing::info!(by = %caller.principal.label(), token = %created.id, scope = created.scope.as_str(), "API token created");
             Ok(Reply::at(created, rev))
         }
     });

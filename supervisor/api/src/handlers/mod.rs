@@ -66,6 +66,7 @@ mod tests {
             &dir.path().join("run/local.cookie"),
             config.session_idle,
             config.session_max_age,
+            config.login_failure_budget,
         )
         .unwrap();
         let r = registry(&store, &auth, &LogBuffer::new(10), &config, Instant::now());

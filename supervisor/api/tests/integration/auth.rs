@@ -312,7 +312,10 @@ async fn password_change_requires_the_old_one_and_logs_out_other_sessions() {
 async fn api_tokens_authenticate_until_revoked() {
     let s = TestServer::set_up().await;
     let created = s
-        .local_call("auth.token.create", json!({"name": "backup-script"}))
+        .local_call(
+            "auth.token.create",
+            json!({"name": "backup-script", "scope": "admin"}),
+        )
         .await;
     let token = created["result"]["token"].as_str().unwrap().to_owned();
     let id = created["result"]["id"].as_str().unwrap().to_owned();
@@ -361,20 +364,18 @@ async fn local_cookie_file_authenticates_and_is_private() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    // Works before setup (the CLI on the box needs no password) as header or cookie.
+    // Works before setup (the CLI on the box needs no password), as the header only.
     assert!(
         s.local_call("server.info", json!({}))
             .await
             .get("result")
             .is_some()
     );
+    // The same secret as a cookie is not a credential: the caller is anonymous.
     let c = format!("local={}", s.local);
-    assert!(
-        s.call("server.info", json!({}), &[("cookie", &c)])
-            .await
-            .get("result")
-            .is_some()
-    );
+    let r = s.call("server.info", json!({}), &[("cookie", &c)]).await;
+    assert_eq!(error_code(&r), 34, "{r}");
+    assert_eq!(r["error"]["data"]["reason"], "missing");
     let r = s
         .post(
             &[("x-hearth-local-auth", "wrong")],
@@ -437,4 +438,19 @@ async fn every_non_public_method_refuses_anonymous_callers() {
     }
     assert!(checked >= 10);
     let _ = Value::Null;
+}
+
+#[tokio::test]
+async fn a_planted_local_cookie_does_not_lock_a_browser_out() {
+    let s = TestServer::set_up().await;
+    let session = s.login().await;
+    // Another site (or a service on a sibling host name) planted `local=junk`; the
+    // browser sends it alongside its session cookie, first or last.
+    for c in [
+        format!("local=junk; session={session}"),
+        format!("session={session}; local=junk"),
+    ] {
+        let r = s.call("server.info", json!({}), &[("cookie", &c)]).await;
+        assert!(r.get("result").is_some(), "{c}: {r}");
+    }
 }

@@ -25,6 +25,9 @@ pub struct TestServer {
     pub cancel: CancellationToken,
     pub join: Option<JoinHandle<Result<(), hearth_api::ApiError>>>,
     pub local: String,
+    /// The server's dispatcher and authenticator, for in-process calls with any peer.
+    pub dispatcher: hearth_api::Dispatcher,
+    pub auth: Arc<hearth_api::Authenticator>,
 }
 
 #[derive(Default)]
@@ -65,6 +68,7 @@ impl TestServer {
         if let Some(m) = opts.mcp {
             app = app.with_mcp(m);
         }
+        let (dispatcher, auth) = (app.dispatcher(), app.authenticator());
         let local =
             std::fs::read_to_string(dir.path().join(hearth_layout::LOCAL_COOKIE_FILE)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -78,6 +82,8 @@ impl TestServer {
             cancel,
             join: Some(join),
             local,
+            dispatcher,
+            auth,
         }
     }
 

@@ -14,6 +14,10 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 pub(crate) const TOKEN: &str = "good-token";
+/// A second principal (another admin token).
+pub(crate) const OTHER_TOKEN: &str = "other-token";
+/// A read-only token: may call only methods that do not mutate.
+pub(crate) const READ_TOKEN: &str = "read-token";
 
 /// Authenticates `Bearer good-token`; implements a few methods; records calls.
 pub(crate) struct FakeApi {
@@ -37,9 +41,23 @@ impl McpBackend for FakeApi {
             {
                 Ok("token:test".to_owned())
             }
+            Some(v) if v.as_bytes() == format!("Bearer {OTHER_TOKEN}").as_bytes() => {
+                Ok("token:other".to_owned())
+            }
+            Some(v) if v.as_bytes() == format!("Bearer {READ_TOKEN}").as_bytes() => {
+                Ok("token:read".to_owned())
+            }
             Some(_) => Err(RpcError::unauthorized("invalidToken", "unknown token")),
             None => Err(RpcError::unauthorized("missing", "log in first")),
         }
+    }
+
+    fn same_principal(&self, a: &String, b: &String) -> bool {
+        a == b
+    }
+
+    fn may_call(&self, principal: &String, method: &str) -> bool {
+        principal != "token:read" || hearth_rpc::method_info(method).is_some_and(|m| m.read_scope())
     }
 
     async fn still_valid(&self, _principal: &String) -> bool {
@@ -103,6 +121,8 @@ pub(crate) struct Harness {
     pub(crate) mcp: McpService<FakeApi>,
     /// Negotiated protocol version per session id.
     versions: Mutex<HashMap<String, String>>,
+    /// The bearer token sent with every request ([`TOKEN`] unless changed).
+    pub(crate) bearer: Mutex<String>,
 }
 
 impl Harness {
@@ -127,6 +147,7 @@ impl Harness {
             api,
             mcp,
             versions: Mutex::default(),
+            bearer: Mutex::new(TOKEN.to_owned()),
         }
     }
 
@@ -139,7 +160,10 @@ impl Harness {
         let mut b = Request::builder()
             .method(method)
             .uri("http://127.0.0.1/mcp")
-            .header("authorization", format!("Bearer {TOKEN}"))
+            .header(
+                "authorization",
+                format!("Bearer {}", self.bearer.lock().unwrap()),
+            )
             .header("accept", "application/json, text/event-stream")
             .header("content-type", "application/json");
         if let Some(s) = session {

@@ -246,3 +246,87 @@ async fn delete_ends_the_session_and_its_subscriptions() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_session_is_bound_to_the_principal_that_opened_it() {
+    use super::harness::{OTHER_TOKEN, TOKEN};
+    let h = harness();
+    let (s, _) = h.initialize("2025-06-18").await;
+    *h.bearer.lock().unwrap() = OTHER_TOKEN.to_owned();
+    // Another (valid) principal cannot use it: no tool call, no stream, no DELETE.
+    let posted = h
+        .rpc(
+            &s,
+            1,
+            "tools/call",
+            json!({"name": "server.info", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        posted.status,
+        StatusCode::FORBIDDEN,
+        "{:?}",
+        posted.messages
+    );
+    assert_eq!(
+        posted.messages[0]["error"]["data"]["reason"], "sessionOwner",
+        "{:?}",
+        posted.messages
+    );
+    for method in [http::Method::GET, http::Method::DELETE] {
+        let resp = h
+            .mcp
+            .handle(h.request(method.clone(), Some(&s), None))
+            .await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method}");
+    }
+    assert!(h.api.calls.lock().unwrap().is_empty());
+    // Its own session works; the owner's still does.
+    let (mine, _) = h.initialize("2025-06-18").await;
+    h.call(&mine, 2, "tools/list", json!({})).await;
+    *h.bearer.lock().unwrap() = TOKEN.to_owned();
+    h.call(&s, 3, "tools/list", json!({})).await;
+    let posted = h.rpc(&mine, 4, "tools/list", json!({})).await;
+    assert_eq!(posted.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_read_only_token_sees_and_calls_only_read_only_tools() {
+    use super::harness::READ_TOKEN;
+    let h = harness();
+    *h.bearer.lock().unwrap() = READ_TOKEN.to_owned();
+    let (s, _) = h.initialize("2025-06-18").await;
+    let tools = h.call(&s, 1, "tools/list", json!({})).await;
+    let tools = tools["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"server.info"), "{names:?}");
+    for t in tools {
+        assert_eq!(t["annotations"]["readOnlyHint"], true, "{t}");
+    }
+    for hidden in ["db.put.ui", "package.uninstall", "server.logs"] {
+        assert!(!names.contains(&hidden), "{hidden} listed for a read token");
+    }
+    let r = h
+        .call(
+            &s,
+            2,
+            "tools/call",
+            json!({"name": "db.put.ui", "arguments": {"pointer": "/x", "value": 1}}),
+        )
+        .await;
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(r.to_string().contains("scope"), "{r}");
+    assert!(
+        h.api.calls.lock().unwrap().is_empty(),
+        "the backend was called"
+    );
+    let r = h
+        .call(
+            &s,
+            3,
+            "tools/call",
+            json!({"name": "server.info", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(r["isError"], false, "{r}");
+}

@@ -83,6 +83,32 @@ impl std::fmt::Debug for PasswordChangeParams {
 pub struct TokenCreateParams {
     /// What the token is for (1–64 characters), e.g. `backup-script`.
     pub name: String,
+    /// What the token may do: `read` (methods that change nothing and reveal no
+    /// secrets, e.g. for a monitoring agent) or `admin` (everything). Required: the
+    /// person creating the token chooses its privilege.
+    pub scope: TokenScope,
+}
+
+/// What an API token may do: `read` = only methods that change nothing and reveal no
+/// secrets (no logs; see `MethodInfo::read_scope`), `admin` = every method.
+// No doc comments on the variants: the schema stays a plain string `enum`, which the
+// CLI turns into `--scope read|admin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub enum TokenScope {
+    Read,
+    Admin,
+}
+
+impl TokenScope {
+    /// The wire name (`"read"` / `"admin"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Admin => "admin",
+        }
+    }
 }
 
 /// Result of `auth.token.create`.
@@ -93,6 +119,8 @@ pub struct TokenCreated {
     pub id: String,
     /// The name given.
     pub name: String,
+    /// What the token may do.
+    pub scope: TokenScope,
     /// The secret; send it as `Authorization: Bearer <token>`. Shown only once.
     pub token: String,
 }
@@ -102,6 +130,7 @@ impl std::fmt::Debug for TokenCreated {
         f.debug_struct("TokenCreated")
             .field("id", &self.id)
             .field("name", &self.name)
+            .field("scope", &self.scope)
             .field("token", &"<redacted>")
             .finish()
     }
@@ -115,6 +144,8 @@ pub struct TokenInfo {
     pub id: String,
     /// Name given at creation.
     pub name: String,
+    /// What the token may do.
+    pub scope: TokenScope,
     /// Creation time, ms since the Unix epoch.
     pub created_ms: u64,
     /// Last use, ms since the Unix epoch (updated at most once a minute).

@@ -30,6 +30,8 @@ macro_rules! declare_methods {
             name: $name:literal,
             auth: $auth:ident,
             mutates: $mutates:literal,
+            $(destructive: $destructive:literal,)?
+            $(reads_secrets: $secrets:literal,)?
             params: $params:ty,
             result: $result:ty,
             description: $desc:expr $(,)?
@@ -45,6 +47,8 @@ macro_rules! declare_methods {
                 const DESCRIPTION: &'static str = $desc;
                 const AUTH: Auth = Auth::$auth;
                 const MUTATES: bool = $mutates;
+                $(const DESTRUCTIVE: bool = $destructive;)?
+                $(const READS_SECRETS: bool = $secrets;)?
                 type Params = $params;
                 type Result = $result;
             }
@@ -108,6 +112,7 @@ declare_methods! {
         name: "server.shutdown",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: NoParams,
         result: (),
         description: "Power the machine off: hearth-init (PID 1) stops hearthd and every \
@@ -119,6 +124,7 @@ declare_methods! {
         name: "server.restart",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: NoParams,
         result: (),
         description: "Reboot the machine: hearth-init (PID 1) stops hearthd and every other \
@@ -141,6 +147,7 @@ declare_methods! {
         name: "server.logs",
         auth: Authenticated,
         mutates: false,
+        reads_secrets: true,
         params: server::LogsParams,
         result: server::LogsResult,
         description: "Recent log lines of hearthd itself, oldest first, from an in-memory \
@@ -206,6 +213,7 @@ declare_methods! {
         name: "auth.session.kill",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: auth::SessionKillParams,
         result: (),
         description: "Log out the sessions with the given ids (from `auth.session.list`). \
@@ -216,10 +224,13 @@ declare_methods! {
         name: "auth.password.change",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: auth::PasswordChangeParams,
         result: (),
         description: "Change the master password; `oldPassword` must be the current one. \
-            All other sessions are logged out; the caller's own session stays.",
+            All other sessions are logged out (the caller's own session stays) and every \
+            API token is revoked: create new ones for the scripts and agents that still \
+            need access.",
     }
     /// `auth.token.create`
     AuthTokenCreate {
@@ -230,7 +241,9 @@ declare_methods! {
         result: auth::TokenCreated,
         description: "Create an API token for a script or an agent, sent as \
             `Authorization: Bearer <token>`. The token is shown only in this response; \
-            the server keeps a hash. Revoke it with `auth.token.revoke`.",
+            the server keeps a hash. `scope` is required: `read` allows only methods that \
+            change nothing and reveal no secrets (no logs), `admin` allows everything. \
+            Revoke it with `auth.token.revoke`; a password change revokes all tokens.",
     }
     /// `auth.token.list`
     AuthTokenList {
@@ -239,7 +252,7 @@ declare_methods! {
         mutates: false,
         params: NoParams,
         result: Vec<auth::TokenInfo>,
-        description: "List API tokens (id, name, creation and last-use time); the secret \
+        description: "List API tokens (id, name, scope, creation and last-use time); the secret \
             tokens themselves cannot be shown again.",
     }
     /// `auth.token.revoke`
@@ -247,6 +260,7 @@ declare_methods! {
         name: "auth.token.revoke",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: auth::TokenRevokeParams,
         result: (),
         description: "Revoke the API token with this id; calls using it fail from now on. \
@@ -277,6 +291,7 @@ declare_methods! {
         name: "notification.remove",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: notification::IdsParams,
         result: (),
         description: "Delete the notifications with these ids (unknown ids are ignored).",
@@ -306,6 +321,7 @@ declare_methods! {
         name: "package.trust.remove",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: package::TrustRemoveParams,
         result: (),
         description: "Stop trusting the signer with this fingerprint (installed packages \
@@ -316,6 +332,7 @@ declare_methods! {
         name: "package.install",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: package::InstallParams,
         result: package::InstallResult,
         description: "Install an .s9pk file that is in the server's import directory \
@@ -362,6 +379,7 @@ declare_methods! {
         name: "package.stop",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: package::IdParams,
         result: package::StopResult,
         description: "Ask for the service to stop. Returns once recorded; the supervisor \
@@ -376,6 +394,7 @@ declare_methods! {
         name: "package.restart",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: package::IdParams,
         result: (),
         description: "Ask for the service to be stopped and started again; it then stays \
@@ -386,6 +405,7 @@ declare_methods! {
         name: "package.uninstall",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: package::UninstallParams,
         result: (),
         description: "Remove a package: the supervisor stops and destroys its container, \
@@ -398,6 +418,7 @@ declare_methods! {
         name: "package.logs",
         auth: Authenticated,
         mutates: false,
+        reads_secrets: true,
         params: package::LogsParams,
         result: package::LogsResult,
         description: "Read a running service's log lines (its daemons' stdout and stderr, \
@@ -420,6 +441,7 @@ declare_methods! {
         name: "package.action.run",
         auth: Authenticated,
         mutates: true,
+        destructive: true,
         params: package::ActionRunParams,
         result: package::ActionRunResult,
         description: "Run an action of a running service. `input` is checked against the \
