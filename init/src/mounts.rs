@@ -5,6 +5,9 @@
 //! - [`early`]: `devtmpfs` on `/dev`, `proc`, `sysfs` (the initramfs has nothing else);
 //! - [`root`]: the slot's squashfs, read-only, on `/sysroot`;
 //! - [`volatile`]: `tmpfs` on `/run` and `/tmp` of the real root;
+//! - [`kernel`]: what the service containers need of the host after the switch: `devpts`
+//!   on `/dev/pts` (LXC's console and ttys), `tmpfs` on `/dev/shm`, and the cgroup v2
+//!   unified hierarchy on [`CGROUP_DIR`] (the container limits, `lxc.cgroup2.*`);
 //! - [`data`] and [`overlays`]: the data filesystem on [`DATA_DIR`] and overlays for `/etc`
 //!   and `/var` whose upper layers live in `DATA_DIR/.os/`.
 //!
@@ -26,6 +29,8 @@ use nix::mount::MsFlags;
 pub(crate) const DATA_DIR: &str = "/media/hearth/data";
 /// Directory inside [`DATA_DIR`] holding the OS overlays' upper and work dirs.
 pub(crate) const OS_STATE_DIR: &str = ".os";
+/// Where the cgroup v2 unified hierarchy is mounted (sysfs provides the directory).
+pub(crate) const CGROUP_DIR: &str = "/sys/fs/cgroup";
 /// Where the initramfs mounts the new root before switching to it.
 pub(crate) const SYSROOT: &str = "/sysroot";
 
@@ -92,6 +97,32 @@ pub(crate) fn volatile() -> Vec<Step> {
     vec![
         mount("tmpfs", "/run", "tmpfs", NOSUID_NODEV, "mode=0755"),
         mount("tmpfs", "/tmp", "tmpfs", NOSUID_NODEV, "mode=1777"),
+    ]
+}
+
+/// Kernel filesystems of the real root that the service containers need. Not in the
+/// unmount list: like `/dev`, `/proc` and `/sys` they go away with the kernel.
+pub(crate) fn kernel() -> Vec<Step> {
+    vec![
+        Step::Mkdir("/dev/pts".into()),
+        // gid 5 is Debian's `tty` group; ptmxmode so /dev/pts/ptmx works for root.
+        mount(
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+            "gid=5,mode=0620,ptmxmode=0666",
+        ),
+        Step::Mkdir("/dev/shm".into()),
+        mount("tmpfs", "/dev/shm", "tmpfs", NOSUID_NODEV, "mode=1777"),
+        // nsdelegate: a cgroup namespace is a delegation boundary (as systemd mounts it).
+        mount(
+            "cgroup2",
+            CGROUP_DIR,
+            "cgroup2",
+            NOSUID_NODEV_NOEXEC,
+            "nsdelegate",
+        ),
     ]
 }
 
@@ -301,6 +332,26 @@ mod tests {
                 "/var".into()
             ]
         );
+    }
+
+    #[test]
+    fn kernel_plan_mounts_cgroup2_unified() {
+        let mut fake = Fake::default();
+        execute(&kernel(), &mut fake).unwrap();
+        assert_eq!(
+            fake.log,
+            [
+                "mkdir /dev/pts",
+                "mount devpts devpts /dev/pts gid=5,mode=0620,ptmxmode=0666",
+                "mkdir /dev/shm",
+                "mount tmpfs tmpfs /dev/shm mode=1777",
+                "mount cgroup2 cgroup2 /sys/fs/cgroup nsdelegate",
+            ]
+        );
+        let Some(Step::Mount(cg)) = kernel().pop() else {
+            panic!()
+        };
+        assert!(cg.flags.contains(NOSUID_NODEV_NOEXEC));
     }
 
     #[test]
