@@ -450,7 +450,18 @@ fn network(net: &NetConfig) -> Option<supervise::Service> {
 fn shutdown(kind: Shutdown, targets: &[std::path::PathBuf], tryboot: bool) -> ! {
     log_info!("syncing and unmounting");
     nix::unistd::sync();
-    for target in targets.iter().rev() {
+    // What the containers left below the data dir first (their processes are gone):
+    // otherwise the data filesystem stays busy and is only detached.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let nested = mounts::below(&mounts, Path::new(mounts::DATA_DIR));
+    if !nested.is_empty() {
+        log_info!(
+            "unmounting {} mounts below {}",
+            nested.len(),
+            mounts::DATA_DIR
+        );
+    }
+    for target in nested.iter().chain(targets.iter().rev()) {
         if let Err(e) = nix::mount::umount2(target, MntFlags::empty()) {
             log_warn!("unmounting {}: {e}; detaching", target.display());
             let _ = nix::mount::umount2(target, MntFlags::MNT_DETACH);

@@ -249,10 +249,71 @@ pub(crate) fn targets(steps: &[Step]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Mount points strictly below `dir` in `mounts` (the text of `/proc/self/mounts`), last
+/// mounted first: what to unmount before `dir` itself. The containers' image squashfs,
+/// overlays and bind mounts live below the data directory; their loop devices hold files
+/// of the data filesystem open until the squashfs is unmounted.
+pub(crate) fn below(mounts: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|p| PathBuf::from(unescape(p)))
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect();
+    found.reverse();
+    found
+}
+
+/// `/proc/self/mounts` writes space, tab, newline and backslash as `\ooo` octal.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (b[i], octal) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_below_the_data_dir_deepest_last_mounted_first() {
+        let text = "\
+/dev/vda4 /media/hearth/data ext4 rw 0 0
+/dev/loop0 /media/hearth/data/containers/web/lower squashfs ro 0 0
+overlay /media/hearth/data/containers/web/rootfs overlay rw 0 0
+tmpfs /run tmpfs rw 0 0
+/dev/vda4 /media/hearth/data/with\\040space ext4 rw 0 0
+/dev/vda4 /media/hearth/database ext4 rw 0 0
+";
+        assert_eq!(
+            below(text, Path::new(DATA_DIR)),
+            [
+                PathBuf::from("/media/hearth/data/with space"),
+                "/media/hearth/data/containers/web/rootfs".into(),
+                "/media/hearth/data/containers/web/lower".into(),
+            ]
+        );
+        assert!(below("", Path::new(DATA_DIR)).is_empty());
+    }
 
     #[derive(Default)]
     struct Fake {
