@@ -131,13 +131,14 @@ pkg_status() {
   rpc '{"method":"db.dump","params":{"pointer":"/packageData/hello-oci/statusInfo"}}' 10 |
     field "/result/value/$1" 2>/dev/null || echo "?"
 }
-# Waits (at most LIMIT s) until hello-oci is running with its health check passing;
+# Waits (at most LIMIT s of wall time) until hello-oci is running with its health check passing;
 # prints the time taken since T0.
 wait_service() { # WHAT T0 LIMIT
-  local state="" health=""
-  for _ in $(seq 1 "$3"); do
+  local state="" health="" end=$(( $(date +%s) + $3 ))
+  while :; do
     state="$(pkg_status state)" health="$(pkg_status health/http/result)"
     [ "$state" = running ] && [ "$health" = success ] && break
+    [ "$(date +%s)" -ge "$end" ] && break
     kill -0 "$qpid" 2>/dev/null || fail "qemu exited"
     sleep 1
   done
