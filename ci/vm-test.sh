@@ -10,8 +10,14 @@
 #      on a forwarded port (prints the power-on-to-answer time);
 #    - setup, login, `server.info` reports slot `a` marked `good` (hearth-init renamed
 #      `hearth-a+3.conf`'s successor to `hearth-a.conf` after hearthd's READY=1);
+#    - a service runs on the image: hearthd chose the LXC runtime (its log on the
+#      console), the hello-oci example (busybox httpd, packed here by ci/systest/lib.sh's
+#      mkpkg, its key trusted through package.trust.add) is uploaded over the forwarded
+#      port, started, and its statusInfo shows `running` with health check `http` =
+#      `success` (within 180 s; each step's time printed);
 #    - Ctrl-Alt-Del (hearth-init: stop hearthd, sync, unmount, reboot); the second boot
-#      has the setup (data partition created on the first boot only);
+#      has the setup (data partition created on the first boot only) and the service
+#      running and healthy again (hearthd starts it from its desired state);
 #    - `server.shutdown` powers the machine off (qemu exits by itself); the ESP then holds
 #      `hearth-a.conf` (good, no counter) and `hearth-b+3.conf` (untouched).
 # 2. Corrupted data partition: its superblock wiped, the next boot reports it, runs on
@@ -27,10 +33,13 @@
 # overlays/, hearth-init, hearth-container, hearth, hearthd — and reused while they are unchanged; the build is reproducible, so this is
 # the image a rebuild would give), VM_TEST_LOG (where the serial logs are copied),
 # IMAGER_TARGET_DIR. Needs root for mmdebstrap, qemu-system-x86,
-# ovmf, mtools, curl, python3, bc.
+# ovmf, mtools, curl, python3, bc, and busybox (static) + mksquashfs for the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/env.sh
+# For gen_key and mkpkg (the hello-oci package on a static busybox); its fail, rpc and
+# upload are replaced below by this script's own (session cookie, forwarded port).
+. ci/systest/lib.sh
 export CARGO_TARGET_DIR="${IMAGER_TARGET_DIR:-$CARGO_TARGET_DIR}"
 T="$CARGO_TARGET_DIR"
 PROFILE="${HEARTHD_PROFILE:-release}"
@@ -74,6 +83,16 @@ if [ -z "${IMG:-}" ]; then
   IMG="$(ls "$out"/hearth-*-x86_64-uefi.img)"
 fi
 
+# The service package, made on this host for x86_64 (lib.sh's mkpkg needs BIN, WORK).
+BIN="$T/$PROFILE" WORK="$tmp/pkg"
+if [ ! -x "$BIN/hearth" ]; then
+  if [ "$PROFILE" = release ]; then cargo build -q --release -p hearth-cli; else cargo build -q -p hearth-cli; fi
+fi
+mkdir -p "$WORK"
+gen_key
+mkpkg hello-oci "$WORK/hello.s9pk"
+echo "vm-test: hello-oci package: $(stat -c %s "$WORK/hello.s9pk") bytes"
+
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 
 # A copy of the image with 512 MiB of free space after the slots (room for the data
@@ -107,6 +126,43 @@ login() {
   out="$(rpc '{"method":"auth.login","params":{"password":"vm-test-password"}}' 60)"
   case "$out" in *'"result"'*) ;; *) fail "auth.login failed: $out" ;; esac
 }
+# statusInfo field of hello-oci (JSON pointer below it), via db.dump.
+pkg_status() {
+  rpc '{"method":"db.dump","params":{"pointer":"/packageData/hello-oci/statusInfo"}}' 10 |
+    field "/result/value/$1" 2>/dev/null || echo "?"
+}
+# Waits (at most LIMIT s of wall time) until hello-oci is running with its health check passing;
+# prints the time taken since T0.
+wait_service() { # WHAT T0 LIMIT
+  local state="" health="" end=$(( $(date +%s) + $3 ))
+  while :; do
+    state="$(pkg_status state)" health="$(pkg_status health/http/result)"
+    [ "$state" = running ] && [ "$health" = success ] && break
+    [ "$(date +%s)" -ge "$end" ] && break
+    kill -0 "$qpid" 2>/dev/null || fail "qemu exited"
+    sleep 1
+  done
+  [ "$state" = running ] && [ "$health" = success ] ||
+    fail "$1: hello-oci is $state, health $health (lastError: $(pkg_status lastError))"
+  printf 'vm-test: %s: hello-oci running, health check success after %.1f s\n' "$1" \
+    "$(echo "$(date +%s.%N) - $2" | bc)"
+}
+# Trusts the package's key, uploads and starts it, waits for it to be healthy.
+install_service() {
+  local t pem out
+  t=$(date +%s.%N)
+  pem="$(python3 -c 'import json,sys; print(json.dumps(open(sys.argv[1]).read()))' "$WORK/pub.pem")"
+  out="$(rpc "{\"method\":\"package.trust.add\",\"params\":{\"publicKey\":$pem}}" 10)"
+  case "$out" in *fingerprint*) ;; *) fail "package.trust.add: $out" ;; esac
+  out="$(curl -sS -m 300 -b "$cookies" -H 'content-type: application/octet-stream' -H 'expect:' \
+    -X POST -T "$WORK/hello.s9pk" "http://127.0.0.1:$port/rest/package/upload" || true)"
+  case "$out" in *'"signerTrusted":true'*) ;; *) fail "upload of hello-oci: $out" ;; esac
+  printf 'vm-test: hello-oci uploaded and installed in %.1f s\n' "$(echo "$(date +%s.%N) - $t" | bc)"
+  t=$(date +%s.%N)
+  out="$(rpc '{"method":"package.start","params":{"id":"hello-oci"}}' 30)"
+  case "$out" in *'"result"'*) ;; *) fail "package.start: $out" ;; esac
+  wait_service "started" "$t" 180
+}
 # Lists the boot entries on the image's ESP (mtools, no mount).
 esp_entries() {
   local start
@@ -128,13 +184,20 @@ setup_and_login
 wait_for_slot '"slot":{"slot":"a","state":"good"}'
 grep -a 'hearth-init: slot A marked good (hearth-a+2-1.conf -> hearth-a.conf)' "$log" >/dev/null ||
   fail "no 'slot A marked good' on the console"
+grep -a 'hearth-init: cgroup2 on /sys/fs/cgroup, controllers for containers: cpu io memory pids' "$log" >/dev/null ||
+  fail "cgroup2 or its controllers missing"
+grep -a 'containers run with LXC' "$log" >/dev/null || fail "hearthd did not pick the LXC runtime"
+install_service
 monitor_cmd "sendkey ctrl-alt-delete"
-for _ in $(seq 1 60); do grep -a 'hearth-init: Reboot' "$log" >/dev/null && break; sleep 0.5; done
+t_reboot=$(date +%s.%N)
+# Up to 15 s for hearthd, 3 s for dhcpcd, 30 s for the containers (REST_STOP in boot.rs).
+for _ in $(seq 1 120); do grep -a 'hearth-init: Reboot' "$log" >/dev/null && break; sleep 0.5; done
 grep -a 'hearth-init: Reboot' "$log" >/dev/null || fail "no clean reboot after Ctrl-Alt-Del"
 wait_for_hearthd "second boot, Ctrl-Alt-Del to answer"
 status="$(rpc '{"method":"setup.status"}')"
 case "$status" in *'"setupComplete":true'*) ;; *) fail "setup not persisted: $status" ;; esac
 login
+wait_service "after the reboot (Ctrl-Alt-Del to healthy)" "$t_reboot" 180
 wait_for_slot '"slot":{"slot":"a","state":"good"}'
 # The serial log holds both boots (one qemu process).
 [ "$(grep -ac 'hearth-init: data partition /dev/vda4 mounted' "$log")" = 2 ] ||

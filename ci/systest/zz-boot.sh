@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # System test (runs last in `make test`): the boot tests of ci/vm-test.sh on the x86_64
 # image under qemu TCG + OVMF — DHCP, hearthd answering on a forwarded port (boot-to-answer
-# times printed), the slot marked good after hearthd's READY=1, reboot and power off, a
+# times printed), the slot marked good after hearthd's READY=1, a service package
+# installed through the API running and healthy before and after a reboot (hearthd on
+# the real LXC runtime), reboot and power off, a
 # corrupted data partition left untouched, and the fallback to slot B when slot A's
 # hearthd never becomes ready.
 #

@@ -8,7 +8,8 @@
 //! 2. switch root: move `/dev`, `/proc`, `/sys` under `/sysroot`, `mount --move /sysroot /`,
 //!    `chroot .`;
 //! 3. real root: [`mounts::volatile`], the data filesystem ([`devices::prepare_data`]),
-//!    [`mounts::overlays`], hostname, network (`dhcpcd` as a supervised service, or a
+//!    [`mounts::overlays`], what the containers need ([`mounts::kernel`]: devpts, cgroup
+//!    v2; [`host`]: cgroup controllers, forwarding), hostname, network (`dhcpcd` as a supervised service, or a
 //!    static address with `ip`), the slot's boot-counting state read from the ESP and
 //!    published in [`slot::BOOT_STATE_FILE`], then [`supervise::run`] on `dhcpcd` and
 //!    `hearthd`; when `hearthd` sends `READY=1` the slot is marked good on the ESP
@@ -35,7 +36,7 @@ use crate::mounts::{self, Mounter, SysMounter};
 use crate::slot::{self, Scheme, SlotState};
 use crate::stop::StopPolicy;
 use crate::supervise::{self, Backoff, Ended, Shutdown};
-use crate::{cmd, devices, mbr, tryboot};
+use crate::{cmd, devices, host, mbr, tryboot};
 
 /// File listing the modules the initramfs loads, one name per line.
 const MODULE_LIST: &str = "/etc/hearth/modules";
@@ -154,6 +155,7 @@ pub(crate) fn run() -> ! {
         fail(&e.to_string());
     }
     plan.extend(overlays);
+    prepare_containers(&mut m);
     let _ = std::fs::write("/proc/sys/kernel/hostname", "hearth");
     let mut services = Vec::new();
     if let Some(dhcp) = network(&params.net) {
@@ -251,6 +253,30 @@ fn execute_tolerant(steps: &[mounts::Step], m: &mut dyn Mounter) -> Result<(), m
         }
     }
     Ok(())
+}
+
+/// devpts, `/dev/shm` and cgroup v2 ([`mounts::kernel`]), the cgroup controllers and
+/// forwarding ([`host`]): what `hearthd`'s LXC containers need. Failures are logged, not
+/// fatal: `hearthd` and its API still run, and a container that cannot start says why.
+fn prepare_containers(m: &mut dyn Mounter) {
+    if let Err(e) = execute_tolerant(&mounts::kernel(), m) {
+        log_error!("{e}; service containers will not start");
+    }
+    let (enabled, errors) = host::enable_controllers(Path::new(mounts::CGROUP_DIR));
+    for e in &errors {
+        log_warn!("cgroup: {e}");
+    }
+    log_info!(
+        "cgroup2 on {}, controllers for containers: {}",
+        mounts::CGROUP_DIR,
+        enabled.join(" ")
+    );
+    for (key, value) in host::SYSCTLS {
+        match host::sysctl(Path::new("/proc/sys"), key, value) {
+            Ok(()) => log_info!("sysctl {key} = {value}"),
+            Err(e) => log_warn!("{e}"),
+        }
+    }
 }
 
 fn load_modules() {
@@ -424,7 +450,18 @@ fn network(net: &NetConfig) -> Option<supervise::Service> {
 fn shutdown(kind: Shutdown, targets: &[std::path::PathBuf], tryboot: bool) -> ! {
     log_info!("syncing and unmounting");
     nix::unistd::sync();
-    for target in targets.iter().rev() {
+    // What the containers left below the data dir first (their processes are gone):
+    // otherwise the data filesystem stays busy and is only detached.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let nested = mounts::below(&mounts, Path::new(mounts::DATA_DIR));
+    if !nested.is_empty() {
+        log_info!(
+            "unmounting {} mounts below {}",
+            nested.len(),
+            mounts::DATA_DIR
+        );
+    }
+    for target in nested.iter().chain(targets.iter().rev()) {
         if let Err(e) = nix::mount::umount2(target, MntFlags::empty()) {
             log_warn!("unmounting {}: {e}; detaching", target.display());
             let _ = nix::mount::umount2(target, MntFlags::MNT_DETACH);

@@ -33,6 +33,7 @@ mod boot;
 mod cmd;
 mod cmdline;
 mod devices;
+mod host;
 mod log;
 mod mbr;
 mod modules;

@@ -5,6 +5,9 @@
 //! - [`early`]: `devtmpfs` on `/dev`, `proc`, `sysfs` (the initramfs has nothing else);
 //! - [`root`]: the slot's squashfs, read-only, on `/sysroot`;
 //! - [`volatile`]: `tmpfs` on `/run` and `/tmp` of the real root;
+//! - [`kernel`]: what the service containers need of the host after the switch: `devpts`
+//!   on `/dev/pts` (LXC's console and ttys), `tmpfs` on `/dev/shm`, and the cgroup v2
+//!   unified hierarchy on [`CGROUP_DIR`] (the container limits, `lxc.cgroup2.*`);
 //! - [`data`] and [`overlays`]: the data filesystem on [`DATA_DIR`] and overlays for `/etc`
 //!   and `/var` whose upper layers live in `DATA_DIR/.os/`.
 //!
@@ -26,6 +29,8 @@ use nix::mount::MsFlags;
 pub(crate) const DATA_DIR: &str = "/media/hearth/data";
 /// Directory inside [`DATA_DIR`] holding the OS overlays' upper and work dirs.
 pub(crate) const OS_STATE_DIR: &str = ".os";
+/// Where the cgroup v2 unified hierarchy is mounted (sysfs provides the directory).
+pub(crate) const CGROUP_DIR: &str = "/sys/fs/cgroup";
 /// Where the initramfs mounts the new root before switching to it.
 pub(crate) const SYSROOT: &str = "/sysroot";
 
@@ -92,6 +97,32 @@ pub(crate) fn volatile() -> Vec<Step> {
     vec![
         mount("tmpfs", "/run", "tmpfs", NOSUID_NODEV, "mode=0755"),
         mount("tmpfs", "/tmp", "tmpfs", NOSUID_NODEV, "mode=1777"),
+    ]
+}
+
+/// Kernel filesystems of the real root that the service containers need. Not in the
+/// unmount list: like `/dev`, `/proc` and `/sys` they go away with the kernel.
+pub(crate) fn kernel() -> Vec<Step> {
+    vec![
+        Step::Mkdir("/dev/pts".into()),
+        // gid 5 is Debian's `tty` group; ptmxmode so /dev/pts/ptmx works for root.
+        mount(
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+            "gid=5,mode=0620,ptmxmode=0666",
+        ),
+        Step::Mkdir("/dev/shm".into()),
+        mount("tmpfs", "/dev/shm", "tmpfs", NOSUID_NODEV, "mode=1777"),
+        // nsdelegate: a cgroup namespace is a delegation boundary (as systemd mounts it).
+        mount(
+            "cgroup2",
+            CGROUP_DIR,
+            "cgroup2",
+            NOSUID_NODEV_NOEXEC,
+            "nsdelegate",
+        ),
     ]
 }
 
@@ -218,10 +249,71 @@ pub(crate) fn targets(steps: &[Step]) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Mount points strictly below `dir` in `mounts` (the text of `/proc/self/mounts`), last
+/// mounted first: what to unmount before `dir` itself. The containers' image squashfs,
+/// overlays and bind mounts live below the data directory; their loop devices hold files
+/// of the data filesystem open until the squashfs is unmounted.
+pub(crate) fn below(mounts: &str, dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|p| PathBuf::from(unescape(p)))
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect();
+    found.reverse();
+    found
+}
+
+/// `/proc/self/mounts` writes space, tab, newline and backslash as `\ooo` octal.
+fn unescape(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (b[i], octal) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_below_the_data_dir_deepest_last_mounted_first() {
+        let text = "\
+/dev/vda4 /media/hearth/data ext4 rw 0 0
+/dev/loop0 /media/hearth/data/containers/web/lower squashfs ro 0 0
+overlay /media/hearth/data/containers/web/rootfs overlay rw 0 0
+tmpfs /run tmpfs rw 0 0
+/dev/vda4 /media/hearth/data/with\\040space ext4 rw 0 0
+/dev/vda4 /media/hearth/database ext4 rw 0 0
+";
+        assert_eq!(
+            below(text, Path::new(DATA_DIR)),
+            [
+                PathBuf::from("/media/hearth/data/with space"),
+                "/media/hearth/data/containers/web/rootfs".into(),
+                "/media/hearth/data/containers/web/lower".into(),
+            ]
+        );
+        assert!(below("", Path::new(DATA_DIR)).is_empty());
+    }
 
     #[derive(Default)]
     struct Fake {
@@ -301,6 +393,26 @@ mod tests {
                 "/var".into()
             ]
         );
+    }
+
+    #[test]
+    fn kernel_plan_mounts_cgroup2_unified() {
+        let mut fake = Fake::default();
+        execute(&kernel(), &mut fake).unwrap();
+        assert_eq!(
+            fake.log,
+            [
+                "mkdir /dev/pts",
+                "mount devpts devpts /dev/pts gid=5,mode=0620,ptmxmode=0666",
+                "mkdir /dev/shm",
+                "mount tmpfs tmpfs /dev/shm mode=1777",
+                "mount cgroup2 cgroup2 /sys/fs/cgroup nsdelegate",
+            ]
+        );
+        let Some(Step::Mount(cg)) = kernel().pop() else {
+            panic!()
+        };
+        assert!(cg.flags.contains(NOSUID_NODEV_NOEXEC));
     }
 
     #[test]
