@@ -12,6 +12,8 @@ APT_PACKAGES=(
   busybox-static
   # unprivileged LXC containers (supervisor/lxc): lxc-* tools, newuidmap/newgidmap, ip
   lxc uidmap iproute2
+  # the service network's firewall and NAT (supervisor/net: nft -f, checked by its root tests)
+  nftables
   # OS images (imager/): GPT with sfdisk, FAT ESP with mkfs.vfat + mtools, cpio to inspect
   # initramfs; boot tests under qemu TCG with OVMF (ci/vm-test.sh)
   fdisk dosfstools mtools cpio qemu-system-x86 ovmf

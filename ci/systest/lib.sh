@@ -80,11 +80,16 @@ stop_hearthd() {
   HEARTHD_PID=""
 }
 
-stop_containers() { # NAME…: kills them (what a host reboot does)
+stop_containers() { # NAME…: kills them and drops hearthd's firewall tables (what a host
+  # reboot does; other tests on this host must not find rules naming gone containers)
   local c
   for c in "$@"; do
     lxc-stop -k -P "$DATA/containers" -n "$c" >/dev/null 2>&1 || true
   done
+  if command -v nft >/dev/null; then
+    nft delete table inet hearth 2>/dev/null || true
+    nft delete table bridge hearth 2>/dev/null || true
+  fi
 }
 
 unmount_below() { # DIR: unmounts anything a run left below DIR, deepest first

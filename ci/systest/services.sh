@@ -233,6 +233,13 @@ id = "http"
 name = "Page"
 probe = { http = { port = 8080, path = "/" } }
 interval = "1s"
+
+# Declared, so that b (which depends on a) may reach it through the firewall.
+[[service.interfaces]]
+id = "web"
+name = "Page"
+type = "ui"
+port = 8080
 EOF
 } >"$WORK/a/hearth.toml"
 mkproj b "$WORK/b"

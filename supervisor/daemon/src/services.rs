@@ -5,6 +5,11 @@
 //! starting a service then fails with the reason in its `statusInfo.lastError`, not with
 //! a crash of hearthd.
 //!
+//! With the real runtime the supervisor also keeps the service network's firewall
+//! (`hearth-net` rules through `nft`) in force: applied at start and before every
+//! container start. Containers reach DNS on the gateway (no other host port yet: the
+//! proxy will add its own), their dependencies' declared ports and the outside via NAT.
+//!
 //! Container images: each container's root is the squashfs extracted (verified) at
 //! install to `packages/images/<id>/<image>.squashfs`. Mounting it straight out of the
 //! installed archive (`images/<arch>/<image>.squashfs` at its body offset, via a loop
@@ -17,7 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hearth_lxc::{ContainerRuntime, LxcRuntime};
-use hearth_services::{ContainerPlan, Supervisor, UnavailableRuntime};
+use hearth_net::{Firewall, Nft};
+use hearth_services::{ContainerPlan, NetworkPolicy, Supervisor, UnavailableRuntime};
 use hearth_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -31,8 +37,8 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
-/// The runtime for this host, or an unavailable one saying why.
-fn runtime(data_dir: &Path) -> Arc<dyn ContainerRuntime> {
+/// The runtime for this host (`true`: the real one), or an unavailable one saying why.
+fn runtime(data_dir: &Path) -> (Arc<dyn ContainerRuntime>, bool) {
     // /proc/self is owned by the effective uid.
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     let reason = if !root {
@@ -44,13 +50,13 @@ fn runtime(data_dir: &Path) -> Arc<dyn ContainerRuntime> {
         match LxcRuntime::new(&path) {
             Ok(rt) => {
                 tracing::info!(path = %path.display(), "containers run with LXC");
-                return Arc::new(rt);
+                return (Arc::new(rt), true);
             }
             Err(e) => format!("cannot prepare {}: {e}", path.display()),
         }
     };
     tracing::warn!(%reason, "service containers are unavailable");
-    Arc::new(UnavailableRuntime::new(reason))
+    (Arc::new(UnavailableRuntime::new(reason)), false)
 }
 
 /// Rolls back installs a previous process did not finish (blocking; call before serving).
@@ -78,11 +84,20 @@ pub(crate) fn spawn(
     let plan = ContainerPlan {
         data_dir: data_dir.to_path_buf(),
         init_binary,
-        bridge: "hearth0".into(),
-        gateway: std::net::Ipv4Addr::new(10, 88, 0, 1),
-        prefix_len: 24,
+        bridge: hearth_net::SERVICE_BRIDGE.into(),
+        gateway: hearth_net::SERVICE_GATEWAY,
+        prefix_len: hearth_net::SERVICE_PREFIX_LEN,
         stop_timeout: Duration::from_secs(30),
         log_max_bytes,
     };
-    Supervisor::spawn(store, runtime(data_dir), plan, TICK, cancel)
+    match runtime(data_dir) {
+        (runtime, true) => {
+            // No host port beyond DNS yet: the proxy (issue 11) will list its own.
+            let firewall: Arc<dyn Firewall> = Arc::new(Nft::system());
+            let network = Arc::new(NetworkPolicy::new(firewall, Vec::new()));
+            Supervisor::spawn_isolated(store, runtime, plan, TICK, cancel, network)
+        }
+        // No container can start: no rules to keep.
+        (runtime, false) => Supervisor::spawn(store, runtime, plan, TICK, cancel),
+    }
 }

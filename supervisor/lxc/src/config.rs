@@ -266,6 +266,7 @@ pub fn render_config(
     line("lxc.net.0.name", &"eth0");
     line("lxc.net.0.flags", &"up");
     line("lxc.net.0.hwaddr", &stable_mac(id));
+    line("lxc.net.0.veth.pair", &crate::bridge::veth_name(&spec.id));
     line(
         "lxc.net.0.ipv4.address",
         &format!("{}/{}", net.address, net.prefix_len),
@@ -376,6 +377,16 @@ pub fn render_config(
     c
 }
 
+/// 64-bit FNV-1a of `s`: the stable hash behind the MAC and the veth name.
+pub(crate) fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// cgroup v1 `cpu.shares` (2..=262144, default 1024) → v2 `cpu.weight` (1..=10000,
 /// default 100), the conversion systemd and the kernel documentation use.
 fn shares_to_weight(shares: u64) -> u64 {
@@ -385,13 +396,8 @@ fn shares_to_weight(shares: u64) -> u64 {
 
 /// A locally administered unicast MAC derived from the name (FNV-1a), so a container keeps
 /// its MAC (and neighbours' ARP entries stay right) across restarts.
-fn stable_mac(name: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let b = h.to_be_bytes();
+pub(crate) fn stable_mac(name: &str) -> String {
+    let b = fnv1a(name).to_be_bytes();
     format!(
         "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         b[0], b[1], b[2], b[3], b[4]

@@ -23,7 +23,8 @@
 //! hold an overlay upper (xattrs); cgroup v1 and v2 keys are both rendered, but only v1
 //! hosts are tested (the development machines run v1); the paths inside the container
 //! (`/media/hearth/...`) are constants here until `hearth-layout` owns them; no outbound
-//! NAT or firewall (that belongs to `supervisor/net`).
+//! NAT or firewall here (that is `hearth-net`, `supervisor/net`; this crate only names
+//! each container's host veth and MAC stably so its rules can refer to them).
 //!
 //! Rejected: liblxc bindings (C FFI and `unsafe` across the crate for what five `lxc-*`
 //! commands do); privileged containers; chown'ing images and volumes to the range (idmapped
@@ -38,6 +39,7 @@ mod spec;
 mod stats;
 mod tool;
 
+pub use bridge::{VETH_PREFIX, mac_address, veth_name};
 pub use config::{
     AppArmor, BASE_CAPABILITIES, CgroupVersion, RenderPaths, SECCOMP_POLICY, render_config,
 };

@@ -6,6 +6,10 @@
 //! `CancellationToken`; containers keep running when hearthd stops (they are detached)
 //! and are adopted at the next start: the first step of each task finds them running
 //! and records that, without a second start.
+//!
+//! With a [`NetworkPolicy`] ([`Supervisor::spawn_isolated`]) the service network's
+//! firewall rules are applied at start, before anything is adopted or started, and the
+//! runtime is wrapped so every container start applies them first (`network.rs`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::container_status::{self, REPORTED_KEYS, SocketConnector};
 use crate::doc::{self, PACKAGE_DATA};
+use crate::network::{Isolated, NetworkPolicy};
 use crate::reconcile::{ContainerPlan, Outcome, reconcile_once};
 use crate::status::RunState;
 
@@ -30,6 +35,7 @@ struct Ctx {
     plan: ContainerPlan,
     tick: Duration,
     connector: SocketConnector,
+    network: Option<Arc<NetworkPolicy>>,
 }
 
 /// The running reconcile loops; see the module docs.
@@ -49,6 +55,36 @@ impl Supervisor {
         tick: Duration,
         cancel: CancellationToken,
     ) -> Supervisor {
+        Self::start(store, runtime, plan, tick, cancel, None)
+    }
+
+    /// [`Supervisor::spawn`] with the service network's firewall: `network`'s rules are
+    /// applied at start and before every container start.
+    pub fn spawn_isolated(
+        store: Store,
+        runtime: Arc<dyn ContainerRuntime>,
+        plan: ContainerPlan,
+        tick: Duration,
+        cancel: CancellationToken,
+        network: Arc<NetworkPolicy>,
+    ) -> Supervisor {
+        let runtime = Arc::new(Isolated {
+            inner: runtime,
+            policy: Arc::clone(&network),
+            store: store.clone(),
+            plan: plan.clone(),
+        });
+        Self::start(store, runtime, plan, tick, cancel, Some(network))
+    }
+
+    fn start(
+        store: Store,
+        runtime: Arc<dyn ContainerRuntime>,
+        plan: ContainerPlan,
+        tick: Duration,
+        cancel: CancellationToken,
+        network: Option<Arc<NetworkPolicy>>,
+    ) -> Supervisor {
         let ctx = Arc::new(Ctx {
             store,
             runtime,
@@ -57,6 +93,7 @@ impl Supervisor {
             connector: SocketConnector {
                 wait: container_status::CONNECT_WAIT,
             },
+            network,
         });
         let main = tokio::spawn(run(ctx, cancel.clone()));
         Supervisor { cancel, main }
@@ -162,6 +199,21 @@ mod json_patch_paths {
     }
 }
 
+/// Applies the firewall rules, unchanged or not: the kernel may have lost them (a reboot)
+/// or someone changed them while hearthd was down. A failure is logged; every start
+/// tries again and fails while it lasts.
+async fn apply_network(ctx: &Arc<Ctx>) {
+    let Some(network) = ctx.network.clone() else {
+        return;
+    };
+    let c = Arc::clone(ctx);
+    match tokio::task::spawn_blocking(move || network.ensure(&c.store, &c.plan, true)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => tracing::error!(%error, "cannot apply the service network's firewall"),
+        Err(error) => tracing::error!(%error, "applying the firewall panicked"),
+    }
+}
+
 async fn adopt(ctx: &Ctx) {
     // Reports stored by the previous hearthd may be from containers that are gone:
     // no dependent may start on them (`deps::healthy`).
@@ -188,6 +240,7 @@ async fn adopt(ctx: &Ctx) {
 
 async fn run(ctx: Arc<Ctx>, cancel: CancellationToken) {
     let mut updates = ctx.store.subscribe().updates;
+    apply_network(&ctx).await;
     adopt(&ctx).await;
     let mut tasks: JoinSet<String> = JoinSet::new();
     let mut wakers: HashMap<String, Arc<Notify>> = HashMap::new();
