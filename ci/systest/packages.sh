@@ -13,7 +13,8 @@
 # - postgresql: a table and row made with its `sql` action survive a package restart,
 #   and a hearthd restart with every container gone (the host side restarted: services
 #   desired running come back);
-# - crash-loop: reported as a crash loop, with the exit status and its log line;
+# - crash-loop: reported as a crash loop, with the exit status and its log line, and
+#   notified;
 # - update (last): postgresql v2 (uploaded over the running v1) keeps the row, and
 #   pg-client writes again afterwards.
 # Prints how long each phase took. Needs what ci/systest/services.sh needs (root, LXC,
@@ -169,6 +170,9 @@ wait_status crash-loop crashLoop True 80
 [ "$(status crash-loop daemons/crash/crashLoop)" = True ] || fail "daemons.crash.crashLoop: $(status crash-loop daemons/crash)"
 [ "$(status crash-loop daemons/crash/lastExit)" = "exit status 3" ] || fail "lastExit: $(status crash-loop daemons/crash)"
 status crash-loop daemons/crash/lastError | grep "crash loop" >/dev/null || fail "lastError: $(status crash-loop daemons/crash)"
+# Recorded with the report that turned crashLoop true (notify.rs).
+NOTES="$(rpc db.dump '{"pointer":"/notifications"}')"
+echo "$NOTES" | grep ": crash keeps crashing" >/dev/null || fail "no notification of the crash loop: $NOTES"
 rpc package.logs '{"id":"crash-loop","limit":50}' | grep "failing on purpose" >/dev/null \
   || fail "crash-loop's output not in package.logs"
 [ "$(status nginx crashLoop)" = False ] || fail "nginx reported as crash-looping"

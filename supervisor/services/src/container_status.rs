@@ -265,6 +265,7 @@ pub(crate) fn write(store: &Store, id: &str, keys: Map<String, Value>) -> Result
             if d.pointer(&pointer).is_none() {
                 return Ok(());
             }
+            crate::notify::on_report(d, id, &keys)?;
             let info = doc::object_mut(d, &pointer)?;
             for (k, v) in keys {
                 info.insert(k, v);
