@@ -27,6 +27,19 @@ cd "$(dirname "$0")/../.."
 . ci/systest/lib.sh
 systest_setup packages "LXC containers, pack" lxc-start lxc-stop mksquashfs mmdebstrap curl python3
 FAIL_TAIL=30
+# A failure also shows what the containers say: each package's health (with the
+# failing check's message) and its last log lines, and the host's nft ruleset.
+eval "lib_$(declare -f fail)"
+fail() {
+  if [ -n "${URL:-}" ]; then
+    for p in "${PACKAGES[@]}"; do
+      echo "--- $p: health $(status "$p" health 2>/dev/null)" >&2
+      echo "    logs: $(rpc package.logs "{\"id\":\"$p\",\"limit\":8}" 2>/dev/null | cut -c1-2000)" >&2
+    done
+    echo "--- nft tables: $(nft list tables 2>&1 | tr '\n' ' ')" >&2
+  fi
+  lib_fail "$@"
+}
 export HEARTH_CACHE_DIR="${HEARTH_CACHE_DIR:-/var/cache/hearth/pack-cache}"
 PACKAGES=(nginx postgresql pg-client crash-loop)
 
