@@ -28,7 +28,8 @@ cd "$(dirname "$0")/../.."
 systest_setup packages "LXC containers, pack" lxc-start lxc-stop mksquashfs mmdebstrap curl python3
 FAIL_TAIL=30
 # A failure also shows what the containers say: each package's health (with the
-# failing check's message) and its last log lines, and the host's nft ruleset.
+# failing check's message) and its last log lines, the host's nft tables, and what is
+# on the bridge (another test's leftover container would share an address).
 eval "lib_$(declare -f fail)"
 fail() {
   if [ -n "${URL:-}" ]; then
@@ -37,6 +38,8 @@ fail() {
       echo "    logs: $(rpc package.logs "{\"id\":\"$p\",\"limit\":8}" 2>/dev/null | cut -c1-2000)" >&2
     done
     echo "--- nft tables: $(nft list tables 2>&1 | tr '\n' ' ')" >&2
+    echo "--- on hearth0: $(ip -br link show master hearth0 2>&1 | tr '\n' ' ')" >&2
+    echo "--- neighbours: $(ip neigh show dev hearth0 2>&1 | tr '\n' ' ')" >&2
   fi
   lib_fail "$@"
 }
