@@ -13,7 +13,8 @@
 # - postgresql: a table and row made with its `sql` action survive a package restart,
 #   and a hearthd restart with every container gone (the host side restarted: services
 #   desired running come back);
-# - crash-loop: reported as a crash loop, with the exit status and its log line;
+# - crash-loop: reported as a crash loop, with the exit status and its log line, and
+#   notified;
 # - update (last): postgresql v2 (uploaded over the running v1) keeps the row, and
 #   pg-client writes again afterwards.
 # Prints how long each phase took. Needs what ci/systest/services.sh needs (root, LXC,
@@ -26,6 +27,22 @@ cd "$(dirname "$0")/../.."
 . ci/systest/lib.sh
 systest_setup packages "LXC containers, pack" lxc-start lxc-stop mksquashfs mmdebstrap curl python3
 FAIL_TAIL=30
+# A failure also shows what the containers say: each package's health (with the
+# failing check's message) and its last log lines, the host's nft tables, and what is
+# on the bridge (another test's leftover container would share an address).
+eval "lib_$(declare -f fail)"
+fail() {
+  if [ -n "${URL:-}" ]; then
+    for p in "${PACKAGES[@]}"; do
+      echo "--- $p: health $(status "$p" health 2>/dev/null)" >&2
+      echo "    logs: $(rpc package.logs "{\"id\":\"$p\",\"limit\":8}" 2>/dev/null | cut -c1-2000)" >&2
+    done
+    echo "--- nft tables: $(nft list tables 2>&1 | tr '\n' ' ')" >&2
+    echo "--- on hearth0: $(ip -br link show master hearth0 2>&1 | tr '\n' ' ')" >&2
+    echo "--- neighbours: $(ip neigh show dev hearth0 2>&1 | tr '\n' ' ')" >&2
+  fi
+  lib_fail "$@"
+}
 export HEARTH_CACHE_DIR="${HEARTH_CACHE_DIR:-/var/cache/hearth/pack-cache}"
 PACKAGES=(nginx postgresql pg-client crash-loop)
 
@@ -169,6 +186,9 @@ wait_status crash-loop crashLoop True 80
 [ "$(status crash-loop daemons/crash/crashLoop)" = True ] || fail "daemons.crash.crashLoop: $(status crash-loop daemons/crash)"
 [ "$(status crash-loop daemons/crash/lastExit)" = "exit status 3" ] || fail "lastExit: $(status crash-loop daemons/crash)"
 status crash-loop daemons/crash/lastError | grep "crash loop" >/dev/null || fail "lastError: $(status crash-loop daemons/crash)"
+# Recorded with the report that turned crashLoop true (notify.rs).
+NOTES="$(rpc db.dump '{"pointer":"/notifications"}')"
+echo "$NOTES" | grep ": crash keeps crashing" >/dev/null || fail "no notification of the crash loop: $NOTES"
 rpc package.logs '{"id":"crash-loop","limit":50}' | grep "failing on purpose" >/dev/null \
   || fail "crash-loop's output not in package.logs"
 [ "$(status nginx crashLoop)" = False ] || fail "nginx reported as crash-looping"

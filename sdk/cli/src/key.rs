@@ -41,6 +41,9 @@ pub(crate) enum KeyCmdError {
     /// Key conversion failed.
     #[error("{path}")]
     Key { path: PathBuf, source: KeyError },
+    /// Writing the public key to stdout failed.
+    #[error("writing to stdout")]
+    Stdout(#[source] io::Error),
 }
 
 /// Reads a PEM PKCS#8 private key file.
@@ -56,7 +59,7 @@ pub(crate) fn load_signing_key(path: &PathBuf) -> Result<hearth_s9pk::SigningKey
 }
 
 /// Runs `hearth key …`.
-pub(crate) fn run(cmd: KeyCommand) -> Result<(), KeyCmdError> {
+pub(crate) fn run(cmd: KeyCommand, json: bool) -> Result<(), KeyCmdError> {
     let (signing, path) = match cmd {
         KeyCommand::Generate { out } => {
             let k = key::generate().map_err(|source| KeyCmdError::Key {
@@ -93,6 +96,10 @@ pub(crate) fn run(cmd: KeyCommand) -> Result<(), KeyCmdError> {
     };
     let public = key::verifying_key_to_pem(&signing.verifying_key())
         .map_err(|source| KeyCmdError::Key { path, source })?;
-    print!("{public}");
-    Ok(())
+    let printed = if json {
+        crate::s9pk_cmd::print_json(&serde_json::json!({"publicKey": public}))
+    } else {
+        crate::s9pk_cmd::print_out(&public)
+    };
+    printed.map_err(KeyCmdError::Stdout)
 }

@@ -78,13 +78,14 @@ fn one_line(e: &dyn Error) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.client.json();
     let result = match cli.command {
-        Command::Key(cmd) => key::run(cmd).map_err(boxed),
-        Command::S9pk(S9pkCommand::Pack(args)) => pack::run(args).map_err(boxed),
-        Command::S9pk(S9pkCommand::Inspect(args)) => s9pk_cmd::inspect(args).map_err(boxed),
-        Command::S9pk(S9pkCommand::Verify(args)) => s9pk_cmd::verify(args).map_err(boxed),
-        Command::S9pk(S9pkCommand::Filter(args)) => s9pk_cmd::filter(args).map_err(boxed),
-        Command::S9pk(S9pkCommand::PackDir(args)) => s9pk_cmd::pack_dir(args).map_err(boxed),
+        Command::Key(cmd) => key::run(cmd, json).map_err(boxed),
+        Command::S9pk(S9pkCommand::Pack(args)) => pack::run(args, json).map_err(boxed),
+        Command::S9pk(S9pkCommand::Inspect(args)) => s9pk_cmd::inspect(args, json).map_err(boxed),
+        Command::S9pk(S9pkCommand::Verify(args)) => s9pk_cmd::verify(args, json).map_err(boxed),
+        Command::S9pk(S9pkCommand::Filter(args)) => s9pk_cmd::filter(args, json).map_err(boxed),
+        Command::S9pk(S9pkCommand::PackDir(args)) => s9pk_cmd::pack_dir(args, json).map_err(boxed),
         Command::Rpc(args) => client::run_rpc(&cli.client, args).map_err(boxed),
         Command::Method(cmd) => client::run_method(&cli.client, cmd).map_err(boxed),
     };

@@ -3,9 +3,10 @@
 //!
 //! # Design
 //! [`monitor`] connects through a [`Connector`] (the real one: [`SocketConnector`],
-//! a fake in the tests), asks for `status`, and then follows the `status.changed`
-//! notifications. Each report is mapped by [`report`] (pure) to these keys of
-//! `statusInfo`, which it owns alone (the reconciler keeps them as they are):
+//! a fake in the tests) and follows the `status.changed` notifications, the first of
+//! which the container pushes on connect with the current status. Each report is
+//! mapped by [`report`] (pure) to these keys of `statusInfo`, which it owns alone (the
+//! reconciler keeps them as they are; what turned bad is notified, `notify.rs`):
 //!
 //! ```text
 //! daemons.<daemonId> = { state, ready, pid, startedAt, restarts, lastExit, lastError,
@@ -37,6 +38,14 @@
 //! latest report, at most [`WRITE_EVERY`] late (a crash-looping package once wrote
 //! ~560 revisions in 30 s).
 //!
+//! # Invariants
+//! Only pushed notifications are reports: they leave the container in the order its
+//! status changed. The answer to a `status` request does not (the container's reader
+//! thread sends it, and a change pushed by the runtime loop meanwhile overtakes it);
+//! taking it as a report once overwrote a passed health check with the `starting` it
+//! had been answered from, and nothing changed afterwards to correct it
+//! (`ci/systest/packages.sh`, 1 run in 7).
+//!
 //! # Rejected alternatives
 //! Polling `status` on the reconcile tick: health changes would show up to 5 s late
 //! and every tick would cost a connection per package.
@@ -47,7 +56,7 @@ use std::time::Duration;
 
 use hearth_store::Store;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::container_client::{self, ClientError, Incoming, ServiceConn};
@@ -115,11 +124,13 @@ impl Connector for SocketConnector {
 
     async fn connect(&self, rpc_dir: &Path) -> Result<SocketFeed, ClientError> {
         let path = container_client::socket_path(rpc_dir);
+        // No `status` request: the container pushes the current status as the first
+        // message of every connection, in order with the changes after it. The answer
+        // to a request is not: it leaves the container through another thread, and a
+        // change pushed meanwhile would arrive before it and be overwritten by it (a
+        // health check stuck at `starting` once it had passed; see the module docs).
         let mut conn = container_client::connect_retry(&path, self.wait).await?;
         conn.limit_line(MAX_REPORT_BYTES);
-        // The container pushes the current status on connect; ask anyway, so a report
-        // arrives even from an init that would not.
-        conn.send("status", json!({})).await?;
         Ok(SocketFeed { conn })
     }
 }
@@ -129,11 +140,11 @@ impl StatusFeed for SocketFeed {
         loop {
             match self.conn.next_message().await? {
                 None => return Ok(None),
-                Some(Incoming::Status(s)) | Some(Incoming::Response { result: Ok(s), .. }) => {
-                    return Ok(Some(s));
-                }
-                Some(Incoming::Response { result: Err(e), .. }) => {
-                    tracing::debug!(error = %e.message, "status request refused");
+                Some(Incoming::Status(s)) => return Ok(Some(s)),
+                // Nothing is asked on this connection; an answer is never a report
+                // (it may be older than the last push).
+                Some(Incoming::Response { id, .. }) => {
+                    tracing::debug!(id, "unexpected response on the status connection; ignored");
                 }
             }
         }
@@ -320,6 +331,7 @@ pub(crate) fn write(store: &Store, id: &str, keys: Map<String, Value>) -> Result
             if d.pointer(&pointer).is_none() {
                 return Ok(());
             }
+            crate::notify::on_report(d, id, &keys)?;
             let info = doc::object_mut(d, &pointer)?;
             for (k, v) in keys {
                 info.insert(k, v);

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
+use serde_json::json;
+
 use super::*;
 
 /// A status report as `hearth-container` sends it.
@@ -343,4 +345,58 @@ async fn a_status_line_over_the_cap_ends_the_connection() {
     let err = feed.next_status().await.unwrap_err();
     assert!(err.to_string().contains("line longer than 65536"), "{err}");
     drop(server.await.unwrap());
+}
+
+/// The real connector against a socket that behaves as `hearth-container` does when a
+/// change happens while it answers a `status` request: it pushes the status on
+/// connect, pushes the change, and only then sends the answer, computed before the
+/// change (the answer leaves through the reader thread, the push through the runtime
+/// loop). The last pushed report must stay: it is the container's current status.
+#[tokio::test]
+async fn a_stale_status_answer_does_not_overwrite_a_newer_push() {
+    use tokio::io::AsyncWriteExt;
+
+    let (dir, store) = store_with_package();
+    let rpc_dir = dir.path().join("rpc");
+    std::fs::create_dir(&rpc_dir).unwrap();
+    let socket = container_client::socket_path(&rpc_dir);
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let starting = wire(
+        "running",
+        json!([{"id": "db", "name": "DB", "result": "starting"}]),
+    );
+    let passed = wire(
+        "running",
+        json!([{"id": "db", "name": "DB", "result": "success"}]),
+    );
+    let container = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut r, mut w) = stream.into_split();
+        // Whatever the client sends is read, so closing resets nothing.
+        let drain = tokio::spawn(async move {
+            tokio::io::copy(&mut r, &mut tokio::io::sink()).await.ok();
+        });
+        let push = |s: &Value| json!({"jsonrpc": "2.0", "method": "status.changed", "params": s});
+        let answer = json!({"jsonrpc": "2.0", "id": 1, "result": starting});
+        for line in [push(&starting), push(&passed), answer] {
+            w.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+        }
+        // The container goes away: the monitor's reconnection finds no socket.
+        std::fs::remove_file(&socket).unwrap();
+        drop(listener);
+        w.shutdown().await.unwrap();
+        drain.await.unwrap();
+    });
+    let connector = SocketConnector {
+        wait: Duration::from_millis(300),
+    };
+    let cancel = CancellationToken::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        monitor(&connector, &store, "hello", rpc_dir, &cancel),
+    )
+    .await
+    .expect("the monitor ends once the socket is gone");
+    container.await.unwrap();
+    assert_eq!(status_info(&store)["health"]["db"]["result"], "success");
 }

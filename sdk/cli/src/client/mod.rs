@@ -85,6 +85,11 @@ pub(crate) struct ClientOptions {
 }
 
 impl ClientOptions {
+    /// `--json`: machine-readable output (the `s9pk` verbs read it too).
+    pub(crate) fn json(&self) -> bool {
+        self.json
+    }
+
     fn url(&self) -> String {
         self.url.clone().unwrap_or_else(default_url)
     }

@@ -107,6 +107,9 @@ pub(crate) enum PackError {
         /// The archive writer's error.
         source: WriteError,
     },
+    /// The `--json` summary could not be written.
+    #[error("writing to stdout: {0}")]
+    Stdout(io::Error),
 }
 
 fn staging_err(source: FsError) -> PackError {
@@ -128,7 +131,7 @@ fn init_logging() {
 }
 
 /// Runs `hearth s9pk pack`.
-pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
+pub(crate) fn run(args: PackArgs, json: bool) -> Result<(), PackError> {
     init_logging();
     let key = load_key(&args.key)?;
     let mut project = project::load(&args.dir, &args.arch)?;
@@ -198,6 +201,14 @@ pub(crate) fn run(args: PackArgs) -> Result<(), PackError> {
         output = %args.output.display(),
         "packed"
     );
+    if json {
+        let doc = serde_json::json!({
+            "id": project.manifest.id,
+            "version": project.manifest.version,
+            "out": args.output,
+        });
+        crate::s9pk_cmd::print_json(&doc).map_err(PackError::Stdout)?;
+    }
     Ok(())
 }
 
