@@ -99,8 +99,8 @@ pub struct Model {
     pub gateway: Ipv4Addr,
     /// The service network's prefix length (8-30).
     pub prefix_len: u8,
-    /// What every container veth's name starts with; a bridge port with this prefix the
-    /// model does not list gets no traffic through.
+    /// What every container veth's name starts with (validated; the rules name each
+    /// container's port exactly, never the prefix, so other bridges are not touched).
     pub veth_prefix: String,
     /// Ports of the gateway address containers may reach ([`DNS_PORTS`], the proxy's).
     pub host_ports: Vec<Port>,
@@ -119,8 +119,8 @@ pub enum ModelError {
         /// The name.
         name: String,
     },
-    /// A veth whose name does not start with the model's prefix (it would escape the
-    /// rule that cuts off unknown ports), or the bridge that does.
+    /// A veth whose name does not start with the model's prefix, or the bridge that does
+    /// (bridge and container ports must never be mistaken for each other).
     #[error("{what} {name:?} and the veth prefix {prefix:?} do not fit")]
     VethPrefix {
         /// Which name.
@@ -438,7 +438,6 @@ fn allow_rules(a: &Allow<'_>, reply: bool) -> Vec<String> {
 }
 
 fn bridge_table(t: &mut Text, m: &Model, containers: &[&ContainerNet], allows: &[Allow<'_>]) {
-    let any_port = format!("\"{}*\"", m.veth_prefix);
     t.line(0, &format!("table bridge {TABLE} {{"));
     t.line(
         1,
@@ -446,7 +445,11 @@ fn bridge_table(t: &mut Text, m: &Model, containers: &[&ContainerNet], allows: &
     );
     t.line(
         1,
-        "# only. A port with the veth prefix that is not listed gets nothing through.",
+        "# only. Rules name the containers' own ports only, never a prefix: other bridges",
+    );
+    t.line(
+        1,
+        "# on the host (a developer's test bridges) are left alone.",
     );
     t.line(1, "chain prerouting {");
     t.line(
@@ -459,10 +462,6 @@ fn bridge_table(t: &mut Text, m: &Model, containers: &[&ContainerNet], allows: &
             &format!("iifname \"{}\" jump {}", c.veth, port_chain(&c.veth)),
         );
     }
-    t.line(
-        2,
-        &format!("iifname {any_port} drop comment \"a port of no known container\""),
-    );
     t.line(1, "}");
     for c in containers {
         t.blank();
@@ -494,10 +493,9 @@ fn bridge_table(t: &mut Text, m: &Model, containers: &[&ContainerNet], allows: &
         2,
         "type filter hook forward priority filter; policy accept;",
     );
-    t.line(
-        2,
-        &format!("iifname {any_port} oifname {any_port} jump between"),
-    );
+    for c in containers {
+        t.line(2, &format!("iifname \"{}\" jump between", c.veth));
+    }
     t.line(1, "}");
     t.blank();
     t.line(1, "chain between {");

@@ -14,8 +14,11 @@
 //! - it reaches the outside world (LAN, internet) through masquerading NAT;
 //! - nothing outside opens a connection to a container (the proxy will be the way in);
 //! - frames from a container's veth carry its MAC and IPv4 address only (ARP included),
-//!   and only IPv4 and ARP (no IPv6 yet); a veth with Hearth's prefix that the model does
-//!   not know is cut off.
+//!   and only IPv4 and ARP (no IPv6 yet). Bridge-family rules name each container's port
+//!   exactly: this kernel's nftables cannot match the bridge a frame is on (`meta
+//!   ibrname` needs `nft_meta_bridge`), and a prefix rule (`hv*`) would also cut off
+//!   containers on other bridges of the host (hearth-lxc's test bridges). Only hearthd
+//!   adds ports to `hearth0`, after applying the rules that name them.
 //!
 //! # Design
 //! * [`firewall`]: a typed [`Model`] (bridge, gateway, per container: id, veth, MAC,
