@@ -370,7 +370,7 @@ pub fn render(model: &Model) -> Result<Ruleset, ModelError> {
     }
     let mut t = Text::default();
     header(&mut t);
-    bridge_table(&mut t, model, &containers, &allows);
+    bridge_table(&mut t, &containers, &allows);
     t.blank();
     inet_table(&mut t, model, &allows);
     Ok(Ruleset(t.0))
@@ -437,7 +437,7 @@ fn allow_rules(a: &Allow<'_>, reply: bool) -> Vec<String> {
         .collect()
 }
 
-fn bridge_table(t: &mut Text, m: &Model, containers: &[&ContainerNet], allows: &[Allow<'_>]) {
+fn bridge_table(t: &mut Text, containers: &[&ContainerNet], allows: &[Allow<'_>]) {
     t.line(0, &format!("table bridge {TABLE} {{"));
     t.line(
         1,
