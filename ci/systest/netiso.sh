@@ -84,7 +84,9 @@ start_hearthd_all
 rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
 trust_key
 for p in na nb nc; do
-  rpc package.install "{\"path\":\"$WORK/$p.s9pk\"}" | grep "\"id\":\"$p\"" >/dev/null || fail "install $p"
+  # package.install {path} reads only below <data>/import.
+  cp "$WORK/$p.s9pk" "$DATA/import/" || fail "copy $p into the import directory"
+  rpc package.install "{\"path\":\"$p.s9pk\"}" | grep "\"id\":\"$p\"" >/dev/null || fail "install $p"
 done
 rpc package.start '{"id":"nb"}' >/dev/null
 rpc package.start '{"id":"nc"}' >/dev/null
@@ -194,7 +196,7 @@ VETH_NB="$(lxc-info -P "$DATA/containers" -n nb -c lxc.net.0.veth.pair | awk '{p
 MAC_NB="$(lxc-info -P "$DATA/containers" -n nb -c lxc.net.0.hwaddr | awk '{print $3}')"
 for rule in "iifname \"$VETH_NB\" jump" "ether saddr != $MAC_NB drop" "ip saddr != $NB drop" \
   "arp saddr ip != $NB drop" "arp saddr ether != $MAC_NB drop" 'ether type != { ip, arp } drop' \
-  'iifname "hv*" drop'; do
+  "iifname \"$VETH_NB\" jump between"; do
   grep -qF "$rule" <<<"$RULES" || fail "bridge rules lack '$rule': $RULES"
 done
 [ -n "$VETH_NB" ] && ip link show "$VETH_NB" >/dev/null 2>&1 || fail "nb's veth '$VETH_NB' is not on the host"

@@ -150,8 +150,13 @@ fn private_dirs(data_dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o711)
         .create(data_dir)?;
+    // Set, not only masked: created under umask 077 it would be 0700, and LXC refuses
+    // to start a container whose root cannot traverse the data dir.
     let mode = std::fs::metadata(data_dir)?.permissions().mode() & 0o7777;
-    std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(mode & !0o066))?;
+    std::fs::set_permissions(
+        data_dir,
+        std::fs::Permissions::from_mode((mode & !0o066) | 0o011),
+    )?;
     for dir in ["db", "run"] {
         let dir = data_dir.join(dir);
         std::fs::DirBuilder::new()
