@@ -57,19 +57,31 @@ fail() {
 }
 
 # Starts hearthd on $DATA with $INIT (and $HEARTHD_ARGS) and waits for its address (URL).
+# Listens on $HEARTHD_LISTEN (default 127.0.0.1:0); sets URL (on 127.0.0.1 when it
+# listens on every address) and API_PORT.
 start_hearthd() {
   : >"$WORK/hearthd.out"
   # shellcheck disable=SC2086 # HEARTHD_ARGS is a list of flags
-  "$BIN/hearthd" --data-dir "$DATA" --listen 127.0.0.1:0 --container-init "$INIT" \
+  "$BIN/hearthd" --data-dir "$DATA" --listen "${HEARTHD_LISTEN:-127.0.0.1:0}" --container-init "$INIT" \
     ${HEARTHD_ARGS:-} >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
   HEARTHD_PID=$!
   URL=""
   for _ in $(seq 1 100); do
     URL="$(sed -n 's/^hearthd listening on \(http:[^ ]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
-    [ -n "$URL" ] && return 0
+    if [ -n "$URL" ]; then
+      URL="${URL/\/\/0.0.0.0:/\/\/127.0.0.1:}"
+      API_PORT="${URL##*:}"
+      return 0
+    fi
     sleep 0.1
   done
   fail "hearthd did not announce its address"
+}
+
+# FILE: installs FILE by path (package.install {path} reads only below <data>/import).
+install_path() {
+  cp "$1" "$DATA/import/" || fail "copy $1 into the import directory"
+  rpc package.install "{\"path\":\"$(basename "$1")\"}"
 }
 
 stop_hearthd() {

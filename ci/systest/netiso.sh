@@ -44,21 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# hearthd on every address (lib.sh's start_hearthd binds 127.0.0.1 only).
-start_hearthd_all() {
-  : >"$WORK/hearthd.out"
-  "$BIN/hearthd" --data-dir "$DATA" --listen 0.0.0.0:0 --container-init "$INIT" \
-    >"$WORK/hearthd.out" 2>>"$WORK/hearthd.err" &
-  HEARTHD_PID=$!
-  API_PORT=""
-  for _ in $(seq 1 100); do
-    API_PORT="$(sed -n 's/^hearthd listening on http:\/\/0\.0\.0\.0:\([0-9]*\).*/\1/p' "$WORK/hearthd.out" | head -n 1)"
-    [ -n "$API_PORT" ] && break
-    sleep 0.1
-  done
-  [ -n "$API_PORT" ] || fail "hearthd did not announce its address"
-  URL="http://127.0.0.1:$API_PORT"
-}
 
 # --- packages: na (8080 declared, 9090 not), nb, nc (requires na)
 gen_key
@@ -80,13 +65,11 @@ EOF
 "$BIN/hearth" s9pk pack "$WORK/proj" --key "$WORK/key.pem" -o "$WORK/nc.s9pk" 2>"$WORK/pack.err" \
   || fail "pack nc: $(cat "$WORK/pack.err")"
 
-start_hearthd_all
+HEARTHD_LISTEN=0.0.0.0:0 start_hearthd # every address: the test checks the gateway cannot reach it
 rpc setup.complete '{"password":"password123","hostname":"hearth"}' >/dev/null
 trust_key
 for p in na nb nc; do
-  # package.install {path} reads only below <data>/import.
-  cp "$WORK/$p.s9pk" "$DATA/import/" || fail "copy $p into the import directory"
-  rpc package.install "{\"path\":\"$p.s9pk\"}" | grep "\"id\":\"$p\"" >/dev/null || fail "install $p"
+  install_path "$WORK/$p.s9pk" | grep "\"id\":\"$p\"" >/dev/null || fail "install $p"
 done
 rpc package.start '{"id":"nb"}' >/dev/null
 rpc package.start '{"id":"nc"}' >/dev/null
@@ -221,7 +204,7 @@ echo "-- hearthd's own tables only, applied again unchanged by a new hearthd; fo
 BEFORE="$(nft list table inet hearth; nft list table bridge hearth)"
 APPLIED="$(grep -c "firewall rules of the service network applied" "$WORK/hearthd.err" || true)"
 stop_hearthd
-start_hearthd_all
+HEARTHD_LISTEN=0.0.0.0:0 start_hearthd # every address: the test checks the gateway cannot reach it
 for _ in $(seq 1 50); do
   [ "$(grep -c "firewall rules of the service network applied" "$WORK/hearthd.err" || true)" -gt "$APPLIED" ] && break
   sleep 0.1

@@ -265,10 +265,6 @@ for p in a b; do
     || fail "pack $p: $(cat "$WORK/pack.err")"
 done
 # package.install {path} reads only below <data>/import (hearthd makes it, 0700).
-install_path() {
-  cp "$1" "$DATA/import/" || fail "copy $1 into the import directory"
-  rpc package.install "{\"path\":\"$(basename "$1")\"}"
-}
 [ "$(stat -c %a "$DATA/import")" = 700 ] || fail "import dir mode $(stat -c %a "$DATA/import")"
 [ "$(rpc package.install "{\"path\":\"$WORK/b.s9pk\"}" | field /error/data/reason)" = notImportable ] \
   || fail "a file outside the import directory was opened"
