@@ -153,10 +153,14 @@ mod tests {
 
     #[test]
     fn closed_port_fails_with_the_address() {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // The port stays owned by a connected, non-listening socket for the
+        // whole test, so no parallel test can start listening on it: a
+        // connection to it is refused.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let holder = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (_peer, _) = listener.accept().unwrap();
+        drop(listener);
+        let port = holder.local_addr().unwrap().port();
         let err = connect(port, Duration::from_secs(1)).unwrap_err();
         assert!(
             err.starts_with(&format!("connect 127.0.0.1:{port}")),
