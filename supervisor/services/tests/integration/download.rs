@@ -184,11 +184,8 @@ fn server_errors_and_bad_urls_are_clear_and_write_nothing() {
             "{bad}: {err}"
         );
     }
-    // Nothing listens there (port of a closed listener).
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Nothing listens there.
+    let (closed, _held) = closed_port();
     let err = loopback(&w)
         .install_url(
             &format!("http://{closed}/p.s9pk"),
@@ -213,10 +210,7 @@ fn loopback_is_refused_by_default_before_connecting_and_allowed_by_the_setting()
     w.packages.trust_add(&pem(&dev), None).unwrap();
     let path = Pkg::new("hello").write(&dev, w.dir.path());
     let (url, hits) = serve_on("127.0.0.1", Answer::File(path));
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (closed, _held) = closed_port();
     let mut messages = Vec::new();
     for target in [
         format!("{url}/hello.s9pk"),
@@ -316,4 +310,13 @@ fn a_redirect_to_a_refused_address_is_refused_and_an_allowed_one_followed() {
         6,
         "the first request and 5 redirects"
     );
+}
+
+/// An address nothing listens on, kept so while the returned sockets live: its port is the
+/// local end of a connected pair, so no parallel test can start listening there.
+fn closed_port() -> (std::net::SocketAddr, [std::net::TcpStream; 2]) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    (client.local_addr().unwrap(), [client, server])
 }
