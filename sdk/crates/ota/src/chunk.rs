@@ -183,6 +183,13 @@ impl Seed {
         Ok(Self { at })
     }
 
+    /// Offset of `c` in the seed source, if the seed holds it.
+    pub fn offset_of(&self, c: &ChunkRef) -> Option<u64> {
+        self.at
+            .get(&c.hash)
+            .and_then(|&(at, len)| (len == c.len).then_some(at))
+    }
+
     /// Whether the seed holds `c`.
     pub fn has(&self, c: &ChunkRef) -> bool {
         self.at.get(&c.hash).is_some_and(|&(_, len)| len == c.len)
