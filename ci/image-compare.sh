@@ -191,6 +191,7 @@ image_explain() { # A B
     *.squashfs) _ic_explain_squashfs "$a" "$b" ;;
     *.deb) _ic_explain_deb "$a" "$b" ;;
     *.ota) _ic_explain_tar "$a" "$b" ;;
+    *.ota2) _ic_diff <(tar --full-time -tvf "$a") <(tar --full-time -tvf "$b") ;;
     SHA256SUMS) _ic_diff "$a" "$b" ;;
   esac
 }

@@ -63,20 +63,33 @@ start=$(date +%s)
 )
 echo "zz-repro: image built again in $(($(date +%s) - start)) s"
 [ -f "$tmp/b/$name.ota" ] || { echo "zz-repro: the build wrote no OTA bundle $name.ota" >&2; exit 1; }
+[ -f "$tmp/b/$name.ota2" ] || { echo "zz-repro: the build wrote no v2 OTA bundle $name.ota2" >&2; exit 1; }
 "$T/debug/hearth-imager" bundle verify --key "$tmp/ota.pub" "$tmp/b/$name.ota" | sed -n 1p
 
-# The reference side: zz-boot.sh's files, plus the bundle of its own artifacts.
+# The reference side: zz-boot.sh's files, plus the bundles (v1 and v2) of its own artifacts.
+# The kernel release the v2 manifest records: the initramfs's lib/modules/<release>/.
+kernel_release() {
+  local r
+  r="$(cpio -it --quiet <"$1" | sed -n 's|^lib/modules/\([^/]*\)/.*|\1|p' | sort -u)"
+  [ -n "$r" ] && [ "$(printf '%s\n' "$r" | wc -l)" = 1 ] ||
+    { echo "zz-repro: no single kernel release in $1: '$r'" >&2; exit 1; }
+  printf '%s\n' "$r"
+}
 epoch="$(sed -n 's/^source_date_epoch *= *\([0-9]*\).*/\1/p' "$RECIPE")"
 version="$(sed -n 's/^version *= *"\(.*\)".*/\1/p' "$RECIPE")"
+krel="$(kernel_release "$a/initrd.img")"
 mkdir "$tmp/a"
 for f in "$a"/*; do
   if [ -f "$f" ] && [ "$(basename "$f")" != SHA256SUMS ]; then ln -s "$f" "$tmp/a/"; fi
 done
 "$T/debug/hearth-imager" bundle create --version "$version" --target x86_64-uefi \
   --root "$a/$name.root.squashfs" --kernel "$a/vmlinuz" --initrd "$a/initrd.img" \
-  --signing-key "$tmp/ota.pem" --source-date-epoch "$epoch" --out "$tmp/a/$name.ota" >/dev/null
-{ cat "$a/SHA256SUMS"; echo "$(sha256sum <"$tmp/a/$name.ota" | cut -d' ' -f1)  $name.ota"; } \
-  >"$tmp/a/SHA256SUMS"
+  --signing-key "$tmp/ota.pem" --source-date-epoch "$epoch" --out "$tmp/a/$name.ota" \
+  --out-v2 "$tmp/a/$name.ota2" --kernel-release "$krel" >/dev/null
+{
+  cat "$a/SHA256SUMS"
+  for f in "$name.ota" "$name.ota2"; do echo "$(sha256sum <"$tmp/a/$f" | cut -d' ' -f1)  $f"; done
+} >"$tmp/a/SHA256SUMS"
 
 echo "== comparing every artifact with zz-boot.sh's build"
 if image_compare "$tmp/a" "$tmp/b"; then

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::arch::Firmware;
 use crate::bundle::{self, BundleError, KeyFileError};
+use crate::bundle2;
 use crate::deb::{self, DebError};
 use crate::disk::{self, DiskError};
 use crate::esp::{self, EspError};
@@ -155,6 +156,8 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
         format!("{name}.root.squashfs"),
         format!("{name}.ota"),
         format!("{name}.ota.tmp"),
+        format!("{name}.ota2"),
+        format!("{name}.ota2.tmp"),
         format!("hearth_{}_{}.deb", r.version, target.debian_arch()),
         "vmlinuz".into(),
         "initrd.img".into(),
@@ -333,6 +336,20 @@ fn build_steps(a: &BuildArgs, outputs: &mut Vec<PathBuf>) -> Result<PathBuf, Bui
             )?;
             println!("    OTA bundle {} (signed)", ota.display());
             sums_of.push(ota);
+            let ota2 = a.out.join(format!("{name}.ota2"));
+            let spec = bundle2::Spec {
+                version: &r.version,
+                target: &r.target,
+                kernel_release: &boot.release,
+                source_versions: None,
+            };
+            let files = bundle::standard_files(&squashfs, &kernel, &initrd);
+            bundle2::write(&ota2, &spec, &files, key, epoch)?;
+            println!(
+                "    OTA bundle v2 {} (signed, with chunk index)",
+                ota2.display()
+            );
+            sums_of.push(ota2);
         }
         None => println!(
             "    OTA bundle: not written, no --signing-key given (bundles are always signed; \

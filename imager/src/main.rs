@@ -25,6 +25,7 @@
 mod arch;
 mod build;
 mod bundle;
+mod bundle2;
 mod cpio;
 mod deb;
 mod disk;
@@ -136,6 +137,13 @@ enum BundleCommand {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// Also write the v2 bundle (signed manifest + chunk index) to this file; needs
+        /// `--kernel-release`.
+        #[arg(long, requires = "kernel_release")]
+        out_v2: Option<PathBuf>,
+        /// `uname -r` of the kernel (the v2 manifest records it).
+        #[arg(long, requires = "out_v2")]
+        kernel_release: Option<String>,
     },
 }
 
@@ -165,12 +173,25 @@ fn bundle_command(cmd: BundleCommand) -> Result<(), String> {
             signing_key,
             source_date_epoch,
             out,
+            out_v2,
+            kernel_release,
         } => {
             let key = bundle::load_signing_key(&signing_key).map_err(|e| e.to_string())?;
             let files = bundle::standard_files(&root, &kernel, &initrd);
             bundle::write(&out, &version, &target, &files, &key, source_date_epoch)
                 .map_err(|e| e.to_string())?;
             println!("{}", out.display());
+            if let (Some(out2), Some(release)) = (out_v2, kernel_release) {
+                let spec = bundle2::Spec {
+                    version: &version,
+                    target: &target,
+                    kernel_release: &release,
+                    source_versions: None,
+                };
+                bundle2::write(&out2, &spec, &files, &key, source_date_epoch)
+                    .map_err(|e| e.to_string())?;
+                println!("{}", out2.display());
+            }
             Ok(())
         }
     }

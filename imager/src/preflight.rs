@@ -17,9 +17,10 @@ use crate::tool::{self, ToolError};
 
 /// Space (MiB) a build needs in its output directory: the root tree and the squashfs are
 /// bounded by a slot each, the image holds the squashfs twice (sparse), plus the ESP
-/// (file and copy in the image) and 256 MiB for the bundle, initramfs and kernel.
+/// (file and copy in the image), a slot for the v2 bundle (it holds the squashfs) and
+/// 256 MiB for the v1 bundle, initramfs and kernel.
 pub(crate) fn required_mib(slot_mib: u64, esp_mib: u64) -> u64 {
-    2 * slot_mib + 2 * esp_mib + 256
+    3 * slot_mib + 2 * esp_mib + 256
 }
 
 /// A pre-flight check failed.
@@ -27,7 +28,7 @@ pub(crate) fn required_mib(slot_mib: u64, esp_mib: u64) -> u64 {
 pub(crate) enum PreflightError {
     /// Not enough free space in the output directory.
     #[error(
-        "not enough space in {path}: {available} MiB free, a build of this recipe needs up to {required} MiB (2 x slot_mib + 2 x esp_mib + 256); nothing was written"
+        "not enough space in {path}: {available} MiB free, a build of this recipe needs up to {required} MiB (3 x slot_mib + 2 x esp_mib + 256); nothing was written"
     )]
     NoSpace {
         path: PathBuf,
@@ -128,6 +129,6 @@ mod tests {
             err.contains("not enough space in") && err.contains("MiB free"),
             "{err}"
         );
-        assert_eq!(required_mib(768, 128), 2048);
+        assert_eq!(required_mib(768, 128), 2816);
     }
 }
