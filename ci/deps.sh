@@ -30,6 +30,8 @@ APT_PACKAGES=(
   b3sum time nodejs curl jq wrk
   # python venv for the official MCP client SDK used by system tests
   python3-venv
+  # the web UI's browser tests (ci/systest/web.sh: Playwright drives Debian's Chromium)
+  chromium
 )
 
 missing=()
@@ -70,3 +72,13 @@ for f in /etc/subuid /etc/subgid; do
   sed -i '/^root:100000:65536$/d' "$f"
   grep -qx 'root:100000:16777216' "$f" || echo 'root:100000:16777216' >>"$f"
 done
+
+# The web UI's build and test tools (web/package-lock.json), installed with `npm ci`
+# only when the lock file changed since the last install (npm writes
+# node_modules/.package-lock.json; Playwright uses Debian's Chromium, no browser download).
+WEB="$(cd "$(dirname "$0")/.." && pwd)/web"
+if ! cmp -s "$WEB/package-lock.json" "$WEB/node_modules/.package-lock.json.installed" 2>/dev/null; then
+  echo "deps: npm ci in web/"
+  (cd "$WEB" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  cp "$WEB/package-lock.json" "$WEB/node_modules/.package-lock.json.installed"
+fi

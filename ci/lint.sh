@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 ./ci/check-deps.sh
+(cd web && npx svelte-check --fail-on-warnings)

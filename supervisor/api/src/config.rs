@@ -45,6 +45,9 @@ pub struct ApiConfig {
     /// Boot slot state written by `hearth-init` (read by `server.info`; its presence
     /// allows `server.shutdown`/`server.restart`).
     pub boot_state_file: PathBuf,
+    /// The web UI's built assets (`web/dist`), served on every non-API path; `None`
+    /// keeps the one-line text at `/`.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl ApiConfig {
@@ -68,6 +71,7 @@ impl ApiConfig {
             max_connections: 8192,
             upload_limit: 8 << 30,
             boot_state_file: PathBuf::from("/run/hearth/boot.json"),
+            web_dir: None,
         }
     }
 }

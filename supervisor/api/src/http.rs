@@ -111,6 +111,11 @@ pub(crate) async fn handle(
         }
     } else if path == hearth_layout::PACKAGE_UPLOAD_PATH && req.method() == Method::POST {
         crate::upload::upload(&shared, &ctx, req).await
+    } else if let Some(dir) = shared.config.web_dir.as_deref()
+        && (req.method() == Method::GET || req.method() == Method::HEAD)
+        && !is_api_path(path)
+    {
+        crate::static_files::serve(dir, path, req.headers(), req.method() == Method::HEAD).await
     } else if path == "/" && req.method() == Method::GET {
         respond(
             StatusCode::OK,
@@ -122,6 +127,13 @@ pub(crate) async fn handle(
         respond(StatusCode::NOT_FOUND, "text/plain", "not found\n")
     };
     Ok(response)
+}
+
+/// Paths the API owns (never answered with the UI's `index.html`).
+fn is_api_path(path: &str) -> bool {
+    ["/rpc/", "/ws/", "/rest/", "/mcp/"]
+        .iter()
+        .any(|p| path.starts_with(p) || path == &p[..p.len() - 1])
 }
 
 async fn rpc(

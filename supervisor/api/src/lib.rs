@@ -8,7 +8,8 @@
 //! (session cookie, `Authorization: Bearer`, local cookie, `Origin`) into a
 //! [`Principal`]. [`serve`] runs the hyper server: `POST /rpc/v1` (JSON-RPC 2.0, single
 //! and batch), `GET /ws/db` (dump + patches), `GET /ws/logs/<id>` (a service's log
-//! lines, followed), and a slot for `/mcp` ([`Endpoint`]). The
+//! lines, followed), a slot for `/mcp` ([`Endpoint`]) and the web UI's files on every
+//! other `GET` (`static_files.rs`, when [`ApiConfig::web_dir`] is set). The
 //! MCP server reuses `Dispatcher` and `Authenticator` in-process.
 //!
 //! # Design
@@ -64,6 +65,7 @@ mod logs;
 mod logs_stream;
 mod metrics;
 mod server;
+mod static_files;
 mod upload;
 mod ws;
 

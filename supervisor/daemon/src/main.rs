@@ -83,6 +83,10 @@ struct Args {
     /// mirror's `192.168.1.0/24`); repeatable. The service bridge stays refused.
     #[arg(long, value_parser = check_cidr)]
     allow_package_source: Vec<String>,
+    /// The web UI's built assets (`web/dist`; the .deb installs them in
+    /// /usr/share/hearth/web), served on every path the API does not own.
+    #[arg(long, env = "HEARTH_WEB_DIR")]
+    web_dir: Option<PathBuf>,
 }
 
 fn check_cidr(s: &str) -> Result<String, String> {
@@ -203,6 +207,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     config.session_max_age = Duration::from_secs(args.session_max_age_secs);
     config.header_timeout = Duration::from_millis(args.header_timeout_ms);
     config.body_limit = args.body_limit;
+    config.web_dir = args.web_dir.clone();
 
     let store_path = data_dir.join(STORE_FILE);
     let seed = App::initial_document(&config.version)?;
