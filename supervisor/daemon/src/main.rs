@@ -29,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod mcp;
+mod names;
 mod services;
 
 use clap::Parser;
@@ -83,6 +84,12 @@ struct Args {
     /// mirror's `192.168.1.0/24`); repeatable. The service bridge stays refused.
     #[arg(long, value_parser = check_cidr)]
     allow_package_source: Vec<String>,
+    /// Announce `<hostname>.local` and `_https._tcp` over mDNS (on on the image).
+    #[arg(long, env = "HEARTH_MDNS")]
+    mdns: bool,
+    /// Set the kernel hostname to the one in the state (on on the image).
+    #[arg(long, env = "HEARTH_SET_KERNEL_HOSTNAME")]
+    set_kernel_hostname: bool,
 }
 
 fn check_cidr(s: &str) -> Result<String, String> {
@@ -219,6 +226,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     rustix::process::umask(umask);
     services::recover(&data_dir, &store);
     let services_store = store.clone();
+    let names_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
     let app = app.with_mcp(mcp);
     let setup_done = app.setup_complete();
@@ -249,6 +257,11 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             args.service_log_max_bytes,
             cancel.child_token(),
         );
+        let names = names::spawn(
+            names_store,
+            names::Names::from_flags(args.mdns, args.set_kernel_hostname),
+            cancel.child_token(),
+        );
         announce(addr, setup_done, &data_dir);
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sending READY=1 to NOTIFY_SOCKET");
@@ -256,6 +269,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         let served = hearth_api::serve(listener, app, cancel.clone()).await;
         // Containers keep running; the next start adopts them.
         supervisor.shutdown().await;
+        let _ = names.await;
         signals.abort();
         tracing::info!("hearthd stopped");
         served.map_err(DaemonError::from)

@@ -15,7 +15,11 @@ async fn hostname_set_stores_the_lowercased_label_and_refuses_bad_ones() {
     let info = s.local_call("server.info", json!({})).await;
     assert_eq!(info["result"]["hostname"], "living-room", "{info}");
     // Nothing announces in this test server: no mDNS name is claimed.
-    assert_eq!(info["result"]["mdnsName"], serde_json::Value::Null, "{info}");
+    assert_eq!(
+        info["result"]["mdnsName"],
+        serde_json::Value::Null,
+        "{info}"
+    );
 
     for bad in ["a.b", "-x", "x-", "", "snow man", &"a".repeat(64)] {
         let r = s
