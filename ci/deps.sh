@@ -29,7 +29,7 @@ APT_PACKAGES=(
   # benchmarks and tests
   b3sum time nodejs curl jq wrk
   # mDNS system test (ci/systest/mdns.sh): a real avahi peer and resolver, dig
-  avahi-daemon avahi-utils dnsutils
+  avahi-daemon avahi-utils dbus-daemon dnsutils
   # python venv for the official MCP client SDK used by system tests
   python3-venv
 )

@@ -13,7 +13,10 @@
 # - a name avahi already holds makes ours `<name>-2.local`, shown in server.info's
 #   mdnsName, resolving to hearthd while `<name>.local` still resolves to avahi's host;
 # - a hostname that is not a DNS label is refused and changes nothing.
-# Needs root, ip, dig, avahi-daemon, unshare, curl, python3 (ci/deps.sh). Runs under
+# The laptop namespace also resolves each of hearthd's names through its own avahi-daemon
+# (avahi-resolve-host-name on a private D-Bus): multicast queries, as a desktop asks.
+# Needs root, ip, dig, avahi-daemon, avahi-resolve-host-name, dbus-daemon, unshare, curl,
+# python3 (ci/deps.sh). Runs under
 # flock /var/lock/hearth-systest.lock; everything it creates is named hnm* and removed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,10 +26,14 @@ if [ -z "${HNM_LOCKED:-}" ]; then
 fi
 . ci/env.sh
 . ci/systest/lib.sh
-systest_setup mdns "network namespaces" ip dig avahi-daemon unshare curl python3 flock
+systest_setup mdns "network namespaces" ip dig avahi-daemon avahi-resolve-host-name dbus-daemon \
+  unshare nsenter curl python3 flock
 T0=$(date +%s)
 AVAHI_PID=""
+LAPTOP_PIDS=()
 cleanup() {
+  local p
+  for p in "${LAPTOP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   [ -n "${HEARTHD_PID:-}" ] && kill -TERM "$HEARTHD_PID" 2>/dev/null && wait "$HEARTHD_PID" 2>/dev/null
   [ -n "$AVAHI_PID" ] && kill "$AVAHI_PID" 2>/dev/null
   for n in hnm-a hnm-b hnm-c hnm-lan; do ip netns del "$n" 2>/dev/null || true; done
@@ -51,6 +58,47 @@ for h in a b c; do
   i=$((i + 1))
 done
 sleep 2 # IPv6 DAD and link up
+
+# The laptop (hnm-b) resolves like a desktop does: avahi-daemon (publishing nothing) on a
+# private D-Bus, asked by avahi-resolve-host-name, so queries and answers are multicast.
+mkdir -p "$WORK/laptop"
+cat >"$WORK/laptop/bus.conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path=$WORK/laptop/bus</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/>
+<allow receive_sender="*"/></policy></busconfig>
+CONF
+cat >"$WORK/laptop/avahi-daemon.conf" <<CONF
+[server]
+host-name=hnmlaptop
+use-ipv6=no
+allow-interfaces=hnmb
+enable-dbus=yes
+[wide-area]
+enable-wide-area=no
+[publish]
+disable-publishing=yes
+CONF
+export DBUS_SYSTEM_BUS_ADDRESS="unix:path=$WORK/laptop/bus"
+LAPTOP_PIDS+=("$(ip netns exec hnm-b dbus-daemon --config-file="$WORK/laptop/bus.conf" --fork --print-pid)")
+ip netns exec hnm-b sh -c "mkdir -p /run/avahi-daemon && mount -t tmpfs hnm /run/avahi-daemon \
+  && exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f '$WORK/laptop/avahi-daemon.conf'" \
+  >"$WORK/laptop/avahi.log" 2>&1 &
+LAPTOP_PIDS+=("$!")
+mc_resolve() { # NAME -> the IPv4 address the laptop's avahi resolves it to (empty: none)
+  ip netns exec hnm-b timeout 5 avahi-resolve-host-name -4 "$1" 2>/dev/null | awk '{print $2}' || true
+}
+expect_mc_resolves() { # NAME ADDRESS
+  local got=""
+  for _ in $(seq 1 5); do
+    got="$(mc_resolve "$1")"
+    [ "$got" = "$2" ] && return 0
+    sleep 1
+  done
+  cat "$WORK/laptop/avahi.log" >&2
+  fail "the laptop's avahi resolves $1 to '${got}', expected $2"
+}
 
 # hearthd in hnm-a, its own UTS namespace.
 : >"$WORK/hearthd.out"
@@ -110,6 +158,7 @@ r="$(ip netns exec hnm-a curl -sS "$URL/rpc/v1" -H 'content-type: application/js
 [ "$(echo "$r" | field /error)" = null ] || fail "setup.complete: $r"
 expect_resolves hnmbox.local 10.77.0.1
 expect_mdns_name hnmbox.local.
+expect_mc_resolves hnmbox.local 10.77.0.1
 [ "$(kernel_hostname)" = hnmbox ] || fail "kernel hostname is $(kernel_hostname), expected hnmbox"
 echo "mdns: hnmbox.local resolves to 10.77.0.1 after setup ($(( $(date +%s) - T0 ))s)"
 
@@ -118,6 +167,7 @@ r="$(rpc server.hostname.set '{"hostname":"Hnm-Renamed"}')"
 expect_resolves hnm-renamed.local 10.77.0.1
 expect_gone hnmbox.local
 expect_mdns_name hnm-renamed.local.
+expect_mc_resolves hnm-renamed.local 10.77.0.1
 [ "$(kernel_hostname)" = hnm-renamed ] || fail "kernel hostname is $(kernel_hostname) after rename"
 echo "mdns: renamed without restart: hnm-renamed.local resolves, hnmbox.local is gone ($(( $(date +%s) - T0 ))s)"
 
@@ -156,5 +206,6 @@ expect_mdns_name hnmdupe-2.local.
 expect_resolves hnmdupe-2.local 10.77.0.1
 expect_resolves hnmdupe.local 10.77.0.3 10.77.0.3
 expect_gone hnmdupe.local
+expect_mc_resolves hnmdupe-2.local 10.77.0.1
 echo "mdns: avahi holds hnmdupe.local; ours became hnmdupe-2.local, shown in mdnsName ($(( $(date +%s) - T0 ))s)"
 echo "mdns: passed in $(( $(date +%s) - T0 ))s"
