@@ -28,6 +28,8 @@ APT_PACKAGES=(
   dpkg e2fsprogs bc
   # benchmarks and tests
   b3sum time nodejs curl jq wrk
+  # mDNS system test (ci/systest/mdns.sh): a real avahi peer and resolver, dig
+  avahi-daemon avahi-utils dbus-daemon dnsutils
   # python venv for the official MCP client SDK used by system tests
   python3-venv
   # the web UI's browser tests (ci/systest/web.sh: Playwright drives Debian's Chromium)

@@ -185,6 +185,9 @@ pub(crate) fn run() -> ! {
             mounts::DATA_DIR,
             "--listen",
             params.listen.as_str(),
+            // The appliance owns its names: kernel hostname and `<hostname>.local`.
+            "--mdns",
+            "--set-kernel-hostname",
         ]
         .map(Into::into)
         .to_vec(),

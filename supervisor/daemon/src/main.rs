@@ -29,6 +29,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod mcp;
+mod names;
 mod services;
 
 use clap::Parser;
@@ -87,6 +88,12 @@ struct Args {
     /// /usr/share/hearth/web), served on every path the API does not own.
     #[arg(long, env = "HEARTH_WEB_DIR")]
     web_dir: Option<PathBuf>,
+    /// Announce `<hostname>.local` and `_https._tcp` over mDNS (on on the image).
+    #[arg(long, env = "HEARTH_MDNS")]
+    mdns: bool,
+    /// Set the kernel hostname to the one in the state (on on the image).
+    #[arg(long, env = "HEARTH_SET_KERNEL_HOSTNAME")]
+    set_kernel_hostname: bool,
 }
 
 fn check_cidr(s: &str) -> Result<String, String> {
@@ -224,6 +231,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     rustix::process::umask(umask);
     services::recover(&data_dir, &store);
     let services_store = store.clone();
+    let names_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
     let app = app.with_mcp(mcp);
     let setup_done = app.setup_complete();
@@ -254,6 +262,11 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             args.service_log_max_bytes,
             cancel.child_token(),
         );
+        let names = names::spawn(
+            names_store,
+            names::Names::from_flags(args.mdns, args.set_kernel_hostname),
+            cancel.child_token(),
+        );
         announce(addr, setup_done, &data_dir);
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sending READY=1 to NOTIFY_SOCKET");
@@ -261,6 +274,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         let served = hearth_api::serve(listener, app, cancel.clone()).await;
         // Containers keep running; the next start adopts them.
         supervisor.shutdown().await;
+        let _ = names.await;
         signals.abort();
         tracing::info!("hearthd stopped");
         served.map_err(DaemonError::from)

@@ -32,12 +32,14 @@
 
 mod catalogue;
 mod error;
+pub mod hostname;
 pub mod methods;
 mod openrpc;
 mod wire;
 
 pub use catalogue::{Auth, Method, MethodInfo, catalogue, method_info, read_scope};
 pub use error::{ErrorCode, RpcError};
+pub use hostname::{Hostname, HostnameError};
 pub use openrpc::openrpc_document;
 pub use wire::{Id, Request, Response, ResponsePayload};
 

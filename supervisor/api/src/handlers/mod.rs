@@ -3,6 +3,7 @@
 
 mod auth;
 mod db;
+mod hostname;
 pub(crate) mod notification;
 pub(crate) mod package;
 mod server;
@@ -38,6 +39,7 @@ pub(crate) fn registry(
         },
     );
     setup::register(&mut r, store.clone(), Arc::clone(auth));
+    hostname::register(&mut r, store.clone());
     auth::register(&mut r, Arc::clone(auth), config.session_max_age);
     notification::register(&mut r, store.clone());
     db::register(&mut r, store.clone());

@@ -122,6 +122,9 @@ pub(crate) fn register(r: &mut Registry, store: Store, logs: LogBuffer, id: Iden
                 id: info["id"].as_str().unwrap_or_default().to_owned(),
                 version: id.version,
                 hostname: info["hostname"].as_str().map(str::to_owned),
+                mdns_name: info[hearth_rpc::methods::hostname::MDNS_NAME_KEY]
+                    .as_str()
+                    .map(str::to_owned),
                 arch: std::env::consts::ARCH.to_owned(),
                 uptime_secs: id.started.elapsed().as_secs(),
                 data_dir: data_dir.display().to_string(),

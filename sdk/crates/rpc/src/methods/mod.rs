@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod db;
+pub mod hostname;
 pub mod notification;
 pub mod package;
 pub mod server;
@@ -106,6 +107,20 @@ declare_methods! {
             seconds since hearthd started, the data directory and how many bytes it uses, \
             and the A/B root slot it booted from with its state (`good`, or `trying` with \
             the tries left before the boot loader falls back to the other slot).",
+    }
+    /// `server.hostname.set`
+    ServerHostnameSet {
+        name: "server.hostname.set",
+        auth: Authenticated,
+        mutates: true,
+        params: hostname::HostnameSetParams,
+        result: hostname::HostnameSetResult,
+        description: "Rename this server: `hostname` is one DNS label (1-63 letters, digits \
+            or dashes, not starting or ending with a dash; lowercased). Takes effect without \
+            a reboot: the kernel hostname is set and mDNS announces `<hostname>.local` \
+            (when hearthd runs with `--mdns`). If another machine on the LAN already has \
+            that name, a numbered suffix is added (`<hostname>-2.local`); `server.info` \
+            and `/serverInfo/mdnsName` show the name actually announced.",
     }
     /// `server.shutdown`
     ServerShutdown {

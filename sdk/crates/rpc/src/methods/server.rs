@@ -21,6 +21,11 @@ pub struct ServerInfo {
     pub version: String,
     /// Hostname chosen at setup (`null` before setup).
     pub hostname: Option<String>,
+    /// The name mDNS announces on the LAN, e.g. `hearth.local.`, or `hearth-2.local.`
+    /// when another machine already had `hearth.local`; `null` while nothing is
+    /// announced (mDNS off, or before setup).
+    #[serde(default)]
+    pub mdns_name: Option<String>,
     /// CPU architecture, e.g. `x86_64`, `aarch64`.
     pub arch: String,
     /// Seconds since hearthd started.
