@@ -59,6 +59,7 @@ mod dispatch;
 mod doc;
 mod error;
 mod handlers;
+mod host_check;
 mod http;
 mod logs;
 mod logs_stream;

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     pub(crate) frames: Arc<crate::ws::FrameCache>,
     /// Places for unauthenticated requests ([`ApiConfig::max_anonymous`]).
     pub(crate) anonymous: Arc<tokio::sync::Semaphore>,
+    /// DNS-rebinding protection, checked before routing.
+    pub(crate) hosts: crate::host_check::HostCheck,
 }
 
 /// The API application: dispatcher, authenticator and routes.
@@ -101,6 +103,10 @@ impl App {
         let registry = crate::handlers::registry(&store, &auth, &logs, &config, Instant::now());
         let dispatcher = Dispatcher::new(registry)?;
         let anonymous = Arc::new(tokio::sync::Semaphore::new(config.max_anonymous.max(1)));
+        let hosts = crate::host_check::HostCheck::new(
+            store.clone(),
+            Box::new(crate::host_check::SystemAddresses),
+        );
         Ok(App {
             shared: Shared {
                 dispatcher,
@@ -111,6 +117,7 @@ impl App {
                 tracker: TaskTracker::new(),
                 frames: Arc::default(),
                 anonymous,
+                hosts,
             },
         })
     }
@@ -200,8 +207,16 @@ async fn connection(
     };
     let header_timeout = shared.config.header_timeout;
     let svc_shared = Arc::clone(&shared);
-    let service =
-        service_fn(move |req| crate::http::handle(Arc::clone(&svc_shared), ctx.clone(), req));
+    let local = stream.local_addr().ok();
+    let service = service_fn(move |req| {
+        let (shared, ctx) = (Arc::clone(&svc_shared), ctx.clone());
+        async move {
+            match shared.hosts.refuse(&req, local) {
+                Some(refused) => Ok(refused),
+                None => crate::http::handle(shared, ctx, req).await,
+            }
+        }
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -8,6 +8,8 @@ mod common;
 mod auth;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
+#[path = "integration/host.rs"]
+mod host;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/methods.rs"]
