@@ -45,6 +45,9 @@ pub struct ApiConfig {
     /// Boot slot state written by `hearth-init` (read by `server.info`; its presence
     /// allows `server.shutdown`/`server.restart`).
     pub boot_state_file: PathBuf,
+    /// Where a person-readable copy of the first-boot setup code is written (on the
+    /// image: a file on the boot FAT partition); `None`: only the data dir's copy.
+    pub setup_code_file: Option<PathBuf>,
 }
 
 impl ApiConfig {
@@ -68,6 +71,7 @@ impl ApiConfig {
             max_connections: 8192,
             upload_limit: 8 << 30,
             boot_state_file: PathBuf::from("/run/hearth/boot.json"),
+            setup_code_file: None,
         }
     }
 }

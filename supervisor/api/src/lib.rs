@@ -65,6 +65,7 @@ mod logs;
 mod logs_stream;
 mod metrics;
 mod server;
+mod setup_code;
 mod upload;
 mod ws;
 

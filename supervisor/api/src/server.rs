@@ -51,6 +51,7 @@ pub(crate) struct Shared {
 /// The API application: dispatcher, authenticator and routes.
 pub struct App {
     shared: Shared,
+    setup_code: Option<Arc<crate::setup_code::SetupCode>>,
 }
 
 impl std::fmt::Debug for App {
@@ -100,7 +101,15 @@ impl App {
             config.session_max_age,
             config.login_failure_budget,
         )?;
-        let registry = crate::handlers::registry(&store, &auth, &logs, &config, Instant::now());
+        let setup_code = crate::setup_code::pending(&auth, &config)?;
+        let registry = crate::handlers::registry(
+            &store,
+            &auth,
+            &logs,
+            &config,
+            Instant::now(),
+            setup_code.clone(),
+        );
         let dispatcher = Dispatcher::new(registry)?;
         let anonymous = Arc::new(tokio::sync::Semaphore::new(config.max_anonymous.max(1)));
         let hosts = crate::host_check::HostCheck::new(
@@ -119,6 +128,7 @@ impl App {
                 anonymous,
                 hosts,
             },
+            setup_code,
         })
     }
 
@@ -137,6 +147,13 @@ impl App {
     /// The authenticator (for in-process transports such as MCP).
     pub fn authenticator(&self) -> Arc<Authenticator> {
         Arc::clone(&self.shared.auth)
+    }
+
+    /// The first-boot setup code while setup is pending (printed once by hearthd).
+    pub fn setup_code(&self) -> Option<&str> {
+        self.setup_code
+            .as_deref()
+            .map(crate::setup_code::SetupCode::code)
     }
 
     /// Whether setup is complete.

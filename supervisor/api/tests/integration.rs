@@ -16,5 +16,7 @@ mod limits;
 mod methods;
 #[path = "integration/package.rs"]
 mod package;
+#[path = "integration/setup_code.rs"]
+mod setup_code;
 #[path = "integration/stream.rs"]
 mod stream;

@@ -83,6 +83,10 @@ struct Args {
     /// mirror's `192.168.1.0/24`); repeatable. The service bridge stays refused.
     #[arg(long, value_parser = check_cidr)]
     allow_package_source: Vec<String>,
+    /// Also write the first-boot setup code to this file, for a person to read (the
+    /// image: a file on the boot FAT partition). Deleted once setup is complete.
+    #[arg(long, env = "HEARTH_SETUP_CODE_FILE")]
+    setup_code_file: Option<PathBuf>,
 }
 
 fn check_cidr(s: &str) -> Result<String, String> {
@@ -203,6 +207,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     config.session_max_age = Duration::from_secs(args.session_max_age_secs);
     config.header_timeout = Duration::from_millis(args.header_timeout_ms);
     config.body_limit = args.body_limit;
+    config.setup_code_file = args.setup_code_file.clone();
 
     let store_path = data_dir.join(STORE_FILE);
     let seed = App::initial_document(&config.version)?;
@@ -221,7 +226,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     let services_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
     let app = app.with_mcp(mcp);
-    let setup_done = app.setup_complete();
+    let setup_code = app.setup_code().map(str::to_owned);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -249,7 +254,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             args.service_log_max_bytes,
             cancel.child_token(),
         );
-        announce(addr, setup_done, &data_dir);
+        announce(addr, setup_code.as_deref(), &data_dir);
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sending READY=1 to NOTIFY_SOCKET");
         }
@@ -263,18 +268,21 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
 }
 
 /// Prints where hearthd listens and, in setup mode, how to finish setup.
-fn announce(addr: SocketAddr, setup_done: bool, data_dir: &std::path::Path) {
+fn announce(addr: SocketAddr, setup_code: Option<&str>, data_dir: &std::path::Path) {
+    let setup_done = setup_code.is_none();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "hearthd listening on http://{addr}");
-    if setup_done {
-        let _ = writeln!(out, "setup is complete; log in with auth.login");
-    } else {
+    if let Some(code) = setup_code {
+        // The one place the code is shown (console); it is never logged.
+        eprintln!("hearthd: setup code {code}");
         let _ = writeln!(
             out,
-            "setup mode: no password yet. Finish setup with:\n  curl -s http://{addr}{RPC_PATH} \
+            "setup mode: no password yet. Setup code: {code}. Finish setup with:\n  curl -s http://{addr}{RPC_PATH} \
              -H 'content-type: application/json' \
-             -d '{{\"method\":\"setup.complete\",\"params\":{{\"password\":\"<at least 8 chars>\",\"hostname\":\"hearth\"}}}}'"
+             -d '{{\"method\":\"setup.complete\",\"params\":{{\"password\":\"<at least 8 chars>\",\"hostname\":\"hearth\",\"setupCode\":\"{code}\"}}}}'"
         );
+    } else {
+        let _ = writeln!(out, "setup is complete; log in with auth.login");
     }
     let _ = writeln!(
         out,
