@@ -46,9 +46,18 @@ async fn raw(addr: SocketAddr, req: &str) -> HttpResponse {
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
             Ok(Err(e)) => panic!("read: {e}"),
         }
-        // A 101 keeps the connection open: its head is all there is to read.
-        if buf.starts_with(b"HTTP/1.1 101") && buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
+        // A 101 (or a keep-alive answer) keeps the connection open: stop once the head
+        // and `content-length` bytes of body are in.
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                break;
+            }
         }
     }
     parse_response(&buf)
