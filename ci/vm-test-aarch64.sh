@@ -88,7 +88,9 @@ esac
 printf 'vm-test-aarch64: power-on to server.echo answer: %.1f s (TCG)\n' "$(since "$start")"
 
 # server.info needs a session: finish setup (argon2id under aarch64 TCG is slow), log in.
-out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth"}}' 180)"
+code="$(grep -ao 'hearthd: setup code [A-Z2-7-]*' "$log" | tail -n 1 | cut -d' ' -f4)"
+[ -n "$code" ] || { echo "vm-test-aarch64: no setup code on the console" >&2; exit 1; }
+out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth","setupCode":"'"$code"'"}}' 180)"
 case "$out" in *'"result"'*) ;; *) echo "vm-test-aarch64: setup.complete failed: $out" >&2; exit 1 ;; esac
 rpc '{"method":"auth.login","params":{"password":"vm-test-password"}}' 180 -c "$tmp/cookies" >/dev/null
 info="$(rpc '{"jsonrpc":"2.0","id":2,"method":"server.info"}' 30 -b "$tmp/cookies")"

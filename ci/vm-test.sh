@@ -117,7 +117,11 @@ wait_for_slot() { # PATTERN
 setup_and_login() {
   # Password hashing (argon2id) is slow under TCG: allow a minute.
   local out
-  out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth"}}' 60)"
+  # The setup code as a person reads it on the console (hearthd prints it once).
+  local code
+  code="$(grep -ao 'hearthd: setup code [A-Z2-7-]*' "$log" | tail -n 1 | cut -d' ' -f4)"
+  [ -n "$code" ] || fail "no setup code on the console"
+  out="$(rpc '{"method":"setup.complete","params":{"password":"vm-test-password","hostname":"hearth","setupCode":"'"$code"'"}}' 60)"
   case "$out" in *'"result"'*) ;; *) fail "setup.complete failed: $out" ;; esac
   login
 }

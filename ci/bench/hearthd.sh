@@ -80,7 +80,7 @@ echo "-- 2. idle RSS"
 kill "$PID"; wait "$PID" 2>/dev/null || true
 mkdir -p "$tmp/d2"
 start hearthd2 "$BIN/hearthd" --data-dir "$tmp/d2" --listen 127.0.0.1:0 --log warn
-rpc "$ADDR" '{"method":"setup.complete","params":{"password":"bench-password","hostname":"bench"}}' >/dev/null
+rpc "$ADDR" '{"method":"setup.complete","params":{"password":"bench-password","hostname":"bench"}}' -H "x-hearth-local-auth: $(cat "$tmp/d2/run/local.cookie")" >/dev/null
 sleep 2
 idle="$(rss_kb "$PID")"
 rpc "$ADDR" '{"method":"auth.login","params":{"password":"bench-password"}}' >/dev/null
@@ -94,7 +94,7 @@ echo "-- 3. $SUBSCRIBERS /ws/db subscribers, $RATE mutations/s for ${SECS}s"
 mkdir -p "$tmp/d3"
 start hearthd3 "$BIN/hearthd" --data-dir "$tmp/d3" --listen 127.0.0.1:0 --log warn
 HPID="$PID"
-rpc "$ADDR" '{"method":"setup.complete","params":{"password":"bench-password","hostname":"bench"}}' >/dev/null
+rpc "$ADDR" '{"method":"setup.complete","params":{"password":"bench-password","hostname":"bench"}}' -H "x-hearth-local-auth: $(cat "$tmp/d3/run/local.cookie")" >/dev/null
 sleep 1
 before_ws="$(rss_kb "$HPID")"
 # Baseline in the same run: the mutation round trip with no subscribers.

@@ -105,7 +105,11 @@ contains "setupComplete: false"
 expect_err server info
 contains "code 34"
 contains "auth login"
-expect_ok rpc setup.complete "{\"password\": \"$PASSWORD\", \"hostname\": \"clibox\"}"
+expect_err rpc setup.complete "{\"password\": \"$PASSWORD\", \"hostname\": \"clibox\"}"
+contains "setup code"
+# The setup code, read from its file as a person with access to the machine would.
+CODE="$(cat "$WORK/data/setup-code")"
+expect_ok rpc setup.complete "{\"password\": \"$PASSWORD\", \"hostname\": \"clibox\", \"setupCode\": \"$CODE\"}"
 expect_ok setup status --json
 contains '"setupComplete": true'
 

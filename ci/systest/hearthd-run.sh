@@ -20,6 +20,7 @@ for _ in $(seq 1 600); do
 done
 [ -n "$url" ] || { echo "hearthd-run: no URL printed" >&2; cat "$tmp/out" "$tmp/err" >&2; exit 1; }
 grep -q 'setup mode' "$tmp/out" || { echo "hearthd-run: no setup instructions" >&2; exit 1; }
+grep -Eq 'Setup code: [A-Z2-7]{4}-[A-Z2-7]{4}-[A-Z2-7]{4}\.' "$tmp/out" || { echo "hearthd-run: no setup code next to the URL" >&2; exit 1; }
 # Follow the printed instructions (with a real password).
 cmd="$(grep -o "curl -s .*setup.complete.*" "$tmp/out" | sed 's/<at least 8 chars>/systest-password/')"
 out="$(eval "$cmd")"

@@ -63,7 +63,9 @@ rpc() {
 }
 
 password="mcp-systest-password"
-rpc setup.complete "{\"password\":\"$password\",\"hostname\":\"mcp-systest\"}" >/dev/null
+# The setup code, read from its file as a person with access to the machine would.
+code="$(cat "$work/data/setup-code")"
+rpc setup.complete "{\"password\":\"$password\",\"hostname\":\"mcp-systest\",\"setupCode\":\"$code\"}" >/dev/null
 curl -sS -D "$work/login.headers" -o /dev/null "$base/rpc/v1" -H 'content-type: application/json' \
   -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"auth.login\",\"params\":{\"password\":\"$password\"}}"
 cookie="$(sed -n 's/^[Ss]et-[Cc]ookie: \(session=[^;]*\).*/\1/p' "$work/login.headers" | head -n 1)"

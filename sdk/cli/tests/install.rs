@@ -89,11 +89,13 @@ impl World {
         let home = tempfile::tempdir().unwrap();
         let hearthd = start_hearthd(&home.path().join("data"));
         let w = World { home, hearthd };
-        let out = w.hearth(&[
-            "rpc",
-            "setup.complete",
-            r#"{"password": "correct horse battery", "hostname": "box"}"#,
-        ]);
+        // The setup code, read from its file as a person with access to the machine would.
+        let code = std::fs::read_to_string(w.home.path().join("data/setup-code")).unwrap();
+        let params = format!(
+            r#"{{"password": "correct horse battery", "hostname": "box", "setupCode": "{}"}}"#,
+            code.trim()
+        );
+        let out = w.hearth(&["rpc", "setup.complete", &params]);
         assert!(out.status.success(), "{}", stderr(&out));
         w
     }

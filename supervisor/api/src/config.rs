@@ -48,6 +48,9 @@ pub struct ApiConfig {
     /// The web UI's built assets (`web/dist`), served on every non-API path; `None`
     /// keeps the one-line text at `/`.
     pub web_dir: Option<PathBuf>,
+    /// Where a person-readable copy of the first-boot setup code is written (on the
+    /// image: a file on the boot FAT partition); `None`: only the data dir's copy.
+    pub setup_code_file: Option<PathBuf>,
 }
 
 impl ApiConfig {
@@ -72,6 +75,7 @@ impl ApiConfig {
             upload_limit: 8 << 30,
             boot_state_file: PathBuf::from("/run/hearth/boot.json"),
             web_dir: None,
+            setup_code_file: None,
         }
     }
 }

@@ -60,12 +60,14 @@ mod dispatch;
 mod doc;
 mod error;
 mod handlers;
+mod host_check;
 mod http;
 mod logs;
 mod logs_stream;
 mod metrics;
 mod server;
 mod static_files;
+mod setup_code;
 mod upload;
 mod ws;
 

@@ -44,11 +44,14 @@ pub(crate) struct Shared {
     pub(crate) frames: Arc<crate::ws::FrameCache>,
     /// Places for unauthenticated requests ([`ApiConfig::max_anonymous`]).
     pub(crate) anonymous: Arc<tokio::sync::Semaphore>,
+    /// DNS-rebinding protection, checked before routing.
+    pub(crate) hosts: crate::host_check::HostCheck,
 }
 
 /// The API application: dispatcher, authenticator and routes.
 pub struct App {
     shared: Shared,
+    setup_code: Option<Arc<crate::setup_code::SetupCode>>,
 }
 
 impl std::fmt::Debug for App {
@@ -98,9 +101,21 @@ impl App {
             config.session_max_age,
             config.login_failure_budget,
         )?;
-        let registry = crate::handlers::registry(&store, &auth, &logs, &config, Instant::now());
+        let setup_code = crate::setup_code::pending(&auth, &config)?;
+        let registry = crate::handlers::registry(
+            &store,
+            &auth,
+            &logs,
+            &config,
+            Instant::now(),
+            setup_code.clone(),
+        );
         let dispatcher = Dispatcher::new(registry)?;
         let anonymous = Arc::new(tokio::sync::Semaphore::new(config.max_anonymous.max(1)));
+        let hosts = crate::host_check::HostCheck::new(
+            store.clone(),
+            Box::new(crate::host_check::SystemAddresses),
+        );
         Ok(App {
             shared: Shared {
                 dispatcher,
@@ -111,7 +126,9 @@ impl App {
                 tracker: TaskTracker::new(),
                 frames: Arc::default(),
                 anonymous,
+                hosts,
             },
+            setup_code,
         })
     }
 
@@ -130,6 +147,13 @@ impl App {
     /// The authenticator (for in-process transports such as MCP).
     pub fn authenticator(&self) -> Arc<Authenticator> {
         Arc::clone(&self.shared.auth)
+    }
+
+    /// The first-boot setup code while setup is pending (printed once by hearthd).
+    pub fn setup_code(&self) -> Option<&str> {
+        self.setup_code
+            .as_deref()
+            .map(crate::setup_code::SetupCode::code)
     }
 
     /// Whether setup is complete.
@@ -200,8 +224,16 @@ async fn connection(
     };
     let header_timeout = shared.config.header_timeout;
     let svc_shared = Arc::clone(&shared);
-    let service =
-        service_fn(move |req| crate::http::handle(Arc::clone(&svc_shared), ctx.clone(), req));
+    let local = stream.local_addr().ok();
+    let service = service_fn(move |req| {
+        let (shared, ctx) = (Arc::clone(&svc_shared), ctx.clone());
+        async move {
+            match shared.hosts.refuse(&req, local) {
+                Some(refused) => Ok(refused),
+                None => crate::http::handle(shared, ctx, req).await,
+            }
+        }
+    });
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

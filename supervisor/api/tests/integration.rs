@@ -10,12 +10,16 @@ mod auth;
 mod bad_input;
 #[path = "integration/hostname.rs"]
 mod hostname;
+#[path = "integration/host.rs"]
+mod host;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/methods.rs"]
 mod methods;
 #[path = "integration/package.rs"]
 mod package;
+#[path = "integration/setup_code.rs"]
+mod setup_code;
 #[path = "integration/stream.rs"]
 mod stream;
 #[path = "integration/web.rs"]

@@ -94,6 +94,10 @@ struct Args {
     /// Set the kernel hostname to the one in the state (on on the image).
     #[arg(long, env = "HEARTH_SET_KERNEL_HOSTNAME")]
     set_kernel_hostname: bool,
+    /// Also write the first-boot setup code to this file, for a person to read (the
+    /// image: a file on the boot FAT partition). Deleted once setup is complete.
+    #[arg(long, env = "HEARTH_SETUP_CODE_FILE")]
+    setup_code_file: Option<PathBuf>,
 }
 
 fn check_cidr(s: &str) -> Result<String, String> {
@@ -215,6 +219,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     config.header_timeout = Duration::from_millis(args.header_timeout_ms);
     config.body_limit = args.body_limit;
     config.web_dir = args.web_dir.clone();
+    config.setup_code_file = args.setup_code_file.clone();
 
     let store_path = data_dir.join(STORE_FILE);
     let seed = App::initial_document(&config.version)?;
@@ -234,7 +239,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
     let names_store = store.clone();
     let mcp = mcp::endpoint(app.dispatcher(), app.authenticator(), store);
     let app = app.with_mcp(mcp);
-    let setup_done = app.setup_complete();
+    let setup_code = app.setup_code().map(str::to_owned);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -267,7 +272,7 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             names::Names::from_flags(args.mdns, args.set_kernel_hostname),
             cancel.child_token(),
         );
-        announce(addr, setup_done, &data_dir);
+        announce(addr, setup_code.as_deref(), &data_dir);
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sending READY=1 to NOTIFY_SOCKET");
         }
@@ -282,18 +287,21 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
 }
 
 /// Prints where hearthd listens and, in setup mode, how to finish setup.
-fn announce(addr: SocketAddr, setup_done: bool, data_dir: &std::path::Path) {
+fn announce(addr: SocketAddr, setup_code: Option<&str>, data_dir: &std::path::Path) {
+    let setup_done = setup_code.is_none();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "hearthd listening on http://{addr}");
-    if setup_done {
-        let _ = writeln!(out, "setup is complete; log in with auth.login");
-    } else {
+    if let Some(code) = setup_code {
+        // The one place the code is shown (console); it is never logged.
+        eprintln!("hearthd: setup code {code}");
         let _ = writeln!(
             out,
-            "setup mode: no password yet. Finish setup with:\n  curl -s http://{addr}{RPC_PATH} \
+            "setup mode: no password yet. Setup code: {code}. Finish setup with:\n  curl -s http://{addr}{RPC_PATH} \
              -H 'content-type: application/json' \
-             -d '{{\"method\":\"setup.complete\",\"params\":{{\"password\":\"<at least 8 chars>\",\"hostname\":\"hearth\"}}}}'"
+             -d '{{\"method\":\"setup.complete\",\"params\":{{\"password\":\"<at least 8 chars>\",\"hostname\":\"hearth\",\"setupCode\":\"{code}\"}}}}'"
         );
+    } else {
+        let _ = writeln!(out, "setup is complete; log in with auth.login");
     }
     let _ = writeln!(
         out,

@@ -25,6 +25,7 @@ pub(crate) fn registry(
     logs: &LogBuffer,
     config: &ApiConfig,
     started: Instant,
+    setup_code: Option<Arc<crate::setup_code::SetupCode>>,
 ) -> Registry {
     let mut r = Registry::default();
     server::register(
@@ -38,7 +39,7 @@ pub(crate) fn registry(
             boot_state: config.boot_state_file.clone(),
         },
     );
-    setup::register(&mut r, store.clone(), Arc::clone(auth));
+    setup::register(&mut r, store.clone(), Arc::clone(auth), setup_code);
     hostname::register(&mut r, store.clone());
     auth::register(&mut r, Arc::clone(auth), config.session_max_age);
     notification::register(&mut r, store.clone());
@@ -71,7 +72,14 @@ mod tests {
             config.login_failure_budget,
         )
         .unwrap();
-        let r = registry(&store, &auth, &LogBuffer::new(10), &config, Instant::now());
+        let r = registry(
+            &store,
+            &auth,
+            &LogBuffer::new(10),
+            &config,
+            Instant::now(),
+            None,
+        );
         let (missing, unknown, duplicate) = r.coverage();
         assert!(missing.is_empty(), "methods without handler: {missing:?}");
         assert!(

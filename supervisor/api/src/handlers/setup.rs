@@ -10,10 +10,11 @@ use hearth_store::Store;
 use serde_json::Value;
 
 use super::notification::add_notification;
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Principal};
 use crate::dispatch::{Registry, Reply};
 use crate::doc::{self, PASSWORD_HASH, SERVER_INFO};
 use crate::error::{blocking, mutate_error};
+use crate::setup_code::SetupCode;
 
 fn already() -> RpcError {
     RpcError::new(
@@ -22,7 +23,12 @@ fn already() -> RpcError {
     )
 }
 
-pub(crate) fn register(r: &mut Registry, store: Store, auth: Arc<Authenticator>) {
+pub(crate) fn register(
+    r: &mut Registry,
+    store: Store,
+    auth: Arc<Authenticator>,
+    setup_code: Option<Arc<SetupCode>>,
+) {
     let status_auth = Arc::clone(&auth);
     r.register::<SetupStatus, _, _>(move |_, _| {
         let complete = status_auth.setup_complete();
@@ -33,13 +39,21 @@ pub(crate) fn register(r: &mut Registry, store: Store, auth: Arc<Authenticator>)
         }
     });
 
-    r.register::<SetupComplete, _, _>(move |_, p| {
-        let (store, auth) = (store.clone(), Arc::clone(&auth));
+    r.register::<SetupComplete, _, _>(move |caller, p| {
+        let (store, auth, setup_code) = (store.clone(), Arc::clone(&auth), setup_code.clone());
         async move {
             check_password(&p.password).map_err(|e| RpcError::invalid_params("password", e))?;
             check_hostname(&p.hostname).map_err(|e| RpcError::invalid_params("hostname", e))?;
             if auth.setup_complete() {
                 return Err(already());
+            }
+            // The local cookie (0600 in the data dir, next to the code) proves the same
+            // access as the code; everyone else must show it.
+            if !matches!(caller.principal, Principal::Local) {
+                match &setup_code {
+                    Some(code) => code.check(&auth, caller.peer, p.setup_code.as_deref())?,
+                    None => return Err(already()),
+                }
             }
             let hash = auth.hash_password(p.password).await?;
             let hostname = p.hostname;
@@ -66,6 +80,9 @@ pub(crate) fn register(r: &mut Registry, store: Store, auth: Arc<Authenticator>)
                     .map_err(mutate_error("complete setup"))
             })
             .await?;
+            if let Some(code) = &setup_code {
+                code.remove();
+            }
             tracing::info!(rev, "setup complete");
             Ok(Reply::at((), rev))
         }

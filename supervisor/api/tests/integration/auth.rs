@@ -38,7 +38,7 @@ async fn setup_runs_once_and_leaves_a_welcome_notification() {
     let r = s
         .call(
             "setup.complete",
-            json!({"password": PASSWORD, "hostname": "box"}),
+            json!({"password": PASSWORD, "hostname": "box", "setupCode": s.setup_code()}),
             &[],
         )
         .await;
@@ -69,8 +69,9 @@ async fn setup_runs_once_and_leaves_a_welcome_notification() {
 #[tokio::test]
 async fn concurrent_setup_has_exactly_one_winner() {
     let s = TestServer::start().await;
+    let code = s.setup_code();
     let calls = (0..4).map(|i| {
-        let body = json!({"method": "setup.complete", "params": {"password": format!("password-{i}"), "hostname": "box"}}).to_string();
+        let body = json!({"method": "setup.complete", "params": {"password": format!("password-{i}"), "hostname": "box", "setupCode": code}}).to_string();
         let addr = s.addr;
         async move { http(addr, "POST", "/rpc/v1", &[], body.as_bytes()).await.json() }
     });

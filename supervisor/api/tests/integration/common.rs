@@ -98,11 +98,19 @@ impl TestServer {
         s
     }
 
+    /// The first-boot setup code (from the data dir, as a person would read the file).
+    pub fn setup_code(&self) -> String {
+        std::fs::read_to_string(self.data_path("setup-code"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
     pub async fn setup(&self) {
         let r = self
             .call(
                 "setup.complete",
-                json!({"password": PASSWORD, "hostname": "box"}),
+                json!({"password": PASSWORD, "hostname": "box", "setupCode": self.setup_code()}),
                 &[],
             )
             .await;

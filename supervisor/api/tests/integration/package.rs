@@ -165,7 +165,7 @@ async fn a_refused_upload_is_answered_after_the_client_sent_everything() {
             String::new()
         };
         let head = format!(
-            "POST {} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+            "POST {} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
              content-length: {}\r\n{auth}\r\n",
             hearth_layout::PACKAGE_UPLOAD_PATH,
             big.len()
@@ -187,7 +187,7 @@ async fn chunked_post(addr: std::net::SocketAddr, path: &str, local: &str, body:
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\
          transfer-encoding: chunked\r\nx-hearth-local-auth: {local}\r\n\r\n"
     );
     c.write_all(head.as_bytes()).await.unwrap();

@@ -20,6 +20,11 @@ pub struct SetupCompleteParams {
     /// Hostname: 1–63 lowercase letters, digits or dashes, not starting or ending with a
     /// dash.
     pub hostname: String,
+    /// The first-boot setup code (`ABCD-EFGH-JKLM`, case, dashes and spaces ignored):
+    /// printed on the server's console and written to a file on its boot partition.
+    /// Required unless the caller holds the local cookie.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup_code: Option<String>,
 }
 
 impl std::fmt::Debug for SetupCompleteParams {
@@ -27,6 +32,10 @@ impl std::fmt::Debug for SetupCompleteParams {
         f.debug_struct("SetupCompleteParams")
             .field("password", &"<redacted>")
             .field("hostname", &self.hostname)
+            .field(
+                "setup_code",
+                &self.setup_code.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -88,11 +97,13 @@ mod tests {
     }
 
     #[test]
-    fn debug_does_not_print_the_password() {
+    fn debug_does_not_print_the_password_or_the_setup_code() {
         let p = SetupCompleteParams {
             password: "hunter2hunter2".into(),
             hostname: "h".into(),
+            setup_code: Some("ABCD-EFGH-JKLM".into()),
         };
         assert!(!format!("{p:?}").contains("hunter2"));
+        assert!(!format!("{p:?}").contains("ABCD"));
     }
 }
