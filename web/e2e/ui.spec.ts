@@ -6,6 +6,8 @@
 import { expect, test, type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { Hearthd } from './hearthd';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const server = new Hearthd();
 let BASE = '';
@@ -67,6 +69,16 @@ test('setup wizard: rules, then finish', async () => {
   await page.getByLabel('Master password').fill(PASSWORD);
   await page.getByLabel('Confirm password').fill(PASSWORD);
   await page.getByLabel('Server name').fill('my-hearth');
+  // Without the setup code the server refuses, and the page says where the code is.
+  await page.getByRole('button', { name: 'Finish setup' }).click();
+  await expect(page.getByRole('alert')).toContainText('needs the setup code');
+  await expect(page.getByRole('alert')).toContainText('printed on the console');
+  await page.getByLabel('Setup code').fill('AAAA-AAAA-AAAA');
+  await page.getByRole('button', { name: 'Finish setup' }).click();
+  await expect(page.getByRole('alert')).toContainText('wrong setup code');
+  // The code hearthd stored (0600) in its data dir, as a person reads it from the console.
+  const code = readFileSync(join(process.env.HEARTH_DATA ?? '', 'setup-code'), 'utf8').trim();
+  await page.getByLabel('Setup code').fill(code);
   await page.getByRole('button', { name: 'Finish setup' }).click();
   await expect(page.getByRole('heading', { name: 'Your server is ready' })).toBeVisible();
   await check('setup-done');
