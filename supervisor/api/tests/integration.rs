@@ -16,3 +16,5 @@ mod methods;
 mod package;
 #[path = "integration/stream.rs"]
 mod stream;
+#[path = "integration/tls.rs"]
+mod tls;
