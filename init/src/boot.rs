@@ -185,6 +185,10 @@ pub(crate) fn run() -> ! {
             mounts::DATA_DIR,
             "--listen",
             params.listen.as_str(),
+            // HTTPS with Hearth's own CA (hearth-tls); port 80 becomes redirect-only
+            // once the VM test reaches the API over HTTPS.
+            "--https-listen",
+            cmdline::DEFAULT_HTTPS_LISTEN,
         ]
         .map(Into::into)
         .to_vec(),
