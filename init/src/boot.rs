@@ -188,6 +188,10 @@ pub(crate) fn run() -> ! {
             // The appliance owns its names: kernel hostname and `<hostname>.local`.
             "--mdns",
             "--set-kernel-hostname",
+            // HTTPS with Hearth's own CA (hearth-tls); port 80 becomes redirect-only
+            // once the VM test reaches the API over HTTPS.
+            "--https-listen",
+            cmdline::DEFAULT_HTTPS_LISTEN,
         ]
         .map(Into::into)
         .to_vec(),

@@ -72,6 +72,9 @@ pub(crate) struct BootParams {
 /// Default listen address of hearthd on a device.
 pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:80";
 
+/// hearthd's HTTPS listener on a device.
+pub(crate) const DEFAULT_HTTPS_LISTEN: &str = "0.0.0.0:443";
+
 /// A command line value that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum CmdlineError {

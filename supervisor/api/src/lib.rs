@@ -43,8 +43,8 @@
 //! * A request carrying cookies with a foreign `Origin` is refused before dispatch.
 //!
 //! # Limitations
-//! * HTTP/1.1 only, no TLS yet (`Secure` cookies are enabled by [`ApiConfig::tls`] for
-//!   when a TLS front end exists).
+//! * The plain listener is HTTP/1.1 only; the HTTPS listener ([`serve_with_tls`])
+//!   offers `h2` and `http/1.1` by ALPN and marks the session cookie `Secure`.
 //! * Batches run sequentially, in order.
 //!
 //! # Rejected alternatives
@@ -66,8 +66,9 @@ mod logs;
 mod logs_stream;
 mod metrics;
 mod server;
-mod static_files;
 mod setup_code;
+mod static_files;
+mod tls;
 mod upload;
 mod ws;
 
@@ -77,4 +78,5 @@ pub use dispatch::{CallOutput, Caller, Dispatcher, SessionCookie};
 pub use error::ApiError;
 pub use http::{Body, Endpoint, RequestContext};
 pub use logs::{LogBuffer, LogLayer};
-pub use server::{App, AppParts, serve};
+pub use server::{App, AppParts, serve, serve_with_tls};
+pub use tls::TlsListener;

@@ -170,12 +170,23 @@ pub async fn serve(
     app: App,
     cancel: CancellationToken,
 ) -> Result<(), ApiError> {
+    serve_with_tls(listener, None, app, cancel).await
+}
+
+/// [`serve`], plus an HTTPS listener (`tls`) serving the same routes with ALPN
+/// `h2` and `http/1.1` (see `crate::tls`).
+pub async fn serve_with_tls(
+    listener: TcpListener,
+    tls: Option<crate::TlsListener>,
+    app: App,
+    cancel: CancellationToken,
+) -> Result<(), ApiError> {
     let shared = Arc::new(app.shared);
     let tracker = shared.tracker.clone();
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, acceptor) = tokio::select! {
             () = cancel.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = crate::tls::accept(&listener, tls.as_ref()) => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -191,7 +202,10 @@ pub async fn serve(
             continue;
         }
         let (shared, cancel) = (Arc::clone(&shared), cancel.clone());
-        tracker.spawn(connection(stream, peer, shared, cancel));
+        match acceptor {
+            None => tracker.spawn(connection(stream, peer, shared, cancel)),
+            Some(a) => tracker.spawn(crate::tls::connection(a, stream, peer, shared, cancel)),
+        };
     }
     tracker.close();
     tracing::info!(

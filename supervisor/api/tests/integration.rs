@@ -8,10 +8,10 @@ mod common;
 mod auth;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
-#[path = "integration/hostname.rs"]
-mod hostname;
 #[path = "integration/host.rs"]
 mod host;
+#[path = "integration/hostname.rs"]
+mod hostname;
 #[path = "integration/limits.rs"]
 mod limits;
 #[path = "integration/methods.rs"]
@@ -22,5 +22,7 @@ mod package;
 mod setup_code;
 #[path = "integration/stream.rs"]
 mod stream;
+#[path = "integration/tls.rs"]
+mod tls;
 #[path = "integration/web.rs"]
 mod web;

@@ -31,6 +31,7 @@ use std::time::Duration;
 mod mcp;
 mod names;
 mod services;
+mod tls;
 
 use clap::Parser;
 use hearth_api::{ApiConfig, App, AppParts, LogBuffer};
@@ -52,6 +53,13 @@ struct Args {
     #[arg(long, env = "HEARTH_LISTEN", default_value = DEV_LISTEN)]
     listen: SocketAddr,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `hearth_api=debug`.
+    /// Serve the API over HTTPS here too (Hearth's own CA; e.g. 0.0.0.0:443 on the image).
+    #[arg(long, env = "HEARTH_HTTPS_LISTEN")]
+    https_listen: Option<SocketAddr>,
+    /// Plain-HTTP LAN listener: only a redirect to HTTPS, /hearth-ca.crt and /trust
+    /// (e.g. 0.0.0.0:80 on the image). Needs --https-listen.
+    #[arg(long, env = "HEARTH_HTTP_REDIRECT_LISTEN", requires = "https_listen")]
+    http_redirect_listen: Option<SocketAddr>,
     #[arg(long, env = "HEARTH_LOG", default_value = "info")]
     log: String,
     /// Log out sessions idle for this many seconds.
@@ -120,6 +128,8 @@ enum DaemonError {
     },
     #[error("start API: {0}")]
     Api(#[from] hearth_api::ApiError),
+    #[error(transparent)]
+    Tls(tls::TlsSetupError),
     #[error("listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -259,6 +269,13 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         })?;
         // Handlers first: a signal right after the announcement must shut down cleanly.
         let cancel = CancellationToken::new();
+        let (https, tls_lines) = match args.https_listen {
+            None => (None, Vec::new()),
+            Some(a) => {
+                let (t, lines) = tls_listeners(&args, a, &data_dir, &cancel).await?;
+                (Some(t), lines)
+            }
+        };
         let signals = wait_for_signal(cancel.clone())?;
         let supervisor = services::spawn(
             &data_dir,
@@ -273,10 +290,13 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
             cancel.child_token(),
         );
         announce(addr, setup_code.as_deref(), &data_dir);
+        for line in tls_lines {
+            println!("{line}");
+        }
         if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
             tracing::warn!(error = %e, "sending READY=1 to NOTIFY_SOCKET");
         }
-        let served = hearth_api::serve(listener, app, cancel.clone()).await;
+        let served = hearth_api::serve_with_tls(listener, https, app, cancel.clone()).await;
         // Containers keep running; the next start adopts them.
         supervisor.shutdown().await;
         let _ = names.await;
@@ -284,6 +304,31 @@ fn run(args: Args, logs: LogBuffer) -> Result<(), DaemonError> {
         tracing::info!("hearthd stopped");
         served.map_err(DaemonError::from)
     })
+}
+
+/// Binds the HTTPS listener (and the redirect listener when asked) and prints them.
+async fn tls_listeners(
+    args: &Args,
+    addr: SocketAddr,
+    data_dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<(hearth_api::TlsListener, Vec<String>), DaemonError> {
+    let bind = |addr| async move {
+        let l = tokio::net::TcpListener::bind(addr).await;
+        let l = l.and_then(|l| l.local_addr().map(|a| (l, a)));
+        l.map_err(|source| DaemonError::Bind { addr, source })
+    };
+    let (l, https_addr) = bind(addr).await?;
+    let (tls, ca) = tls::https(data_dir, l, https_addr).map_err(DaemonError::Tls)?;
+    let mut lines = vec![format!("hearthd listening on https://{https_addr}")];
+    if let Some(r) = args.http_redirect_listen {
+        let (l, raddr) = bind(r).await?;
+        tls::spawn_redirect(l, https_addr.port(), ca, cancel.clone());
+        lines.push(format!(
+            "hearthd redirecting http://{raddr} to https (CA at /hearth-ca.crt)"
+        ));
+    }
+    Ok((tls, lines))
 }
 
 /// Prints where hearthd listens and, in setup mode, how to finish setup.
