@@ -192,7 +192,10 @@ arm_rpc() { # BODY TIMEOUT
   curl -s -m "$2" -b "$work/cookies" -c "$work/cookies" "http://127.0.0.1:$port/rpc/v1" \
     -H 'content-type: application/json' -d "$1" || true
 }
-arm_rpc '{"method":"setup.complete","params":{"password":"bench-password","hostname":"hearth"}}' 180 |
+# The setup code as a person reads it on the console (hearthd prints it once).
+arm_code="$(grep -ao 'hearthd: setup code [A-Z2-7-]*' "$work/serial-aarch64.log" | tail -n 1 | cut -d' ' -f4)"
+[ -n "$arm_code" ] || { echo "image bench: no setup code on the aarch64 console" >&2; exit 1; }
+arm_rpc '{"method":"setup.complete","params":{"password":"bench-password","hostname":"hearth","setupCode":"'"$arm_code"'"}}' 180 |
   grep '"result"' >/dev/null || { echo "image bench: aarch64 setup.complete failed" >&2; exit 1; }
 arm_rpc '{"method":"auth.login","params":{"password":"bench-password"}}' 180 |
   grep '"result"' >/dev/null || { echo "image bench: aarch64 auth.login failed" >&2; exit 1; }
