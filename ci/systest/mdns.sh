@@ -154,7 +154,7 @@ expect_mdns_name() { # NAME
 }
 
 r="$(ip netns exec hnm-a curl -sS "$URL/rpc/v1" -H 'content-type: application/json' \
-  -d '{"method":"setup.complete","params":{"password":"correct horse","hostname":"hnmbox"}}')"
+  -d '{"method":"setup.complete","params":{"password":"correct horse","hostname":"hnmbox","setupCode":"'"$(cat "$DATA/setup-code")"'"}}')"
 [ "$(echo "$r" | field /error)" = null ] || fail "setup.complete: $r"
 expect_resolves hnmbox.local 10.77.0.1
 expect_mdns_name hnmbox.local.

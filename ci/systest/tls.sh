@@ -37,7 +37,7 @@ v="$(curl -sS --cacert "$WORK/ca.crt" --resolve "$H:$HTTPS_PORT:127.0.0.1" --htt
   || fail "https to $H did not verify"
 [ "$v" = 2 ] || fail "ALPN gave HTTP/$v, not h2"
 out="$(curl -sS --cacert "$WORK/ca.crt" "https://localhost:$HTTPS_PORT/rpc/v1" -H 'content-type: application/json' \
-  -d '{"method":"setup.complete","params":{"password":"systest-password","hostname":"box"}}')"
+  -d '{"method":"setup.complete","params":{"password":"systest-password","hostname":"box","setupCode":"'"$(cat "$DATA/setup-code")"'"}}')"
 echo "$out" | jq -e '.revision > 0' >/dev/null || fail "setup over https: $out"
 login="$(curl -sS -i --cacert "$WORK/ca.crt" "https://localhost:$HTTPS_PORT/rpc/v1" -H 'content-type: application/json' \
   -d '{"method":"auth.login","params":{"password":"systest-password"}}')"

@@ -84,8 +84,11 @@ async fn https_listener_serves_the_api_with_h2_secure_cookie_and_host_cert_for_u
     ));
 
     let caf = ca_file.clone();
+    // The first-boot setup code, as a person reads it (a network caller must send it).
+    let code = std::fs::read_to_string(dir.path().join("setup-code")).unwrap();
+    let code = code.trim().to_owned();
     tokio::task::spawn_blocking(move || {
-        let setup = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"setup.complete","params":{{"password":"{PASSWORD}","hostname":"box"}}}}"#);
+        let setup = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"setup.complete","params":{{"password":"{PASSWORD}","hostname":"box","setupCode":"{code}"}}}}"#);
         let login = format!(r#"{{"jsonrpc":"2.0","id":2,"method":"auth.login","params":{{"password":"{PASSWORD}"}}}}"#);
         let json = ["-H", "content-type: application/json", "-d"];
         // Setup over HTTPS, verified against the CA, on HTTP/2.
